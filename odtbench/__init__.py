@@ -1,0 +1,3 @@
+"""odtbench: offline-to-online RL benchmark for Decision Transformers."""
+
+__version__ = "0.1.0"
