@@ -1,0 +1,150 @@
+"""ODT data handling: offline preprocessing, the trajectory replay buffer, segment sampling.
+
+Follows the authors' code (algorithm.md §5.2–§5.4), quirks included and marked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from odtbench.data.trajectories import Trajectory
+
+ACTION_EPS = 1e-6
+MAX_TIMESTEP = 999  # timesteps >= 1000 are clipped (§5.3)
+
+
+@dataclass
+class OfflineData:
+    """Preprocessed offline trajectories (ascending return) and state statistics."""
+
+    trajectories: list[Trajectory]
+    state_mean: np.ndarray
+    state_std: np.ndarray
+
+
+def prepare_offline(trajs: list[Trajectory], drop_lowest_return: bool = True) -> OfflineData:
+    """State statistics over all offline states, then ODT's return sort (§5.2 steps 3–4).
+
+    ODT keeps the top-return trajectories whose total length stays *strictly below* the
+    dataset's total, which drops exactly the lowest-return one; the kept list stays in
+    ascending-return order (the buffer overwrites from that low end).
+    """
+    if not trajs:
+        raise ValueError("no offline trajectories")
+    states = np.concatenate([t.observations for t in trajs], 0).astype(np.float64)
+    mean = states.mean(0).astype(np.float32)
+    std = (states.std(0) + 1e-6).astype(np.float32)
+    order = np.argsort([t.ret for t in trajs], kind="stable")
+    if drop_lowest_return and len(trajs) > 1:
+        lens = np.array([len(t) for t in trajs])
+        total, kept, i = lens.sum(), lens[order[-1]], len(trajs) - 2
+        while i >= 0 and kept + lens[order[i]] < total:
+            kept += lens[order[i]]
+            i -= 1
+        order = order[i + 1:]
+    return OfflineData([trajs[i] for i in order], mean, std)
+
+
+class TrajectoryBuffer:
+    """ODT's trajectory-level FIFO (§5.4), capacity counted in trajectories.
+
+    Initialised with the top-`capacity` offline trajectories in ascending-return order; once
+    full, new trajectories overwrite from a cursor starting at index 0 (the lowest-return
+    offline one). The authors' slice assignment can grow the list past capacity when several
+    trajectories arrive at the wrap point; we wrap per trajectory instead (same FIFO intent).
+    """
+
+    def __init__(self, capacity: int, trajectories: list[Trajectory]):
+        self.capacity = int(capacity)
+        self.trajectories = list(trajectories[-self.capacity:])
+        self.cursor = 0
+
+    def __len__(self) -> int:
+        return len(self.trajectories)
+
+    def add(self, new: list[Trajectory]) -> None:
+        if len(self.trajectories) < self.capacity:
+            self.trajectories.extend(new)
+            self.trajectories = self.trajectories[-self.capacity:]
+            return
+        for t in new:
+            self.trajectories[self.cursor] = t
+            self.cursor = (self.cursor + 1) % self.capacity
+
+    def state_dict(self) -> dict:
+        return {"capacity": self.capacity, "cursor": self.cursor, "trajectories": self.trajectories}
+
+    @classmethod
+    def from_state_dict(cls, d: dict) -> TrajectoryBuffer:
+        buf = cls(d["capacity"], [])
+        buf.trajectories, buf.cursor = list(d["trajectories"]), d["cursor"]
+        return buf
+
+
+class SegmentSampler:
+    """Samples left-padded K-step segments as tensors (the batch contract of dt_agent).
+
+    Flat tensors are built once per trajectory list; a batch is a pure index gather, so no
+    per-iteration DataLoader is needed. Trajectories are drawn with probability proportional
+    to length and a start index uniform within the trajectory (§1.5, §5.3).
+    """
+
+    def __init__(self, trajs: list[Trajectory], state_mean: np.ndarray, state_std: np.ndarray,
+                 context_len: int, reward_scale: float, device: str | torch.device = "cpu"):
+        self.K = int(context_len)
+        self.device = torch.device(device)
+        lens = np.array([len(t) for t in trajs], dtype=np.int64)
+        self.lens = torch.as_tensor(lens)
+        self.offsets = torch.as_tensor(np.concatenate([[0], np.cumsum(lens)[:-1]]))
+        self.rtg_offsets = torch.as_tensor(np.concatenate([[0], np.cumsum(lens + 1)[:-1]]))
+        self.probs = self.lens.double() / lens.sum()
+        mean, std = state_mean.astype(np.float32), state_std.astype(np.float32)
+        obs = np.concatenate([t.observations for t in trajs], 0).astype(np.float32)
+        nxt = np.concatenate([t.next_observations for t in trajs], 0).astype(np.float32)
+        # Offline, only true terminations stop bootstrapping (time-limit ends do not, §5.1).
+        done = np.concatenate([t.terminations for t in trajs], 0).astype(np.float32)
+        act = np.clip(np.concatenate([t.actions for t in trajs], 0), -1 + ACTION_EPS, 1 - ACTION_EPS)
+        ts = np.concatenate([np.arange(n) for n in lens]).clip(max=MAX_TIMESTEP)
+        rtg = np.concatenate([t.returns_to_go() for t in trajs]) * reward_scale
+        dev = self.device
+        self.obs = torch.as_tensor((obs - mean) / std, device=dev)
+        self.next_obs = torch.as_tensor((nxt - mean) / std, device=dev)
+        self.actions = torch.as_tensor(act.astype(np.float32), device=dev)
+        self.rewards = torch.as_tensor(np.concatenate([t.rewards for t in trajs]).astype(np.float32), device=dev)
+        self.dones = torch.as_tensor(done, device=dev)
+        self.timesteps = torch.as_tensor(ts.astype(np.int64), device=dev)
+        self.rtg = torch.as_tensor(rtg.astype(np.float32), device=dev)
+        # Pads are zeros in raw state space, then normalised: -mean/std (§5.3).
+        self.state_pad = torch.as_tensor(-mean / std, device=dev)
+
+    @property
+    def num_transitions(self) -> int:
+        return int(self.lens.sum())
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        K, dev = self.K, self.device
+        traj = torch.multinomial(self.probs, batch_size, replacement=True, generator=generator)
+        L = self.lens[traj]
+        start = (torch.rand(batch_size, generator=generator, dtype=torch.float64) * L).long()
+        real = torch.minimum(L - start, torch.tensor(K))  # real length of each segment
+        pos = torch.arange(K + 1)
+        step = start[:, None] + pos[None, :] - (K - real)[:, None]  # (B, K+1); < start on pads
+        valid = (pos[None, :] >= (K - real)[:, None])
+        idx = (self.offsets[traj][:, None] + step.clamp(min=0))[:, :K]
+        ridx = self.rtg_offsets[traj][:, None] + step.clamp(min=0)
+        idx, ridx, valid = idx.to(dev), ridx.to(dev), valid.to(dev)
+        m = valid[:, :K]
+        mf = m.unsqueeze(-1)
+        return {
+            "states": torch.where(mf, self.obs[idx], self.state_pad),
+            "next_states": torch.where(mf, self.next_obs[idx], self.state_pad),
+            "actions": torch.where(mf, self.actions[idx], 0.0),
+            "rewards": torch.where(m, self.rewards[idx], 0.0),
+            "dones": torch.where(m, self.dones[idx], 2.0),  # pads are 2 (masked out anyway)
+            "rtg": torch.where(valid, self.rtg[ridx], 0.0),
+            "timesteps": torch.where(m, self.timesteps[idx], 0),
+            "mask": m.float(),
+        }

@@ -1,0 +1,101 @@
+"""Batched DT rollouts: evaluation episodes in lockstep, and online data collection.
+
+All live episodes share the step index, so the policy runs once per step for the whole batch
+on exactly the real context (the last T_eval steps; no padding to K, which is equivalent
+because padded keys are masked and there is no positional embedding).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from odtbench.data.trajectories import Trajectory
+
+ACTION_EPS = 1e-6
+
+
+@dataclass
+class RolloutResult:
+    trajectories: list[Trajectory]
+    returns: np.ndarray  # (N,) episode returns in env-reward units
+    lengths: np.ndarray  # (N,)
+    successes: np.ndarray | None = None  # (N,) bool where the env reports success
+
+
+def rollout(agent, envs: list[gym.Env], seeds: list[int], *, state_mean: np.ndarray,
+            state_std: np.ndarray, target_rtg: float, reward_scale: float, context_len: int,
+            max_len: int, deterministic: bool = True, noise_std: float = 0.0,
+            generator: torch.Generator | None = None) -> RolloutResult:
+    """Run one episode per env in lockstep with the DT policy.
+
+    RTG starts at `target_rtg * reward_scale` and is decremented by `r_t * reward_scale`
+    (algorithm.md §1.4). Exploration: Gaussian noise of std `noise_std` added to the
+    deterministic action, unclipped before the final clamp (§3.5).
+    """
+    n = len(envs)
+    S = int(np.prod(envs[0].observation_space.shape))
+    A = int(np.prod(envs[0].action_space.shape))
+    mean = torch.as_tensor(state_mean, dtype=torch.float32)
+    std = torch.as_tensor(state_std, dtype=torch.float32)
+    states = torch.zeros(n, max_len + 1, S)
+    actions = torch.zeros(n, max_len + 1, A)
+    rtg = torch.zeros(n, max_len + 1)
+    rtg[:, 0] = target_rtg * reward_scale
+    raw_obs = np.zeros((n, max_len + 1, S), dtype=np.float32)
+    rewards = np.zeros((n, max_len), dtype=np.float32)
+    terminated = np.zeros(n, dtype=bool)
+    truncated = np.zeros(n, dtype=bool)
+    success = np.zeros(n, dtype=bool)
+    any_success_info = False
+    lengths = np.zeros(n, dtype=np.int64)
+    for i, (env, seed) in enumerate(zip(envs, seeds, strict=True)):
+        obs, _ = env.reset(seed=int(seed))
+        raw_obs[i, 0] = np.asarray(obs, dtype=np.float32).reshape(-1)
+    states[:, 0] = (torch.as_tensor(raw_obs[:, 0]) - mean) / std
+    alive = np.ones(n, dtype=bool)
+    for t in range(max_len):
+        ids = np.flatnonzero(alive)
+        if len(ids) == 0:
+            break
+        lo = max(0, t + 1 - context_len)
+        tid = torch.as_tensor(ids)
+        act = agent.act(states[tid, lo:t + 1], actions[tid, lo:t + 1], rtg[tid, lo:t + 1],
+                        deterministic=deterministic)
+        if noise_std > 0:
+            act = act + noise_std * torch.randn(act.shape, generator=generator)
+        act = act.clamp(-1.0, 1.0)
+        actions[tid, t] = act
+        act_np = act.numpy()
+        for j, i in enumerate(ids):
+            obs, r, term, trunc, info = envs[i].step(act_np[j])
+            raw_obs[i, t + 1] = np.asarray(obs, dtype=np.float32).reshape(-1)
+            rewards[i, t] = r
+            lengths[i] = t + 1
+            if "success" in info or "is_success" in info:
+                any_success_info = True
+                success[i] |= bool(info.get("success", info.get("is_success", False)))
+            if term or trunc or t + 1 == max_len:
+                alive[i] = False
+                terminated[i], truncated[i] = bool(term), not term
+        states[tid, t + 1] = (torch.as_tensor(raw_obs[ids, t + 1]) - mean) / std
+        rtg[tid, t + 1] = rtg[tid, t] - torch.as_tensor(rewards[ids, t]) * reward_scale
+    trajs = []
+    for i in range(n):
+        L = int(lengths[i])
+        term = np.zeros(L, dtype=bool)
+        trunc = np.zeros(L, dtype=bool)
+        # The authors store every online episode end as terminal, time-limit ends included
+        # (algorithm.md §5.5, §10.4); `truncations` keeps the true cause for the record.
+        term[-1] = True
+        trunc[-1] = truncated[i]
+        trajs.append(Trajectory(observations=raw_obs[i, :L].copy(),
+                                actions=actions[i, :L].numpy().astype(np.float32),
+                                rewards=rewards[i, :L].copy(),
+                                next_observations=raw_obs[i, 1:L + 1].copy(),
+                                terminations=term, truncations=trunc))
+    return RolloutResult(trajs, rewards.sum(1, dtype=np.float64), lengths,
+                         success if any_success_info else None)

@@ -1,0 +1,340 @@
+"""The offline→online protocol shared by the ODT family (algorithm.md §6).
+
+pretrain (critic always trained; actor supervised unless rl_from_start) → hard-reset the
+targets → online iterations: collect >= min transitions (>= 1 episode) into the trajectory
+FIFO, `online_updates_per_iter` actor updates with `actor_update_interval` critic updates
+each, evaluate every `eval_interval` iterations and at the end. A run checkpoints on a
+schedule and resumes from its last checkpoint with identical numbers on CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from odtbench.config import RunConfig
+from odtbench.data.replay import SegmentSampler, TrajectoryBuffer, prepare_offline
+from odtbench.evaluation import rollout
+from odtbench.results import CURVE_COLUMNS, atomic_write_json, provenance, write_curve
+
+CKPT_NAME = "state.pt"
+
+
+class Diverged(Exception):
+    """A loss or critic value became non-finite or exploded past the bound."""
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _rng_state(gen: torch.Generator) -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+            "python": random.getstate(), "sampler": gen.get_state()}
+
+
+def _set_rng_state(st: dict, gen: torch.Generator) -> None:
+    torch.set_rng_state(st["torch"])
+    np.random.set_state(st["numpy"])
+    random.setstate(st["python"])
+    gen.set_state(st["sampler"])
+
+
+class Run:
+    """One run of one DT-family method on one task and seed, writing the run-result files."""
+
+    def __init__(self, cfg: RunConfig, out_dir: Path | str, device: str = "cpu"):
+        from odtbench.data.build import load_task_dataset
+        from odtbench.methods.dt_agent import DTAgent
+        from odtbench.tasks import get_task
+
+        self.cfg, self.hp, self.out = cfg, cfg.hyperparameters, Path(out_dir)
+        self.task = get_task(cfg.task_key)
+        trajs, self.dataset_info = load_task_dataset(cfg.task_key, cfg.scale)
+        self.offline = prepare_offline(trajs, self.hp["drop_lowest_return"])
+        self.device = device
+        _seed_everything(cfg.seed)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        S = self.offline.trajectories[0].observations.shape[1]
+        A = self.offline.trajectories[0].actions.shape[1]
+        self.agent = DTAgent(self.hp, S, A, device=device)
+        self.eval_envs = [self.task.make_env() for _ in range(self.hp["eval_episodes"])]
+        self.online_env = self.task.make_env()
+        self.probe = None
+        if self.task.domain == "toy":
+            from odtbench.toy import ToyProbe
+            self.probe = ToyProbe()
+        self.st: dict[str, Any] = {
+            "phase": "pretrain", "pretrain_iter": 0, "pretrain_units": 0, "online_iter": 0,
+            "online_transitions": 0, "episodes": 0, "gradient_steps": 0, "wall_time_s": 0.0,
+            "curve": [], "status": "running", "diverged_reason": None,
+        }
+        self.buffer: TrajectoryBuffer | None = None
+        self.log = self._make_logger()
+
+    # ------------------------------------------------------------------ infrastructure
+    def _make_logger(self) -> logging.Logger:
+        self.out.mkdir(parents=True, exist_ok=True)
+        log = logging.getLogger(f"odtbench.run.{self.out}")
+        log.setLevel(logging.INFO)
+        if not log.handlers:
+            h = logging.FileHandler(self.out / "log.txt")
+            h.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+            log.addHandler(h)
+        return log
+
+    @property
+    def ckpt_path(self) -> Path:
+        return self.out / "checkpoint" / CKPT_NAME
+
+    def save_checkpoint(self) -> None:
+        self.st["wall_time_s"] += time.perf_counter() - self._t0
+        self._t0 = time.perf_counter()
+        payload = {"state": self.st, "agent": self.agent.state_dict(), "rng": _rng_state(self.gen),
+                   "buffer": self.buffer.state_dict() if self.buffer else None,
+                   "probe": self.probe.to_json() if self.probe else None}
+        self.ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.ckpt_path.with_suffix(".tmp")
+        torch.save(payload, tmp)
+        os.replace(tmp, self.ckpt_path)  # atomic: a kill leaves the previous checkpoint
+
+    def load_checkpoint(self) -> bool:
+        if not self.ckpt_path.exists():
+            return False
+        payload = torch.load(self.ckpt_path, weights_only=False)
+        self.st = payload["state"]
+        self.agent.load_state_dict(payload["agent"])
+        if payload["buffer"] is not None:
+            self.buffer = TrajectoryBuffer.from_state_dict(payload["buffer"])
+        if self.probe and payload["probe"]:
+            self.probe.load(payload["probe"])
+        _set_rng_state(payload["rng"], self.gen)
+        self.log.info("resumed from checkpoint: %s", {k: v for k, v in self.st.items() if k != "curve"})
+        return True
+
+    def _check(self, metrics: dict[str, torch.Tensor], where: str) -> None:
+        """One host sync per chunk: non-finite losses or exploding Q end the run as diverged."""
+        if not metrics:
+            return
+        vals = torch.stack([v.detach().float().reshape(()) for v in metrics.values()])
+        if not bool(torch.isfinite(vals).all()):
+            raise Diverged(f"non-finite loss at {where}")
+        q = metrics.get("q_mean")
+        if q is not None and abs(float(q)) > self.hp["divergence_q_bound"]:
+            raise Diverged(f"|Q| {abs(float(q)):.3g} > {self.hp['divergence_q_bound']:g} at {where}")
+
+    # ------------------------------------------------------------------ training
+    def _units(self, sampler: SegmentSampler, n_units: int, rl: float, sup: float) -> dict:
+        """n_units actor updates, each preceded/followed by d critic updates on fresh batches."""
+        d, B = self.hp["actor_update_interval"], self.hp["batch_size"]
+        metrics: dict[str, torch.Tensor] = {}
+        for _ in range(n_units):
+            for b in range(d):
+                batch = sampler.sample(B, self.gen)
+                metrics.update(self.agent.critic_step(batch))
+                if b == 0:
+                    metrics.update(self.agent.actor_step(batch, rl_coeff=rl, sup_coeff=sup))
+            self.st["gradient_steps"] += 1
+        return metrics
+
+    def evaluate(self, phase: str, iteration: int) -> dict:
+        hp = self.hp
+        seeds = [self.cfg.seed * 1000 + i for i in range(hp["eval_episodes"])]
+        res = rollout(self.agent, self.eval_envs, seeds, state_mean=self.offline.state_mean,
+                      state_std=self.offline.state_std, target_rtg=hp["eval_rtg"],
+                      reward_scale=hp["reward_scale"], context_len=hp["eval_context_len"],
+                      max_len=hp["max_episode_len"], deterministic=True)
+        if self.task.score_kind == "success_rate" and res.successes is not None:
+            scores = 100.0 * res.successes.astype(np.float64)
+        else:
+            scores = np.asarray(self.task.normalize(res.returns), dtype=np.float64)
+        row = {"phase": phase, "iteration": iteration,
+               "online_transitions": self.st["online_transitions"],
+               "gradient_steps": self.st["gradient_steps"],
+               "wall_time_s": round(self.st["wall_time_s"] + time.perf_counter() - self._t0, 3),
+               "return_mean": float(res.returns.mean()), "return_std": float(res.returns.std()),
+               "score_mean": float(scores.mean()), "score_std": float(scores.std()),
+               "length_mean": float(res.lengths.mean()),
+               "success_rate": float(res.successes.mean()) if res.successes is not None else ""}
+        if not np.isfinite(row["return_mean"]):
+            raise Diverged(f"non-finite evaluation return at {phase} iteration {iteration}")
+        self.st["curve"].append(row)
+        write_curve(self.out / "curve.csv", self.st["curve"])
+        self.log.info("eval %s it=%d transitions=%d score=%.2f return=%.2f", phase, iteration,
+                      row["online_transitions"], row["score_mean"], row["return_mean"])
+        return row
+
+    def pretrain(self) -> None:
+        hp, st = self.hp, self.st
+        sampler = SegmentSampler(self.offline.trajectories, self.offline.state_mean,
+                                 self.offline.state_std, hp["context_len"], hp["reward_scale"],
+                                 self.device)
+        # Pretraining is supervised-only unless rl_from_start (AntMaze), §3.6.
+        rl, sup = (hp["rl_coeff"], hp["sup_coeff"]) if hp["rl_from_start"] else (0.0, 1.0)
+        while st["pretrain_iter"] < hp["pretrain_iters"]:
+            while st["pretrain_units"] < hp["pretrain_updates"]:
+                n = min(hp["checkpoint_every_updates"], hp["pretrain_updates"] - st["pretrain_units"])
+                m = self._units(sampler, n, rl, sup)
+                st["pretrain_units"] += n
+                self._check(m, f"pretraining update {st['gradient_steps']}")
+                self.save_checkpoint()
+            self.evaluate("pretrain", st["pretrain_iter"])
+            st["pretrain_iter"] += 1
+            st["pretrain_units"] = 0
+            self.save_checkpoint()
+        if self.probe:
+            self.probe.record(self.agent, 0, st["gradient_steps"], [], self._norm_state0(),
+                              hp["reward_scale"], self._has_critic)
+
+    @property
+    def _has_critic(self) -> bool:
+        return self.hp["rl_kind"] != "none" and self.hp["rl_coeff"] > 0
+
+    def _norm_state0(self) -> np.ndarray:
+        s0 = self.offline.trajectories[0].observations[0]
+        return (s0 - self.offline.state_mean) / self.offline.state_std
+
+    def collect(self) -> list:
+        hp, st = self.hp, self.st
+        new, n = [], 0
+        stochastic = hp["stochastic"]
+        while True:  # >= 1 episode, until >= min_transitions_per_iter (§5.5)
+            seed = 100 + st["episodes"] + 1_000_000 * self.cfg.seed
+            res = rollout(self.agent, [self.online_env], [seed], state_mean=self.offline.state_mean,
+                          state_std=self.offline.state_std, target_rtg=hp["online_rtg"],
+                          reward_scale=hp["reward_scale"], context_len=hp["eval_context_len"],
+                          max_len=hp["max_episode_len"], deterministic=not stochastic,
+                          noise_std=0.0 if stochastic else hp["expl_noise"], generator=self.gen)
+            new.extend(res.trajectories)
+            n += int(res.lengths.sum())
+            st["episodes"] += 1
+            if n >= hp["min_transitions_per_iter"]:
+                break
+        st["online_transitions"] += n
+        return new
+
+    def online(self) -> None:
+        hp, st = self.hp, self.st
+        if st["phase"] == "pretrain":
+            # A new trainer at the phase switch hard-resets both targets (§3.5, §10.8).
+            self.agent.reset_targets()
+            self.buffer = TrajectoryBuffer(hp["replay_size"], self.offline.trajectories)
+            st["phase"] = "online"
+            self.save_checkpoint()
+        while st["phase"] == "online":
+            it = st["online_iter"]
+            new = self.collect()
+            self.buffer.add(new)
+            sampler = SegmentSampler(self.buffer.trajectories, self.offline.state_mean,
+                                     self.offline.state_std, hp["context_len"], hp["reward_scale"],
+                                     self.device)
+            if hp["online_updates_mode"] == "epoch":  # toy: one pass over the data (§8)
+                n_units = max(1, sampler.num_transitions // hp["batch_size"])
+            else:
+                n_units = hp["online_updates_per_iter"]
+            m = self._units(sampler, n_units, hp["rl_coeff"], hp["sup_coeff"])
+            self._check(m, f"online iteration {it}")
+            st["online_iter"] = it + 1
+            last = st["online_transitions"] >= hp["online_budget"] or it + 1 >= hp["max_online_iters"]
+            if self.probe:
+                acts = [float(a) for t in new for a in t.actions.reshape(-1)]
+                self.probe.record(self.agent, it + 1, st["gradient_steps"], acts,
+                                  self._norm_state0(), hp["reward_scale"], self._has_critic)
+            if (it + 1) % hp["eval_interval"] == 0 or last:
+                self.evaluate("online", it + 1)
+                self._progress()
+            if last:
+                st["phase"] = "done"
+            self.save_checkpoint()
+
+    def _progress(self) -> None:
+        st = self.st
+        if self._bar is not None:
+            self._bar.n = min(st["online_transitions"], self._bar.total)
+            el = max(1e-9, time.perf_counter() - self._bar_t0)
+            self._bar.set_postfix(updates_s=f"{(st['gradient_steps'] - self._bar_g0) / el:.1f}",
+                                  score=f"{st['curve'][-1]['score_mean']:.1f}")
+            self._bar.refresh()
+
+    # ------------------------------------------------------------------ driver
+    def execute(self) -> dict:
+        from tqdm import tqdm
+
+        self._t0 = time.perf_counter()
+        summary_path = self.out / "summary.json"
+        if summary_path.exists():
+            import json
+            return json.loads(summary_path.read_text())
+        resumed = self.load_checkpoint()
+        if not resumed:
+            atomic_write_json(self.out / "config.json", self.config_json())
+        self._bar = tqdm(total=self.hp["online_budget"], desc=f"{self.cfg.method} {self.cfg.task_key} s{self.cfg.seed}",
+                         unit="tr", leave=False, disable=os.environ.get("ODTBENCH_PROGRESS", "1") == "0")
+        self._bar_t0, self._bar_g0 = time.perf_counter(), self.st["gradient_steps"]
+        try:
+            if self.st["phase"] == "pretrain":
+                self.pretrain()
+            if self.st["phase"] != "done":
+                self.online()
+            self.st["status"] = "complete"
+        except Diverged as exc:
+            self.st["status"], self.st["diverged_reason"] = "diverged", str(exc)
+            self.log.info("diverged: %s", exc)
+        finally:
+            self._bar.close()
+        self.st["wall_time_s"] += time.perf_counter() - self._t0
+        self._t0 = time.perf_counter()
+        if self.probe:
+            atomic_write_json(self.out / "probes.json", self.probe.to_json())
+        summary = self.summary()
+        atomic_write_json(summary_path, summary)  # written last: the run is finished
+        return summary
+
+    def config_json(self) -> dict:
+        cfg, t, info = self.cfg, self.task, self.dataset_info
+        prov = provenance()
+        prov["device"] = self.device
+        return {"schema": "odtbench.config/1", "suite": cfg.suite, "dataset": cfg.dataset,
+                "method": cfg.method, "seed": cfg.seed, "scale": cfg.scale,
+                "hyperparameters": cfg.hyperparameters, "hyperparameter_sources": cfg.sources,
+                "dataset_info": info,
+                "dataset": {k: info.get(k) for k in ("id", "source", "checksum", "path")},
+                "reference": {"min": t.ref_min, "max": t.ref_max, "source": t.ref_source,
+                              "score_kind": t.score_kind},
+                "provenance": prov}
+
+    def summary(self) -> dict:
+        cfg, st, t = self.cfg, self.st, self.task
+        curve = st["curve"]
+        pre = [r["score_mean"] for r in curve if r["phase"] == "pretrain"]
+        onl = [r["score_mean"] for r in curve if r["phase"] == "online"]
+        before = pre[-1] if pre else None
+        return {"schema": "odtbench.summary/1", "suite": cfg.suite, "dataset": cfg.dataset,
+                "method": cfg.method, "seed": cfg.seed, "scale": cfg.scale,
+                "status": st["status"], "diverged_reason": st["diverged_reason"],
+                "before_score": before,
+                "final_score": onl[-1] if onl else before,
+                "best_score": max(onl) if onl else before,
+                "online_transitions": st["online_transitions"],
+                "gradient_steps": st["gradient_steps"],
+                "wall_time_s": round(st["wall_time_s"], 3),
+                "score_kind": t.score_kind,
+                "reference": {"min": t.ref_min, "max": t.ref_max, "source": t.ref_source},
+                "dataset": {k: self.dataset_info.get(k) for k in ("id", "source", "checksum")}}
+
+
+def run(cfg: RunConfig, out_dir: Path | str, device: str = "cpu") -> dict:
+    """Run (or resume, or return the finished summary of) one DT-family run."""
+    return Run(cfg, out_dir, device=device).execute()
+
+
+__all__ = ["run", "Run", "Diverged", "CURVE_COLUMNS"]
