@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from odtbench.evaluation import rollout
 from odtbench.results import CURVE_COLUMNS, atomic_write_json, provenance, write_curve
 
 CKPT_NAME = "state.pt"
+# Test hook: SIGKILL this process right after the given actor update (tests/test_loop.py).
+_KILL_AT = int(os.environ.get("ODTBENCH_KILL_AT_UPDATE", "-1"))
 
 
 class Diverged(Exception):
@@ -144,6 +147,8 @@ class Run:
                 if b == 0:
                     metrics.update(self.agent.actor_step(batch, rl_coeff=rl, sup_coeff=sup))
             self.st["gradient_steps"] += 1
+            if self.st["gradient_steps"] == _KILL_AT:  # fault injection for the resume test
+                os.kill(os.getpid(), signal.SIGKILL)
         return metrics
 
     def evaluate(self, phase: str, iteration: int) -> dict:
@@ -307,7 +312,6 @@ class Run:
                 "method": cfg.method, "seed": cfg.seed, "scale": cfg.scale,
                 "hyperparameters": cfg.hyperparameters, "hyperparameter_sources": cfg.sources,
                 "dataset_info": info,
-                "dataset": {k: info.get(k) for k in ("id", "source", "checksum", "path")},
                 "reference": {"min": t.ref_min, "max": t.ref_max, "source": t.ref_source,
                               "score_kind": t.score_kind},
                 "provenance": prov}
@@ -329,7 +333,7 @@ class Run:
                 "wall_time_s": round(st["wall_time_s"], 3),
                 "score_kind": t.score_kind,
                 "reference": {"min": t.ref_min, "max": t.ref_max, "source": t.ref_source},
-                "dataset": {k: self.dataset_info.get(k) for k in ("id", "source", "checksum")}}
+                "dataset_info": {k: self.dataset_info.get(k) for k in ("id", "source", "checksum")}}
 
 
 def run(cfg: RunConfig, out_dir: Path | str, device: str = "cpu") -> dict:

@@ -1,0 +1,60 @@
+# odtbench workflow: dataset -> run (method x seed) -> aggregate -> figures -> report.
+#
+#   snakemake --cores 2 reports/toy.html                       # the toy study, quick scale
+#   snakemake -n reports/mujoco.html --config scale=paper      # plan the paper-scale MuJoCo suite
+#   (targets before --config: it takes every word after it as a key=value)
+#
+# The configuration (workflows/config.yaml) is validated against
+# workflows/schemas/config.schema.yaml and the names in it against odtbench's registries;
+# any problem stops here with one line. docs/workflow.md explains paths and rerun rules.
+
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version, validate
+
+from odtbench.errors import OdtbenchError
+
+min_version("9.0")
+
+
+include: "workflows/rules/common.smk"
+
+
+check_yaml("workflows/config.yaml")
+
+
+configfile: "workflows/config.yaml"
+
+
+try:
+    validate(config, "workflows/schemas/config.schema.yaml")
+except WorkflowError:
+    stop(schema_error(Path(workflow.basedir) / "workflows/schemas/config.schema.yaml"))
+
+SCALE = config["scale"]
+try:
+    check_config()
+except OdtbenchError as err:
+    stop(err)
+
+
+wildcard_constraints:
+    scale="|".join(config["scales"]),
+    suite=r"[\w-]+",  # no dot: reports/{suite}/ must not match reports/{suite}.html
+    dataset=r"[^/]+",
+    method=r"[^/]+",
+    seed=r"\d+",
+
+
+include: "workflows/rules/datasets.smk"
+include: "workflows/rules/runs.smk"
+include: "workflows/rules/analysis.smk"
+
+
+# Default target: the report of every suite configured at the chosen scale.
+rule all:
+    default_target: True
+    localrule: True
+    input:
+        expand("reports/{suite}.html", suite=configured_suites()),

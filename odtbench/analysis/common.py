@@ -1,0 +1,110 @@
+"""Shared vocabulary of the analysis: method order and colours, task facts, figure saving."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless everywhere (CI, clusters); rliable's plots go through pyplot
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from odtbench.errors import OdtbenchError  # noqa: E402
+
+# The study's legend order (Fig. 3/4/6 and the table columns).
+METHOD_ORDER = ("TD3+BC", "IQL", "ODT", "PDT", "TD3", "DDPG+ODT", "TD3+ODT")
+METHOD_COLORS = {
+    "TD3+BC": "#8c564b", "IQL": "#9467bd", "ODT": "#7f7f7f", "PDT": "#bcbd22",
+    "TD3": "#1f77b4", "DDPG+ODT": "#ff7f0e", "TD3+ODT": "#d62728",
+}
+_EXTRA_COLORS = ("#17becf", "#2ca02c", "#e377c2", "#393b79", "#637939", "#8c6d31")
+OURS = "TD3+ODT"
+# Dataset qualities, longest first so "medium-replay" wins over "medium".
+QUALITIES = ("medium-replay", "medium-expert", "umaze-diverse", "medium-diverse",
+             "medium-play", "large-diverse", "large-play", "medium", "random", "expert",
+             "cloned", "human", "umaze", "open", "large", "bandit")
+_VERSION = re.compile(r"-v\d+$")
+
+
+def sort_methods(methods: Iterable[str]) -> list[str]:
+    """Study's legend order first, then any other method alphabetically."""
+    methods = set(methods)
+    known = [m for m in METHOD_ORDER if m in methods]
+    return known + sorted(methods - set(known))
+
+
+def method_color(method: str) -> str:
+    if method in METHOD_COLORS:
+        return METHOD_COLORS[method]
+    return _EXTRA_COLORS[sum(map(ord, method)) % len(_EXTRA_COLORS)]
+
+
+def strip_version(name: str) -> str:
+    return _VERSION.sub("", name)
+
+
+def paper_domain(suite: str) -> str:
+    """Suite name -> `domain` column of paper_results.csv ("mujoco-delayed" -> "mujoco_delayed")."""
+    return suite.replace("-", "_")
+
+
+@cache
+def task_info(suite: str, dataset: str) -> dict:
+    """domain, quality, env_id and paper_dataset of a task, from the task registry when it
+    knows the task, otherwise parsed from the dataset name (so reports of external suites work)."""
+    info = {"domain": None, "quality": None, "env_id": None, "paper_dataset": None}
+    try:
+        from odtbench.tasks import get_task
+
+        t = get_task(f"{suite}/{dataset}")
+        info.update(domain=t.domain, quality=t.quality, env_id=t.env_id,
+                    paper_dataset=t.paper_dataset)
+    except (ImportError, OdtbenchError, AttributeError):
+        pass
+    base = strip_version(dataset)
+    if info["quality"] is None:
+        info["quality"] = next((q for q in QUALITIES if base == q or base.endswith("-" + q)), None)
+    if info["domain"] is None:
+        q = info["quality"]
+        info["domain"] = base[: -len(q) - 1] if q and base.endswith("-" + q) else base.split("-")[0]
+    if info["paper_dataset"] is None:
+        from odtbench.analysis.reference import paper_dataset_for
+
+        info["paper_dataset"] = paper_dataset_for(suite, dataset)
+    return info
+
+
+def save_figure(fig: Figure, stem: str | Path, formats: Iterable[str] = ("svg", "png"),
+                dpi: int = 120) -> list[Path]:
+    """Write fig as <stem>.svg and <stem>.png (deterministic SVG ids, no timestamp)."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for fmt in formats:
+        path = stem.with_suffix("." + fmt)
+        meta = {"Date": None} if fmt == "svg" else {"Software": None}
+        with matplotlib.rc_context({"svg.hashsalt": "odtbench"}):
+            fig.savefig(path, format=fmt, dpi=dpi, bbox_inches="tight", metadata=meta)
+        out.append(path)
+    return out
+
+
+def figure_data_uri(fig: Figure, fmt: str = "svg", dpi: int = 110) -> str:
+    """The figure as a data: URI (embeds in one self-contained HTML file; <img> keeps each
+    SVG's ids private, so several figures never clash)."""
+    buf = io.BytesIO()
+    with matplotlib.rc_context({"svg.hashsalt": "odtbench"}):
+        fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight")
+    mime = "image/svg+xml" if fmt == "svg" else "image/png"
+    return f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
+
+
+def close(fig: Figure) -> None:
+    plt.close(fig)

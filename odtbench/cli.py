@@ -1,0 +1,359 @@
+"""The `odtbench` command: run | dataset | list | aggregate | figures | report.
+
+Every subcommand imports its heavy modules (torch, the analysis) lazily, so `--help` and
+`list` stay fast. User errors (`OdtbenchError`, bad arguments) print ONE line,
+`odtbench: error: ...`, and exit with status 2; names are validated before any output
+directory is created, so a bad command never leaves result files behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from odtbench.errors import OdtbenchError, UnknownChoiceError
+
+if TYPE_CHECKING:
+    from odtbench.config import RunConfig
+
+RUNS_ROOT = Path("results/runs")
+PAPER_REPS = 10_000  # the study's stratified-bootstrap repetitions
+LIST_KINDS = ("methods", "tasks", "suites", "scales")
+SCALE_HELP = {
+    "smoke": "seconds per run, tiny nets: proves the wiring (CI)",
+    "quick": "one CPU machine: small nets, reduced budgets, still shows the effect",
+    "paper": "the study's hyperparameters and budgets exactly",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (no usage dump), like every other odtbench error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"odtbench: error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; seeds are >= 0")
+    return value
+
+
+def _check_scale(scale: str) -> str:
+    from odtbench.config import SCALES
+
+    if scale not in SCALES:
+        raise UnknownChoiceError("scale", scale, SCALES)
+    return scale
+
+
+def _check_suite(suite: str) -> str:
+    from odtbench.tasks import list_suites
+
+    if suite not in list_suites():
+        raise UnknownChoiceError("suite", suite, list_suites())
+    return suite
+
+
+def default_run_dir(task_key: str, method: str, scale: str, seed: int) -> Path:
+    """`results/runs/<scale>/<suite>/<dataset>/<method>/seed<N>` (docs/workflow.md: why the
+    scale is in the path)."""
+    from odtbench.results import run_dir
+
+    suite, dataset = task_key.split("/", 1)
+    return run_dir(RUNS_ROOT / scale, suite, dataset, method, seed)
+
+
+# ----------------------------------------------------------------------------- run
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from odtbench.config import parse_overrides, resolve
+    from odtbench.methods import get_method
+
+    # resolve() validates scale, task, method and every override key: nothing is written
+    # before all of them are known to be good.
+    cfg = resolve(args.task, args.method, _check_scale(args.scale), args.seed,
+                  parse_overrides(args.set))
+    runner = get_method(cfg.method).load_runner()
+    kwargs: dict[str, Any] = {}
+    if "device" in inspect.signature(runner).parameters:
+        kwargs["device"] = args.device
+    elif args.device != "cpu":
+        raise OdtbenchError(f"method {cfg.method!r} runs on the CPU only; drop --device {args.device}")
+    out = Path(args.out) if args.out else default_run_dir(cfg.task_key, cfg.method, cfg.scale, cfg.seed)
+    _guard_stale(out, cfg, replace=args.replace_stale)
+    summary = runner(cfg, out, **kwargs)
+    final = summary.get("final_score")
+    final_txt = "n/a" if final is None else f"{final:.2f}"
+    print(f"{cfg.method} on {cfg.task_key} seed {cfg.seed} ({cfg.scale}): {summary.get('status')}, "
+          f"final score {final_txt} -> {out}")
+    return 0
+
+
+def _stale_reason(out: Path, cfg: RunConfig) -> str | None:
+    """Why the run recorded in `out` is not the run `cfg` describes (None if it is, or if
+    there is none). Runners resume from a run directory's checkpoint or return its finished
+    summary, so a directory left by other hyperparameters must never be resumed."""
+    path = out / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return f"{path} is unreadable"
+    # (config.json's "dataset" holds the dataset's id/checksum record, not its name)
+    for key, want in (("suite", cfg.suite), ("method", cfg.method), ("seed", cfg.seed),
+                      ("scale", cfg.scale)):
+        if old.get(key) != want:
+            return f"{key} {old.get(key)!r} (now {want!r})"
+    # compare as JSON: that is how config.json stores them (tuples become lists, ...)
+    new = json.loads(json.dumps(cfg.hyperparameters, default=str))
+    have = old.get("hyperparameters") or {}
+    changed = sorted(k for k in set(new) | set(have) if new.get(k) != have.get(k))
+    if changed:
+        k = changed[0]
+        return f"hyperparameter {k} {have.get(k)!r} (now {new.get(k)!r})" + (
+            f" and {len(changed) - 1} more" if len(changed) > 1 else "")
+    dataset = old.get("dataset")
+    recorded = dataset.get("checksum") if isinstance(dataset, dict) else None
+    if recorded:  # only when resuming: a rebuilt dataset makes the old run stale too
+        from odtbench.data.build import load_task_dataset
+
+        try:
+            _, info = load_task_dataset(cfg.task_key, cfg.scale)
+        except OdtbenchError:
+            return None  # missing dataset: the runner says how to build it
+        if info.get("checksum") != recorded:
+            return f"dataset checksum {recorded} (now {info.get('checksum')})"
+    return None
+
+
+def _guard_stale(out: Path, cfg: RunConfig, *, replace: bool) -> None:
+    reason = _stale_reason(out, cfg)
+    if reason is None:
+        return
+    if not replace:
+        raise OdtbenchError(f"run directory {out} holds another run: {reason}; pass "
+                            "--replace-stale to discard it, or choose another --out")
+    print(f"odtbench: discarding stale run in {out}: {reason}", file=sys.stderr)
+    shutil.rmtree(out)
+
+
+# ----------------------------------------------------------------------------- dataset
+
+def cmd_dataset_build(args: argparse.Namespace) -> int:
+    from odtbench.data.build import build_dataset
+    from odtbench.results import atomic_write_json
+
+    info = build_dataset(args.task, _check_scale(args.scale), force=args.force)
+    if args.stats:
+        # the whole build info: stats plus id, source and checksum, so this file changes
+        # (and the workflow re-runs what used it) whenever the data change
+        atomic_write_json(args.stats, info)
+    print(json.dumps(info["stats"], indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_dataset_stats(args: argparse.Namespace) -> int:
+    from odtbench.data.build import load_task_dataset
+
+    _, info = load_task_dataset(args.task, _check_scale(args.scale))
+    print(json.dumps({k: info.get(k) for k in ("id", "source", "checksum", "stats")},
+                     indent=2, sort_keys=True))
+    return 0
+
+
+# ----------------------------------------------------------------------------- list
+
+def _list_lines(kind: str) -> list[str]:
+    if kind == "methods":
+        from odtbench.methods import get_method, list_methods
+
+        specs = [get_method(name) for name in list_methods()]
+        width = max(len(s.name) for s in specs)
+        return [f"{s.name:<{width}}  {s.family:<4}  {s.description}" for s in specs]
+    if kind == "tasks":
+        from odtbench.tasks import list_tasks
+
+        tasks = list_tasks()
+        width = max(len(t.key) for t in tasks)
+        return [f"{t.key:<{width}}  {t.env_id:<24} {t.source}" for t in tasks]
+    if kind == "suites":
+        from odtbench.tasks import list_suites, list_tasks
+
+        counts = {s: len(list_tasks(s)) for s in list_suites()}
+        return [f"{s:<8} {n} dataset{'' if n == 1 else 's'}" for s, n in counts.items()]
+    from odtbench.config import SCALES
+
+    return [f"{s:<6} {SCALE_HELP.get(s, '')}" for s in SCALES]
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    kinds = [args.kind] if args.kind else list(LIST_KINDS)
+    for kind in kinds:
+        if len(kinds) > 1:
+            print(f"{kind}:")
+        for line in _list_lines(kind):
+            print(f"  {line}" if len(kinds) > 1 else line)
+    return 0
+
+
+# ----------------------------------------------------------------------------- analysis
+
+def _runs_root(args: argparse.Namespace) -> Path:
+    return Path(args.runs) if args.runs else RUNS_ROOT / _check_scale(args.scale)
+
+
+def cmd_aggregate(args: argparse.Namespace) -> int:
+    suite = _check_suite(args.suite)  # before the (slow) analysis import
+    from odtbench.analysis.suite import DEFAULT_REPS, aggregate_suite
+
+    # the study's 10 000 bootstrap repetitions at paper scale, fewer otherwise (issue 5)
+    reps = args.reps or (PAPER_REPS if args.scale == "paper" else DEFAULT_REPS)
+    out = aggregate_suite(suite, _runs_root(args), args.out or Path("results") / suite,
+                          reps=reps, allow_mixed=args.allow_mixed)
+    print(out)
+    return 0
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+    suite = _check_suite(args.suite)
+    from odtbench.analysis.suite import load_aggregates, write_figures
+
+    results = Path(args.results) if args.results else Path("results") / suite
+    aggregates = load_aggregates(results / "aggregates.json")
+    if aggregates is None:
+        raise OdtbenchError(f"{results / 'aggregates.json'} is missing or outdated; run "
+                            f"`odtbench aggregate --suite {suite}` first")
+    for path in write_figures(suite, _runs_root(args), args.out or Path("reports") / suite,
+                              aggregates):
+        print(path)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    suite = _check_suite(args.suite)
+    from odtbench.report import render_report
+
+    scale = _check_scale(args.scale)
+    out = render_report(
+        suite, _runs_root(args), args.out or Path("reports") / f"{suite}.html",
+        aggregates_dir=args.results or Path("results") / suite,
+        reps=args.reps or (PAPER_REPS if scale == "paper" else None),
+        dataset_stats=args.stats or Path("datasets/stats") / scale / suite,
+        benchmarks_root=args.benchmarks or Path("results/benchmarks") / scale,
+        figures_dir=args.figures or Path("reports") / suite)
+    print(out)
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="odtbench", description="Offline-to-online RL benchmark for Decision "
+                "Transformers (reproduces TD3+ODT, NeurIPS 2024).")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser,
+                           metavar="{run,dataset,list,aggregate,figures,report}")
+
+    r = sub.add_parser("run", help="train and evaluate one method on one task and seed",
+                       description="Resolve the hyperparameters of one run and execute it, "
+                       "writing config.json, curve.csv and summary.json (resumes from the "
+                       "run directory's checkpoint).")
+    r.add_argument("--task", required=True, help="SUITE/DATASET, e.g. toy/bandit (odtbench list tasks)")
+    r.add_argument("--method", required=True, help="e.g. TD3+ODT (odtbench list methods)")
+    r.add_argument("--seed", required=True, type=_nonneg_int)
+    r.add_argument("--scale", required=True, help="smoke | quick | paper")
+    r.add_argument("--out", help="run directory (default results/runs/SCALE/SUITE/DATASET/METHOD/seedN)")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one hyperparameter (JSON value, else string); repeatable")
+    r.add_argument("--device", default="cpu", help="torch device for methods that support it (default cpu)")
+    r.add_argument("--replace-stale", action="store_true",
+                   help="discard a run directory left by other hyperparameters instead of "
+                   "stopping (the workflow passes it: Snakemake re-runs a job whose resolved "
+                   "hyperparameters changed)")
+    r.set_defaults(func=cmd_run)
+
+    d = sub.add_parser("dataset", help="build or inspect a task's offline dataset",
+                       description="Offline datasets in Minari format (built once, then reused).")
+    dsub = d.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    db = dsub.add_parser("build", help="build (or find) the dataset of a task at a scale")
+    db.add_argument("--task", required=True, help="SUITE/DATASET")
+    db.add_argument("--scale", required=True, help="smoke | quick | paper")
+    db.add_argument("--stats", help="also write the dataset statistics as JSON to this path")
+    db.add_argument("--force", action="store_true", help="rebuild even if the dataset exists")
+    db.set_defaults(func=cmd_dataset_build)
+    ds = dsub.add_parser("stats", help="print the statistics of a built dataset")
+    ds.add_argument("--task", required=True, help="SUITE/DATASET")
+    ds.add_argument("--scale", required=True, help="smoke | quick | paper")
+    ds.set_defaults(func=cmd_dataset_stats)
+
+    ls = sub.add_parser("list", help="list methods, tasks, suites or scales")
+    ls.add_argument("kind", nargs="?", choices=LIST_KINDS, help="what to list (default: all)")
+    ls.set_defaults(func=cmd_list)
+
+    a = sub.add_parser("aggregate", help="scores table and rliable aggregates of a suite",
+                       description="Build results/SUITE/scores.csv and aggregates.json from "
+                       "run files.")
+    a.add_argument("--suite", required=True)
+    a.add_argument("--scale", default="quick", help="selects results/runs/SCALE (default quick)")
+    a.add_argument("--runs", help="runs root holding SUITE/... (default results/runs/SCALE)")
+    a.add_argument("--out", help="output directory (default results/SUITE)")
+    a.add_argument("--reps", type=int, help="bootstrap repetitions (default 10000 at paper "
+                   "scale, else the analysis default)")
+    a.add_argument("--allow-mixed", action="store_true",
+                   help="allow runs of several scales or dataset sources in one table")
+    a.set_defaults(func=cmd_aggregate)
+
+    f = sub.add_parser("figures", help="learning-curve and rliable figures of a suite",
+                       description="Write the suite's figures (SVG and PNG) from its run files "
+                       "and aggregates.json.")
+    f.add_argument("--suite", required=True)
+    f.add_argument("--scale", default="quick", help="selects results/runs/SCALE (default quick)")
+    f.add_argument("--runs", help="runs root holding SUITE/... (default results/runs/SCALE)")
+    f.add_argument("--results", help="directory with aggregates.json (default results/SUITE)")
+    f.add_argument("--out", help="figure directory (default reports/SUITE)")
+    f.set_defaults(func=cmd_figures)
+
+    rp = sub.add_parser("report", help="render the HTML report of a suite",
+                        description="Render one self-contained HTML file from the suite's run "
+                        "files, aggregates, figures, dataset stats and Snakemake benchmarks.")
+    rp.add_argument("--suite", required=True)
+    rp.add_argument("--scale", default="quick", help="selects the SCALE paths below (default quick)")
+    rp.add_argument("--runs", help="runs root holding SUITE/... (default results/runs/SCALE)")
+    rp.add_argument("--results", help="directory with aggregates.json (default results/SUITE)")
+    rp.add_argument("--figures", help="figure directory (default reports/SUITE)")
+    rp.add_argument("--stats", help="dataset stats (default datasets/stats/SCALE/SUITE)")
+    rp.add_argument("--benchmarks", help="Snakemake benchmark root (default results/benchmarks/SCALE)")
+    rp.add_argument("--reps", type=int, help="bootstrap repetitions when aggregates are recomputed "
+                    "(default 10000 at paper scale)")
+    rp.add_argument("--out", help="HTML file (default reports/SUITE.html)")
+    rp.set_defaults(func=cmd_report)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `odtbench` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except OdtbenchError as exc:
+        msg = " ".join(str(exc).split())  # one line, whatever the message
+        print(f"odtbench: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("odtbench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

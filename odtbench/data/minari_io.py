@@ -1,0 +1,275 @@
+"""Minari I/O: write trajectories as a Minari dataset, read them back as `Trajectory`s.
+
+The datasets root is the `root` argument, else ``$MINARI_DATASETS_PATH``, else
+``<cwd>/datasets/minari``. Minari itself only reads the env var, so calls into it run with
+the variable pointed at the resolved root for their duration (not thread-safe; the suite
+does not write datasets from threads).
+
+Writes are atomic: the dataset is created under a hidden temp root inside `root` and moved
+into place with `os.replace`, so a failed write never leaves or overwrites a half dataset.
+Minari stores T+1 observations per episode; a `Trajectory`'s ``next_observations`` are
+``observations[1:]`` of that array, so a trajectory must be contiguous to be written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import os
+import shutil
+import tempfile
+import uuid
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from odtbench.data.trajectories import Trajectory
+from odtbench.errors import DatasetError
+
+ENV_VAR = "MINARI_DATASETS_PATH"
+DEFAULT_ROOT = Path("datasets") / "minari"
+AUTHOR = "odtbench"
+_RESERVED_EPISODE_ATTRS = {"id", "seed", "total_steps"}
+
+
+def resolve_root(root: str | os.PathLike | None = None) -> Path:
+    """`root`, else $MINARI_DATASETS_PATH, else <cwd>/datasets/minari (absolute)."""
+    if root is None:
+        root = os.environ.get(ENV_VAR) or Path.cwd() / DEFAULT_ROOT
+    return Path(root).expanduser().absolute()
+
+
+def dataset_path(dataset_id: str, root: str | os.PathLike | None = None) -> Path:
+    """Directory of a dataset (it holds ``data/``)."""
+    return resolve_root(root) / dataset_id
+
+
+def dataset_exists(dataset_id: str, root: str | os.PathLike | None = None) -> bool:
+    return (dataset_path(dataset_id, root) / "data" / "metadata.json").is_file()
+
+
+@contextlib.contextmanager
+def _minari_root(root: Path) -> Iterator[None]:
+    old = os.environ.get(ENV_VAR)
+    os.environ[ENV_VAR] = str(root)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(ENV_VAR, None)
+        else:
+            os.environ[ENV_VAR] = old
+
+
+def _episode_buffer(i: int, traj: Trajectory):
+    from minari.data_collector import EpisodeBuffer
+
+    obs = np.asarray(traj.observations)
+    nxt = np.asarray(traj.next_observations)
+    if len(traj) == 0:
+        raise DatasetError(f"trajectory {i} is empty; drop empty trajectories before writing")
+    if not np.array_equal(nxt[:-1], obs[1:]):
+        raise DatasetError(
+            f"trajectory {i} is not contiguous (next_observations[t] != observations[t+1]); "
+            "split it at the break before writing it in Minari format")
+    return EpisodeBuffer(
+        id=i,
+        observations=np.concatenate([obs, nxt[-1:]], axis=0),
+        actions=np.asarray(traj.actions),
+        rewards=np.asarray(traj.rewards),
+        terminations=np.asarray(traj.terminations, dtype=bool),
+        truncations=np.asarray(traj.truncations, dtype=bool),
+    )
+
+
+def write_dataset(
+    dataset_id: str,
+    trajectories: Sequence[Trajectory],
+    *,
+    env_id: str,
+    root: str | os.PathLike | None = None,
+    ref_min_score: float,
+    ref_max_score: float,
+    description: str,
+    algorithm_name: str,
+    env_module: str | None = None,
+    eval_env_id: str | None = None,
+    code_permalink: str | None = None,
+    requirements: Sequence[str] | None = None,
+    extra_files: Mapping[str, str | bytes] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write `trajectories` as Minari dataset `dataset_id` under `root`; returns its directory.
+
+    `env_module` is imported first when the env is registered by a module (the toy bandit).
+    `extra_files` (name -> content) are written into the dataset directory in the same
+    atomic move, e.g. the suite's stats file. An existing dataset is only replaced with
+    `overwrite=True`, and only once the new one is complete.
+    """
+    import minari
+
+    if not trajectories:
+        raise DatasetError(f"dataset {dataset_id}: no trajectories to write")
+    if env_module:
+        importlib.import_module(env_module)
+    root_path = resolve_root(root)
+    final = root_path / dataset_id
+    if final.exists() and not overwrite:
+        raise DatasetError(f"dataset {dataset_id} already exists at {final}; pass overwrite/force to replace it")
+    buffers = [_episode_buffer(i, t) for i, t in enumerate(trajectories)]
+    root_path.mkdir(parents=True, exist_ok=True)
+    tmp_root = Path(tempfile.mkdtemp(prefix=".tmp-write-", dir=root_path))
+    try:
+        with _minari_root(tmp_root), warnings.catch_warnings():
+            # Minari warns about unset optional metadata (permalink, email) and about env
+            # specs with a callable entry point; neither matters for reading the data back.
+            warnings.simplefilter("ignore", UserWarning)
+            ds = minari.create_dataset_from_buffers(
+                dataset_id, buffers, env=_json_spec(env_id), eval_env=_json_spec(eval_env_id or env_id),
+                algorithm_name=algorithm_name, author=AUTHOR, code_permalink=code_permalink,
+                ref_min_score=float(ref_min_score), ref_max_score=float(ref_max_score),
+                description=description, requirements=list(requirements) if requirements else None,
+            )
+            extras = [t.infos for t in trajectories]
+            if any(extras):
+                ds.storage.update_episode_metadata(
+                    [{k: v for k, v in e.items() if k not in _RESERVED_EPISODE_ATTRS} for e in extras])
+        built = tmp_root / dataset_id
+        for name, content in (extra_files or {}).items():
+            mode = "wb" if isinstance(content, bytes) else "w"
+            with open(built / name, mode) as fh:
+                fh.write(content)
+        _copy_namespace_metadata(tmp_root, root_path, dataset_id)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        old = None
+        if final.exists():
+            old = root_path / f".tmp-old-{uuid.uuid4().hex}"
+            os.replace(final, old)
+        os.replace(built, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp_root, ignore_errors=True)
+    return final
+
+
+def _json_spec(env_id: str):
+    """The env's spec with a class entry point rewritten as 'module:Class' so it serialises."""
+    import dataclasses
+
+    import gymnasium as gym
+
+    spec = gym.spec(env_id)
+    if callable(spec.entry_point):
+        ep = spec.entry_point
+        spec = dataclasses.replace(spec, entry_point=f"{ep.__module__}:{ep.__qualname__}")
+    return spec
+
+
+def _copy_namespace_metadata(src_root: Path, dst_root: Path, dataset_id: str) -> None:
+    """Minari marks each namespace level with a small JSON; keep those at the real root."""
+    parts = dataset_id.split("/")[:-1]
+    for depth in range(1, len(parts) + 1):
+        rel = Path(*parts[:depth]) / "namespace_metadata.json"
+        if (src_root / rel).is_file() and not (dst_root / rel).is_file():
+            (dst_root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src_root / rel, dst_root / rel)
+
+
+def _flatten(x: Any, space: Any) -> np.ndarray:
+    """Batch-flatten Box/Dict observations the way gymnasium.spaces.flatten orders them."""
+    import gymnasium as gym
+
+    if isinstance(space, gym.spaces.Dict):
+        return np.concatenate([_flatten(x[k], s) for k, s in space.spaces.items()], axis=1)
+    arr = np.asarray(x)
+    return arr.reshape(arr.shape[0], -1)
+
+
+def _corrupt(dataset_id: str, path: Path, exc: BaseException) -> DatasetError:
+    reason = (str(exc).splitlines() or [""])[0][:200]
+    return DatasetError(
+        f"dataset {dataset_id} at {path} is corrupt or truncated ({type(exc).__name__}: {reason}); "
+        f"delete {path} and rebuild or re-download it")
+
+
+def _open(dataset_id: str, root: str | os.PathLike | None):
+    import minari
+
+    path = dataset_path(dataset_id, root)
+    if not dataset_exists(dataset_id, root):
+        raise DatasetError(f"dataset {dataset_id} not found under {resolve_root(root)}; build or download it first")
+    try:
+        with _minari_root(resolve_root(root)):
+            return minari.load_dataset(dataset_id), path
+    except Exception as exc:  # h5py/json/minari raise many types for a damaged file
+        raise _corrupt(dataset_id, path, exc) from exc
+
+
+def read_metadata(dataset_id: str, root: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The dataset's Minari metadata (ref scores, env spec, description, sizes)."""
+    ds, _ = _open(dataset_id, root)
+    return dict(ds.storage.metadata)
+
+
+def load_trajectories(dataset_id: str, root: str | os.PathLike | None = None) -> list[Trajectory]:
+    """All episodes of a Minari dataset as `Trajectory`s (float32 arrays, flattened obs).
+
+    Terminations and truncations are copied as stored: a time-limit end stays a
+    truncation, never a terminal. Per-episode metadata written by `write_dataset` comes back
+    in ``Trajectory.infos``.
+    """
+    ds, path = _open(dataset_id, root)
+    storage = ds.storage
+    out: list[Trajectory] = []
+    try:
+        n_eps = int(storage.total_episodes)
+        episodes = storage.get_episodes(range(n_eps))
+        metas = storage.get_episode_metadata(range(n_eps))
+        for ep, meta in zip(episodes, metas, strict=True):
+            obs = _flatten(ep["observations"], storage.observation_space).astype(np.float32)
+            act = np.asarray(ep["actions"], dtype=np.float32).reshape(len(ep["rewards"]), -1)
+            infos = {k: v for k, v in meta.items() if k not in _RESERVED_EPISODE_ATTRS}
+            out.append(Trajectory(
+                observations=obs[:-1], actions=act,
+                rewards=np.asarray(ep["rewards"], dtype=np.float32),
+                next_observations=obs[1:],
+                terminations=np.asarray(ep["terminations"], dtype=bool),
+                truncations=np.asarray(ep["truncations"], dtype=bool),
+                infos=infos,
+            ))
+        steps = sum(len(t) for t in out)
+        if steps != int(storage.total_steps):
+            raise ValueError(f"metadata says {storage.total_steps} steps, file holds {steps}")
+    except DatasetError:
+        raise
+    except Exception as exc:
+        raise _corrupt(dataset_id, path, exc) from exc
+    return out
+
+
+def trajectories_checksum(trajectories: Sequence[Trajectory]) -> str:
+    """'sha256:<hex>' of the data itself (float32/bool arrays in order), not the file bytes.
+
+    Content hashing keeps the checksum stable across HDF5 library versions and file layouts;
+    two datasets with the same checksum hold the same transitions.
+    """
+    h = hashlib.sha256()
+    for t in trajectories:
+        h.update(np.int64(len(t)).tobytes())
+        for arr, dtype in ((t.observations, "<f4"), (t.actions, "<f4"), (t.rewards, "<f4"),
+                           (t.next_observations, "<f4"), (t.terminations, "u1"),
+                           (t.truncations, "u1")):
+            a = np.ascontiguousarray(np.asarray(arr).astype(dtype))
+            h.update(str(a.shape).encode())
+            h.update(a.tobytes())
+    return "sha256:" + h.hexdigest()
+
+
+def dataset_checksum(dataset_id: str, root: str | os.PathLike | None = None) -> str:
+    """Content checksum of a stored dataset (see `trajectories_checksum`)."""
+    return trajectories_checksum(load_trajectories(dataset_id, root))

@@ -1,0 +1,281 @@
+"""The Decision-Transformer agent behind ODT, TD3+ODT, DDPG+ODT and TD3 (one agent, four presets).
+
+Actor loss (paper Eq. 2):  L = sup_coeff * L_sup + rl_coeff * L_RL,  L_RL = -Q1(s_t, DT(context_t)).
+Critic loss (paper Eq. 3): TD3 with a Polyak-averaged target DT giving the next action.
+
+Where this code follows the authors' code (algorithm.md) rather than the paper's text:
+- Critic loss: mask-weighted squared error averaged over all B*K entries, so padded entries
+  count in the denominator (algorithm.md §3.3, §10.3); the paper writes a plain sum over t.
+- Actor losses average over real (non-padded) positions only, not over T_train (§2.1, §3.4);
+  the stochastic head's entropy term averages over all positions, padding included (§2.2).
+- The target DT's next actions come from the segment shifted by one step with an all-ones
+  padding mask (§3.3, §10.2), not from a separately built "next-state context" z_t.
+- Target actions are clamped to +-(1-1e-6) before and after the smoothing noise (§3.3).
+- Actor optimiser: LAMB (weight decay on every tensor + trust ratio) with a 10k-step linear
+  warm-up that continues across phases, grad-norm clip 0.25; critic: AdamW with weight decay
+  0.01 (§2.3, §3.3, §10.10); the paper names LAMB only and no critic optimiser.
+- Both targets are Polyak-updated after every actor step (not every critic step), and are
+  hard-reset at the offline->online switch via `reset_targets` (§3.5, §10.8).
+- With the stochastic head, L_RL uses tanh(mu) and critic targets use a sample (§3.3, §3.4).
+- DDPG+ODT is not in the authors' code; as algorithm.md §4 suggests it is TD3 with a single
+  critic, no target smoothing and actor update interval 1 (the interval is the loop's).
+Two deliberate deviations that change nothing numerically:
+- ODT (rl_kind "none") builds no critic; the authors train one that the actor never uses.
+- `act` runs the given context unpadded; the authors left-pad to K, and a padded key gets
+  logit -1e4, whose softmax weight is exactly 0 in float32 (checked by a test).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from odtbench.errors import OdtbenchError, UnknownChoiceError
+from odtbench.nets import DecisionTransformer, QEnsemble, SquashedGaussian
+from odtbench.optim import Lamb, linear_warmup, polyak_
+
+RL_KINDS = ("td3", "ddpg", "none")
+ACTION_BOUND = 1.0 - 1e-6
+TEMPERATURE_LR = 1e-4  # fixed in the authors' code (algorithm.md §2.2)
+HP_KEYS = (
+    "embed_dim", "n_layer", "n_head", "dropout", "context_len", "stochastic", "entropy_reg",
+    "init_temperature", "lr_actor", "weight_decay", "warmup_steps", "grad_clip",
+    "critic_hidden", "critic_layernorm", "n_critics", "lr_critic", "critic_weight_decay",
+    "gamma", "tau", "policy_noise", "noise_clip", "rl_kind",
+)
+
+
+def _frozen_copy(module: torch.nn.Module) -> torch.nn.Module:
+    target = copy.deepcopy(module).eval()  # targets never use dropout
+    target.requires_grad_(False)
+    return target
+
+
+class DTAgent:
+    """DT actor (+ twin/single critic) with the study's supervised, TD3 and DDPG updates.
+
+    Batches follow the segment-sampler contract (left padding): states, next_states (B,K,S);
+    actions (B,K,A); rewards, dones, mask (B,K); rtg (B,K+1) already times reward_scale.
+    """
+
+    def __init__(self, hp: Mapping[str, Any], state_dim: int, act_dim: int,
+                 device: str | torch.device = "cpu"):
+        missing = [k for k in HP_KEYS if k not in hp]
+        if missing:
+            raise OdtbenchError(f"DTAgent hyperparameters lack {', '.join(missing)}; build them "
+                                "with odtbench.config.resolve or pass every key")
+        self.rl_kind = str(hp["rl_kind"])
+        if self.rl_kind not in RL_KINDS:
+            raise UnknownChoiceError("rl_kind", self.rl_kind, RL_KINDS)
+        if self.rl_kind == "ddpg" and (int(hp["n_critics"]) != 1 or float(hp["policy_noise"]) != 0):
+            raise OdtbenchError("rl_kind 'ddpg' needs n_critics=1 and policy_noise=0; use "
+                                "rl_kind 'td3' for twin critics with target smoothing")
+        self.device = torch.device(device)
+        self.state_dim, self.act_dim = int(state_dim), int(act_dim)
+        self.context_len = int(hp["context_len"])
+        self.stochastic = bool(hp["stochastic"])
+        self.entropy_reg = float(hp["entropy_reg"])
+        self.gamma, self.tau = float(hp["gamma"]), float(hp["tau"])
+        self.policy_noise, self.noise_clip = float(hp["policy_noise"]), float(hp["noise_clip"])
+        self.grad_clip = float(hp["grad_clip"] or 0.0)
+
+        self.actor = DecisionTransformer(
+            self.state_dim, self.act_dim, int(hp["embed_dim"]), int(hp["n_layer"]),
+            int(hp["n_head"]), float(hp["dropout"]), self.stochastic,
+        ).to(self.device)
+        self.actor_target = _frozen_copy(self.actor)
+        if hp.get("actor_optimizer", "lamb") == "adam":  # the study's toy uses Adam (App. F.2.1)
+            self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=float(hp["lr_actor"]),
+                                              weight_decay=float(hp["weight_decay"]))
+        else:
+            self.actor_opt = Lamb(self.actor.parameters(), lr=float(hp["lr_actor"]),
+                                  weight_decay=float(hp["weight_decay"]))
+        self.scheduler = linear_warmup(self.actor_opt, int(hp["warmup_steps"]))
+
+        self.critic: QEnsemble | None = None
+        self.critic_target: torch.nn.Module | None = None
+        self.critic_opt: torch.optim.Optimizer | None = None
+        if self.rl_kind != "none":
+            self.critic = QEnsemble(self.state_dim, self.act_dim, int(hp["n_critics"]),
+                                    int(hp["critic_hidden"]), bool(hp["critic_layernorm"]),
+                                    ).to(self.device)
+            self.critic_target = _frozen_copy(self.critic)
+            self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=float(hp["lr_critic"]),
+                                                weight_decay=float(hp["critic_weight_decay"]))
+
+        # ODT's temperature is a standalone scalar with its own Adam (algorithm.md §2.2).
+        self.log_temperature = torch.tensor(math.log(float(hp["init_temperature"])),
+                                            device=self.device, requires_grad=True)
+        self.temperature_opt = torch.optim.Adam([self.log_temperature], lr=TEMPERATURE_LR,
+                                                betas=(0.9, 0.999))
+        self.target_entropy = -float(self.act_dim)
+
+    @property
+    def uses_critic(self) -> bool:
+        """False for rl_kind 'none' (ODT): `critic_step` is then a no-op the loop may skip."""
+        return self.critic is not None
+
+    def _require_critic(self, what: str) -> QEnsemble:
+        if self.critic is None:
+            raise OdtbenchError(f"{what} needs a critic but rl_kind is 'none'; set rl_kind to "
+                                "'td3' or 'ddpg'")
+        return self.critic
+
+    # ------------------------------------------------------------------ critic
+    @torch.no_grad()
+    def _target_next_actions(self, batch: Mapping[str, Tensor]) -> Tensor:
+        """Target DT on the shifted window: s'_{1..K}, (a_2..a_K, 0), R_{2..K+1}, mask all ones."""
+        actions = batch["actions"]
+        shifted = torch.cat((actions[:, 1:], torch.zeros_like(actions[:, :1])), dim=1)
+        out = self.actor_target(batch["next_states"], shifted, batch["rtg"][:, 1:], None)
+        next_actions = out.rsample() if isinstance(out, SquashedGaussian) else out
+        return next_actions.clamp(-ACTION_BOUND, ACTION_BOUND)
+
+    def critic_step(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """One TD3/DDPG critic update (algorithm.md §3.3); returns detached tensors.
+
+        With rl_kind 'none' (ODT) there is no critic and this is a no-op returning {}."""
+        critic = self.critic
+        if critic is None:
+            return {}
+        mask = batch["mask"]
+        with torch.no_grad():
+            next_actions = self._target_next_actions(batch)
+            if self.rl_kind == "td3" and self.policy_noise > 0:
+                noise = (torch.randn_like(next_actions) * self.policy_noise).clamp(
+                    -self.noise_clip, self.noise_clip)
+                next_actions = (next_actions + noise).clamp(-ACTION_BOUND, ACTION_BOUND)
+            # y = r + gamma (1 - d) min_i Q_i'(s', a')     (paper Eq. 3; padded d = 2 is masked)
+            q_next = self.critic_target(batch["next_states"], next_actions).min(dim=0).values
+            y = batch["rewards"] + self.gamma * (1.0 - batch["dones"]) * q_next
+        q = critic(batch["states"], batch["actions"])  # (n_critics, B, K)
+        # L_Q = mean over all B*K of mask * sum_i (Q_i(s, a) - y)^2   (padding in denominator)
+        loss = (mask * (q - y).pow(2).sum(dim=0)).mean()
+        self.critic_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.critic_opt.step()
+        q_mean = (q.detach() * mask).sum() / (mask.sum() * q.shape[0])
+        return {"critic_loss": loss.detach(), "q_mean": q_mean}
+
+    # ------------------------------------------------------------------- actor
+    def actor_step(self, batch: Mapping[str, Tensor], rl_coeff: float,
+                   sup_coeff: float) -> dict[str, Tensor]:
+        """L = sup_coeff * L_sup + rl_coeff * L_RL; LAMB step; temperature; Polyak targets."""
+        self.actor.train()
+        states, actions, mask = batch["states"], batch["actions"], batch["mask"]
+        n_real = mask.sum()
+        out = self.actor(states, actions, batch["rtg"][:, :-1], mask)
+        stats: dict[str, Tensor] = {}
+        if isinstance(out, SquashedGaussian):
+            # L_sup = -(mean_real log pi(a_t | ctx_t) + lambda_H * T * mean_all H), T detached
+            log_lik = (out.log_prob(actions) * mask).sum() / n_real
+            entropy = out.entropy().mean()
+            temperature = self.log_temperature.exp().detach()
+            sup = -(log_lik + self.entropy_reg * temperature * entropy)
+            policy_actions = out.mean  # tanh(mu) for the RL term
+            stats.update(entropy=entropy.detach(), temperature=temperature)
+        else:
+            # L_sup = mean over real positions and action dims of (a_hat_t - a_t)^2
+            sup = ((out - actions).pow(2).mean(dim=-1) * mask).sum() / n_real
+            policy_actions = out  # unclamped tanh output, with gradient
+        loss = sup_coeff * sup
+        stats["sup_loss"] = sup.detach()
+        if rl_coeff != 0:
+            critic = self._require_critic("a non-zero rl_coeff")
+            # L_RL = -mean_real Q1(s_t, a*_t): Q1 only, every real position (paper Eq. 2)
+            q1 = critic.q1(states, policy_actions, detach_params=True)
+            rl = -(q1 * mask).sum() / n_real
+            loss = loss + rl_coeff * rl
+            stats["rl_loss"] = rl.detach()
+        self.actor_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.actor.parameters(), self.grad_clip)
+        self.actor_opt.step()
+        self.scheduler.step()
+        if self.stochastic and self.entropy_reg:
+            # loss_T = T * (H - target_entropy).detach(): lowers T while H exceeds -A
+            t_loss = self.log_temperature.exp() * (entropy.detach() - self.target_entropy)
+            self.temperature_opt.zero_grad(set_to_none=True)
+            t_loss.backward()
+            self.temperature_opt.step()
+        if self.critic is not None:  # the target DT only serves critic targets
+            polyak_(self.critic_target.parameters(), self.critic.parameters(), self.tau)
+            polyak_(self.actor_target.parameters(), self.actor.parameters(), self.tau)
+        stats["actor_loss"] = loss.detach()
+        return stats
+
+    def reset_targets(self) -> None:
+        """Hard-copy online nets into the targets (the authors' new trainer per phase)."""
+        self.actor_target.load_state_dict(self.actor.state_dict())
+        if self.critic is not None:
+            self.critic_target.load_state_dict(self.critic.state_dict())
+
+    # --------------------------------------------------------------- inference
+    def _tensor(self, x: Any) -> Tensor:
+        return torch.as_tensor(x, dtype=torch.float32, device=self.device)
+
+    @torch.no_grad()
+    def act(self, states: Any, actions: Any, rtg: Any, deterministic: bool = True) -> Tensor:
+        """Actions (N, A) for N contexts of T <= context_len steps (no padding), read at the
+        last position. deterministic=False samples the stochastic head; the deterministic
+        head always returns its (clamped) output, the loop adds exploration noise."""
+        states, actions, rtg = self._tensor(states), self._tensor(actions), self._tensor(rtg)
+        if states.dim() != 3 or states.shape[1] > self.context_len:
+            raise OdtbenchError(f"act() takes (N, T, S) contexts with T <= context_len "
+                                f"{self.context_len}; got shape {tuple(states.shape)}")
+        was_training = self.actor.training
+        self.actor.eval()
+        try:
+            out = self.actor(states, actions, rtg, None)
+        finally:
+            self.actor.train(was_training)
+        if isinstance(out, SquashedGaussian):
+            last = SquashedGaussian(out.mu[:, -1], out.log_std[:, -1])
+            action = last.mean if deterministic else last.rsample()
+        else:
+            action = out[:, -1]
+        return action.clamp(-ACTION_BOUND, ACTION_BOUND)
+
+    @torch.no_grad()
+    def q_values(self, states: Any, actions: Any) -> Tensor:
+        """Q1(s, a) for probes; inputs (..., S) and (..., A), output (...)."""
+        critic = self._require_critic("q_values")
+        return critic.q1(self._tensor(states), self._tensor(actions))
+
+    # -------------------------------------------------------------- checkpoint
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly (RNG states are the loop's)."""
+        state = {
+            "actor": self.actor.state_dict(), "actor_target": self.actor_target.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "log_temperature": self.log_temperature.detach().clone(),
+            "temperature_opt": self.temperature_opt.state_dict(),
+        }
+        if self.critic is not None:
+            state.update(critic=self.critic.state_dict(),
+                         critic_target=self.critic_target.state_dict(),
+                         critic_opt=self.critic_opt.state_dict())
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        expected = set(self.state_dict())
+        if set(state) != expected:
+            raise OdtbenchError(f"agent checkpoint has keys {sorted(state)}, expected "
+                                f"{sorted(expected)}; it was saved with other hyperparameters")
+        self.actor.load_state_dict(state["actor"])
+        self.actor_target.load_state_dict(state["actor_target"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        with torch.no_grad():
+            self.log_temperature.copy_(state["log_temperature"])
+        self.temperature_opt.load_state_dict(state["temperature_opt"])
+        if self.critic is not None:
+            self.critic.load_state_dict(state["critic"])
+            self.critic_target.load_state_dict(state["critic_target"])
+            self.critic_opt.load_state_dict(state["critic_opt"])

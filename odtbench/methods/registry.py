@@ -1,0 +1,158 @@
+"""The one registry of the suite's methods.
+
+A method is a `MethodSpec`: a name, a family, the hyperparameter overrides that define it
+(applied by `odtbench.config` on top of the domain defaults) and the dotted path of the
+function that runs it. The four DT methods of the study are presets of one agent
+(`odtbench.methods.dt_agent.DTAgent`). Baselines (TD3+BC, IQL, PDT) register themselves when
+the `baselines` package is imported; third-party packages register through the
+"odtbench.methods" entry-point group. Both are loaded lazily, on the first lookup.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from odtbench.errors import OdtbenchError, UnknownChoiceError
+
+ENTRY_POINT_GROUP = "odtbench.methods"
+# The study's legend order (paper figures and tables); others follow in registration order.
+LEGEND_ORDER = ("TD3+BC", "IQL", "ODT", "PDT", "TD3", "DDPG+ODT", "TD3+ODT")
+DT_RUNNER = "odtbench.loop:run"
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered method. `preset` holds the hyperparameter overrides that define it."""
+
+    name: str
+    family: str  # "dt" (the ODT family), "mlp", "pdt", ...
+    preset: dict[str, Any] = field(default_factory=dict)
+    runner: str = DT_RUNNER  # "package.module:function"
+    description: str = ""
+    paper_name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.family:
+            raise OdtbenchError(f"method spec {self!r} needs a non-empty name and family")
+        module, _, attr = self.runner.partition(":")
+        if not module or not attr:
+            raise OdtbenchError(f"method {self.name!r}: runner {self.runner!r} must look like "
+                                "'package.module:function'")
+
+    def load_runner(self) -> Callable[..., Any]:
+        """Import and return the function that runs this method."""
+        module, _, attr = self.runner.partition(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise OdtbenchError(f"method {self.name!r}: cannot load runner {self.runner!r} "
+                                f"({exc}); fix the spec's runner path") from exc
+
+
+_REGISTRY: dict[str, MethodSpec] = {}
+_plugins_loaded = False
+
+
+def register(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:
+    """Add a method; registering an existing name raises unless replace=True."""
+    if not isinstance(spec, MethodSpec):
+        raise OdtbenchError(f"register() takes a MethodSpec, got {type(spec).__name__}")
+    old = _REGISTRY.get(spec.name)
+    if old is not None and old != spec and not replace:
+        raise OdtbenchError(f"method {spec.name!r} is already registered; pick another name "
+                            "or pass replace=True")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def _register_entry_point_value(value: Any, source: str) -> None:
+    """An entry point may give a MethodSpec, an iterable of them, or a callable returning
+    either (or None, if it registered its methods itself)."""
+    if callable(value) and not isinstance(value, MethodSpec):
+        value = value()
+    if value is None:
+        return
+    if isinstance(value, MethodSpec):
+        specs: list[Any] = [value]
+    elif isinstance(value, Iterable) and not isinstance(value, str | bytes):
+        specs = list(value)
+    else:
+        specs = [value]
+    for spec in specs:
+        if not isinstance(spec, MethodSpec):
+            raise OdtbenchError(f"entry point {source} gave {type(spec).__name__}, expected "
+                                "MethodSpec; return MethodSpec objects")
+        register(spec)
+
+
+def _load_plugins() -> None:
+    """Import `baselines` (if installed) and the "odtbench.methods" entry points, once."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True  # set first: plugins call register(), which must not recurse here
+    if importlib.util.find_spec("baselines") is not None:
+        importlib.import_module("baselines")
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            value = ep.load()
+        except Exception as exc:  # a broken plugin must say which one it is
+            raise OdtbenchError(f"cannot load method plugin {ep.name!r} ({ep.value}): {exc}; "
+                                "fix or uninstall that package") from exc
+        _register_entry_point_value(value, f"{ep.name!r} ({ep.value})")
+
+
+def list_methods() -> list[str]:
+    """Registered method names: the study's legend order first, then the others."""
+    _load_plugins()
+    known = [name for name in LEGEND_ORDER if name in _REGISTRY]
+    return known + [name for name in _REGISTRY if name not in LEGEND_ORDER]
+
+
+def get_method(name: str) -> MethodSpec:
+    """The spec of a registered method; unknown names raise UnknownChoiceError."""
+    _load_plugins()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownChoiceError("method", name, list_methods()) from None
+
+
+# The study's four DT methods: presets of one agent (algorithm.md §0, §4; paper §4.2).
+DT_METHODS = (
+    MethodSpec(
+        name="ODT", family="dt", paper_name="ODT",
+        preset={"stochastic": True, "entropy_reg": True, "rl_kind": "none",
+                "rl_coeff": 0.0, "sup_coeff": 1.0},
+        description="Online Decision Transformer: squashed-Gaussian DT, supervised NLL with "
+                    "entropy regularisation, no RL gradient (the authors' code still trains an "
+                    "unused critic; skipping it changes nothing the actor sees)",
+    ),
+    MethodSpec(
+        name="TD3+ODT", family="dt", paper_name="TD3+ODT",
+        preset={"stochastic": False, "entropy_reg": False, "rl_kind": "td3",
+                "rl_coeff": 0.1, "sup_coeff": 1.0},
+        description="deterministic DT; supervised MSE plus 0.1 x TD3 actor gradient (the study)",
+    ),
+    MethodSpec(
+        name="DDPG+ODT", family="dt", paper_name="DDPG+ODT",
+        preset={"stochastic": False, "entropy_reg": False, "rl_kind": "ddpg",
+                "n_critics": 1, "policy_noise": 0.0, "actor_update_interval": 1,
+                "rl_coeff": 0.1, "sup_coeff": 1.0},
+        description="as TD3+ODT with a DDPG critic: one critic, no target smoothing, no delay",
+    ),
+    MethodSpec(
+        name="TD3", family="dt", paper_name="TD3",
+        preset={"stochastic": False, "entropy_reg": False, "rl_kind": "td3",
+                "rl_coeff": 0.1, "sup_coeff": 0.0},
+        description="TD3 gradient only during online finetuning of a DT actor; pretraining "
+                    "stays supervised",
+    ),
+)
+for _spec in DT_METHODS:
+    register(_spec)

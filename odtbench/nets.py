@@ -1,0 +1,247 @@
+"""Networks: GPT-2-style causal transformer, Decision-Transformer actor, batched twin-Q critic.
+
+Written from /work/shared/reference/algorithm.md §1 and §3.1 (the authors' ODT-derived code).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from odtbench.errors import OdtbenchError
+
+# The authors' (HF GPT-2) additive value for padded keys: finite, so a query row whose keys
+# are all padding still gets a well-defined (uniform) softmax instead of NaN.
+PAD_LOGIT = -1e4
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+
+def _init_gpt2(module: nn.Module) -> None:
+    """GPT-2 init for transformer internals: N(0, 0.02) weights, zero biases, LN = identity."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+class _SelfAttention(nn.Module):
+    def __init__(self, embed_dim: int, n_head: int, dropout: float):
+        super().__init__()
+        self.n_head, self.attn_pdrop = n_head, dropout
+        self.qkv = nn.Linear(embed_dim, 3 * embed_dim)
+        self.proj = nn.Linear(embed_dim, embed_dim)
+        self.resid_drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, attn_mask: Tensor | None) -> Tensor:
+        b, n, d = x.shape
+        q, k, v = (
+            t.view(b, n, self.n_head, d // self.n_head).transpose(1, 2)
+            for t in self.qkv(x).split(d, dim=-1)
+        )
+        # SDPA's default scale is 1/sqrt(head_dim), as in GPT-2.
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, is_causal=attn_mask is None,
+            dropout_p=self.attn_pdrop if self.training else 0.0,
+        )
+        return self.resid_drop(self.proj(y.transpose(1, 2).reshape(b, n, d)))
+
+
+class _Block(nn.Module):
+    """Pre-LN GPT-2 block: x + Attn(LN(x)), then x + MLP(LN(x)) with a ReLU MLP."""
+
+    def __init__(self, embed_dim: int, n_head: int, dropout: float, n_inner: int):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(embed_dim, eps=1e-5)
+        self.attn = _SelfAttention(embed_dim, n_head, dropout)
+        self.ln_2 = nn.LayerNorm(embed_dim, eps=1e-5)
+        self.mlp = nn.Sequential(
+            nn.Linear(embed_dim, n_inner), nn.ReLU(), nn.Linear(n_inner, embed_dim),
+            nn.Dropout(dropout),
+        )
+
+    def forward(self, x: Tensor, attn_mask: Tensor | None) -> Tensor:
+        x = x + self.attn(self.ln_1(x), attn_mask)
+        return x + self.mlp(self.ln_2(x))
+
+
+class CausalTransformer(nn.Module):
+    """GPT-2 trunk without token or positional embeddings (the DT feeds its own embeddings)."""
+
+    def __init__(self, embed_dim: int, n_layer: int, n_head: int, dropout: float,
+                 n_inner: int | None = None):
+        super().__init__()
+        if embed_dim % n_head:
+            raise OdtbenchError(f"embed_dim {embed_dim} is not divisible by n_head {n_head}; "
+                                "choose n_head dividing embed_dim")
+        self.embed_drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(
+            _Block(embed_dim, n_head, dropout, n_inner or 4 * embed_dim) for _ in range(n_layer)
+        )
+        self.ln_f = nn.LayerNorm(embed_dim, eps=1e-5)
+        self.apply(_init_gpt2)
+
+    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
+        """x (B, L, D); key_padding_mask (B, L), 1 = real, 0 = padding, or None (no padding)."""
+        attn_mask = None  # None -> SDPA's is_causal fast path
+        if key_padding_mask is not None:
+            n = x.shape[1]
+            causal = torch.full((n, n), float("-inf"), device=x.device, dtype=x.dtype).triu(1)
+            pad = (1.0 - key_padding_mask.to(x.dtype)) * PAD_LOGIT
+            attn_mask = causal + pad[:, None, None, :]  # (B, 1, L, L), broadcast over heads
+        x = self.embed_drop(x)
+        for block in self.blocks:
+            x = block(x, attn_mask)
+        return self.ln_f(x)
+
+
+def _tanh_log_det_jacobian(u: Tensor) -> Tensor:
+    """log|d tanh(u)/du| = 2 (log 2 - u - softplus(-2u)), stable for large |u|."""
+    return 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
+
+
+class SquashedGaussian:
+    """tanh(N(mu, std^2)) per action dimension; log-probs are summed over the last dim."""
+
+    def __init__(self, mu: Tensor, log_std: Tensor):
+        self.mu, self.log_std = mu, log_std
+        self.std = log_std.exp()
+
+    @property
+    def mean(self) -> Tensor:
+        """The action used for evaluation: tanh(mu)."""
+        return torch.tanh(self.mu)
+
+    def _log_prob_u(self, u: Tensor) -> Tensor:
+        z = (u - self.mu) / self.std
+        log_normal = -0.5 * z.pow(2) - self.log_std - 0.5 * math.log(2.0 * math.pi)
+        return (log_normal - _tanh_log_det_jacobian(u)).sum(-1)
+
+    def log_prob(self, action: Tensor) -> Tensor:
+        """log pi(a) for actions in (-1, 1) (callers clamp them to +-(1-1e-6))."""
+        return self._log_prob_u(torch.atanh(action))
+
+    def rsample_with_log_prob(self) -> tuple[Tensor, Tensor]:
+        u = self.mu + self.std * torch.randn_like(self.mu)
+        return torch.tanh(u), self._log_prob_u(u)  # log-prob from u avoids atanh(tanh(u))
+
+    def rsample(self) -> Tensor:
+        return self.rsample_with_log_prob()[0]
+
+    def entropy(self) -> Tensor:
+        """One-sample Monte-Carlo entropy estimate, -log pi(a~), a~ reparameterised."""
+        return -self.rsample_with_log_prob()[1]
+
+
+class _GaussianHead(nn.Module):
+    def __init__(self, embed_dim: int, act_dim: int):
+        super().__init__()
+        self.mu = nn.Linear(embed_dim, act_dim)
+        self.log_std = nn.Linear(embed_dim, act_dim)
+        for layer in (self.mu, self.log_std):
+            nn.init.orthogonal_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, h: Tensor) -> SquashedGaussian:
+        raw = torch.tanh(self.log_std(h))
+        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (raw + 1.0)
+        return SquashedGaussian(self.mu(h), log_std)
+
+
+class _TanhHead(nn.Module):
+    def __init__(self, embed_dim: int, act_dim: int):
+        super().__init__()
+        self.linear = nn.Linear(embed_dim, act_dim)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return torch.tanh(self.linear(h))
+
+
+class DecisionTransformer(nn.Module):
+    """DT actor over interleaved (R_t, s_t, a_t) tokens; the action is read at the state token.
+
+    forward(...) returns, per position, a (B, T, A) action (deterministic head) or a
+    `SquashedGaussian` over (B, T, A) (stochastic head).
+    """
+
+    def __init__(self, state_dim: int, act_dim: int, embed_dim: int, n_layer: int,
+                 n_head: int, dropout: float, stochastic: bool):
+        super().__init__()
+        self.state_dim, self.act_dim, self.stochastic = state_dim, act_dim, stochastic
+        # Embeddings and heads keep PyTorch's default init; only the trunk is GPT-2-initialised.
+        self.embed_return = nn.Linear(1, embed_dim)
+        self.embed_state = nn.Linear(state_dim, embed_dim)
+        self.embed_action = nn.Linear(act_dim, embed_dim)
+        self.embed_ln = nn.LayerNorm(embed_dim)
+        self.transformer = CausalTransformer(embed_dim, n_layer, n_head, dropout)
+        self.head = (_GaussianHead if stochastic else _TanhHead)(embed_dim, act_dim)
+
+    def forward(self, states: Tensor, actions: Tensor, rtg: Tensor,
+                mask: Tensor | None = None) -> Tensor | SquashedGaussian:
+        b, t, _ = states.shape
+        if rtg.dim() == 2:
+            rtg = rtg.unsqueeze(-1)
+        tokens = torch.stack(
+            (self.embed_return(rtg), self.embed_state(states), self.embed_action(actions)), dim=2
+        ).reshape(b, 3 * t, -1)
+        key_mask = None if mask is None else mask.repeat_interleave(3, dim=1)
+        h = self.transformer(self.embed_ln(tokens), key_mask)
+        return self.head(h.reshape(b, t, 3, -1)[:, :, 1])
+
+
+class QEnsemble(nn.Module):
+    """n independent Markovian MLP critics Q_i(s, a), evaluated together with batched matmuls.
+
+    Each critic: Linear(S+A, H) - [LN] - ReLU - Linear(H, H) - [LN] - ReLU - Linear(H, 1), where
+    LN is parameter-free layer normalisation (algorithm.md §3.1). Weights are stacked as
+    (n, in, out) so all critics run in one torch.baddbmm per layer.
+    """
+
+    def __init__(self, state_dim: int, act_dim: int, n_critics: int = 2, hidden: int = 256,
+                 layernorm: bool = False):
+        super().__init__()
+        if n_critics < 1:
+            raise OdtbenchError(f"n_critics must be >= 1, got {n_critics}")
+        self.n_critics, self.layernorm = n_critics, layernorm
+        sizes = [(state_dim + act_dim, hidden), (hidden, hidden), (hidden, 1)]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in sizes:
+            # PyTorch's default nn.Linear init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for both.
+            bound = 1.0 / math.sqrt(fan_in)
+            self.weights.append(nn.Parameter(torch.empty(n_critics, fan_in, fan_out)
+                                             .uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.empty(n_critics, 1, fan_out)
+                                            .uniform_(-bound, bound)))
+
+    def _mlp(self, x: Tensor, weights: list[Tensor], biases: list[Tensor]) -> Tensor:
+        """x (n, N, in) -> (n, N)."""
+        for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+            x = torch.baddbmm(b, x, w)
+            if i < len(weights) - 1:
+                if self.layernorm:
+                    x = F.layer_norm(x, x.shape[-1:])
+                x = F.relu(x)
+        return x.squeeze(-1)
+
+    def forward(self, states: Tensor, actions: Tensor) -> Tensor:
+        """states (..., S), actions (..., A) -> Q values (n_critics, ...)."""
+        x = torch.cat((states, actions), dim=-1)
+        lead = x.shape[:-1]
+        x = x.reshape(1, -1, x.shape[-1]).expand(self.n_critics, -1, -1)
+        return self._mlp(x, list(self.weights), list(self.biases)).reshape(self.n_critics, *lead)
+
+    def q1(self, states: Tensor, actions: Tensor, detach_params: bool = False) -> Tensor:
+        """Q1 only, shape (...). detach_params: gradients flow to the inputs, not the critic."""
+        x = torch.cat((states, actions), dim=-1)
+        lead = x.shape[:-1]
+        ws = [w[:1] for w in self.weights]
+        bs = [b[:1] for b in self.biases]
+        if detach_params:
+            ws, bs = [w.detach() for w in ws], [b.detach() for b in bs]
+        return self._mlp(x.reshape(1, -1, x.shape[-1]), ws, bs).reshape(lead)

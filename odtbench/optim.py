@@ -1,0 +1,107 @@
+"""LAMB (the timm/NVIDIA variant the authors use), linear warm-up, Polyak averaging.
+
+torch ships no LAMB and timm would pull in torchvision, so LAMB is written here from
+algorithm.md §2.3. Every per-parameter operation goes through `torch._foreach_*` and
+no value is read back to the host, so a step costs a handful of kernel launches.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor
+from torch.optim.lr_scheduler import LambdaLR
+
+from odtbench.errors import OdtbenchError
+
+
+class Lamb(torch.optim.Optimizer):
+    """LAMB with bias correction, decoupled-in-update weight decay and per-tensor trust ratio.
+
+    Per step (per parameter w with gradient g, after a global grad-norm clip to max_grad_norm):
+        m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
+        u = (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps) + wd * w      (wd on every tensor)
+        r = ||w|| / ||u||  if both norms > 0 else 1                    (only when wd != 0)
+        w = w - lr * r * u
+    """
+
+    def __init__(self, params: Iterable, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, max_grad_norm: float | None = 1.0):
+        if lr < 0 or eps < 0 or weight_decay < 0 or not all(0 <= b < 1 for b in betas):
+            raise OdtbenchError(f"invalid LAMB settings lr={lr} betas={betas} eps={eps} "
+                                f"weight_decay={weight_decay}; use lr, eps, wd >= 0 and betas in [0, 1)")
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, step=0)
+        super().__init__(params, defaults)
+        self.max_grad_norm = max_grad_norm
+
+    def _global_clip_divisor(self) -> Tensor | None:
+        """max(||g||_global / max_grad_norm, 1) over all groups, as a device tensor."""
+        grads = [p.grad for g in self.param_groups for p in g["params"] if p.grad is not None]
+        if not self.max_grad_norm or not grads:
+            return None
+        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        return torch.clamp(norm / self.max_grad_norm, min=1.0)
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: ANN001 - torch.optim signature
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        divisor = self._global_clip_divisor()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            if divisor is not None:
+                grads = torch._foreach_div(grads, divisor)
+            for p in params:
+                if not self.state[p]:
+                    self.state[p]["exp_avg"] = torch.zeros_like(p)
+                    self.state[p]["exp_avg_sq"] = torch.zeros_like(p)
+            m = [self.state[p]["exp_avg"] for p in params]
+            v = [self.state[p]["exp_avg_sq"] for p in params]
+            beta1, beta2 = group["betas"]
+            group["step"] += 1
+            bc1 = 1.0 - beta1 ** group["step"]
+            bc2 = 1.0 - beta2 ** group["step"]
+
+            torch._foreach_lerp_(m, grads, 1.0 - beta1)
+            torch._foreach_mul_(v, beta2)
+            torch._foreach_addcmul_(v, grads, grads, value=1.0 - beta2)
+            denom = torch._foreach_sqrt(v)
+            torch._foreach_div_(denom, math.sqrt(bc2))
+            torch._foreach_add_(denom, group["eps"])
+            update = torch._foreach_div(m, denom)
+            torch._foreach_div_(update, bc1)
+            wd = group["weight_decay"]
+            if wd != 0:
+                torch._foreach_add_(update, params, alpha=wd)
+                w_norm = torch.stack(torch._foreach_norm(params))
+                u_norm = torch.stack(torch._foreach_norm(update))
+                ratio = torch.where((w_norm > 0) & (u_norm > 0), w_norm / u_norm,
+                                    torch.ones_like(w_norm))
+                torch._foreach_mul_(update, list(ratio.unbind()))
+            torch._foreach_add_(params, update, alpha=-group["lr"])
+        return loss
+
+
+def linear_warmup(optimizer: torch.optim.Optimizer, warmup_steps: int) -> LambdaLR:
+    """LR factor min((step + 1) / warmup_steps, 1): linear warm-up, then constant, no decay."""
+    if warmup_steps < 0:
+        raise OdtbenchError(f"warmup_steps must be >= 0, got {warmup_steps}")
+    warmup = max(int(warmup_steps), 1)
+    return LambdaLR(optimizer, lambda step: min((step + 1) / warmup, 1.0))
+
+
+@torch.no_grad()
+def polyak_(target_params: Iterable[Tensor], online_params: Iterable[Tensor], tau: float) -> None:
+    """target <- (1 - tau) * target + tau * online, in place."""
+    target, online = list(target_params), list(online_params)
+    if len(target) != len(online):
+        raise OdtbenchError(f"polyak: {len(target)} target vs {len(online)} online tensors; "
+                            "pass the parameters of two copies of the same network")
+    torch._foreach_lerp_(target, online, tau)

@@ -1,0 +1,16 @@
+"""HTML reports (jinja2 templates in templates/, rendered by render.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["render_report"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: rendering pulls in matplotlib and rliable; `odtbench --help` must stay fast.
+    if name == "render_report":
+        from odtbench.report.render import render_report
+
+        return render_report
+    raise AttributeError(f"module 'odtbench.report' has no attribute {name!r}")

@@ -1,0 +1,171 @@
+# Helpers of the rules: what the configured scale plans, and the resolved hyperparameters
+# that make Snakemake re-run exactly the runs whose settings changed. (Functions live here,
+# apart from the rules, as `snakemake --lint` asks.)
+
+import json
+import shlex
+import sys
+from functools import cache
+from pathlib import Path
+
+# The scale is part of every path whose file depends on it (docs/workflow.md).
+STATS = "datasets/stats/{scale}/{suite}/{dataset}.json"
+# summary.json is written last by a run: its presence means the run ended
+SUMMARY = "results/runs/{scale}/{suite}/{dataset}/{method}/seed{seed}/summary.json"
+BENCHMARK = "results/benchmarks/{scale}/{suite}/{dataset}/{method}/seed{seed}.tsv"
+
+
+def stop(message):
+    """Print one line and leave (Snakemake's own report of an exception adds a traceback)."""
+    print(f"odtbench: error: {' '.join(str(message).split())}", file=sys.stderr)
+    sys.exit(2)
+
+
+def check_yaml(path):
+    """Stop with one line if `path` exists but is not YAML (Snakemake's message has no line
+    number)."""
+    import yaml
+
+    try:
+        yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        return
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        stop(f"{path}{where}: not valid YAML ({getattr(err, 'problem', None) or err}); fix its syntax")
+
+
+def schema_error(schema_file):
+    """One line for a config that violates the schema: where, what, and what is valid.
+    (Snakemake's own message prints the whole schema and config.)"""
+    import yaml
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+
+    schema = yaml.safe_load(Path(schema_file).read_text())
+    err = best_match(Draft202012Validator(schema).iter_errors(config))
+    if err is None:
+        return f"workflow config does not match {schema_file}"
+    where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+    msg = err.message
+    if err.validator == "additionalProperties" and "properties" in err.schema:
+        msg += f"; valid keys: {', '.join(err.schema['properties'])}"
+    elif err.validator in ("oneOf", "anyOf") and err.schema.get("description"):
+        msg += f"; expected {err.schema['description']}"
+    return f"workflow config {where}: {msg}"
+
+
+def _names(value, registered, kind):
+    from odtbench.errors import UnknownChoiceError
+
+    if value == "all":
+        return list(registered)
+    for name in value:
+        if name not in registered:
+            raise UnknownChoiceError(kind, name, registered)
+    return list(value)
+
+
+def _seeds(value):
+    return list(range(value)) if isinstance(value, int) else [int(s) for s in value]
+
+
+def suite_config(scale, suite):
+    """The config block of `suite` at `scale` (a one-line error if it is not configured)."""
+    from odtbench.errors import UnknownChoiceError
+
+    suites = config["scales"][scale]["suites"]
+    if suite not in suites:
+        raise UnknownChoiceError(f"suite at scale {scale}", suite, suites)
+    return suites[suite]
+
+
+@cache
+def plan(scale, suite):
+    """Datasets, methods and seeds of `suite` at `scale`; top-level overrides win."""
+    from odtbench.methods import list_methods
+    from odtbench.tasks import list_tasks
+
+    block = suite_config(scale, suite)
+    datasets = _names(block["datasets"], [t.dataset for t in list_tasks(suite)],
+                      f"{suite} dataset")
+    methods = _names(config["methods"] if config["methods"] is not None else block["methods"],
+                     list_methods(), "method")
+    seeds = next(s for s in (config["seeds"], block.get("seeds"),
+                             config["scales"][scale]["seeds"]) if s is not None)
+    return {"datasets": datasets, "methods": methods, "seeds": _seeds(seeds)}
+
+
+def configured_suites():
+    return list(config["scales"][SCALE]["suites"])
+
+
+@cache
+def resolved_hyperparameters(scale, suite, dataset, method):
+    """The resolved hyperparameters of a run as canonical JSON. A run rule's params: when they
+    change (a preset, a scale, an override), Snakemake's params trigger re-runs exactly the
+    runs they belong to; the seed is not among them."""
+    from odtbench.config import resolve
+
+    cfg = resolve(f"{suite}/{dataset}", method, scale, 0,
+                  config["hyperparameters"].get(method, {}))
+    return json.dumps(cfg.hyperparameters, sort_keys=True, default=str)
+
+
+def set_args(method):
+    """The workflow's overrides of `method` as `odtbench run --set` arguments."""
+    items = sorted(config["hyperparameters"].get(method, {}).items())
+    return " ".join(shlex.quote(f"--set={k}={json.dumps(v)}") for k, v in items)
+
+
+def check_config():
+    """Every name in the config is registered and every planned run resolves, so mistakes
+    surface here, before any job, as one line naming the valid choices."""
+    from odtbench.methods import list_methods
+    from odtbench.tasks import list_suites
+
+    _names(list(config["hyperparameters"]), list_methods(), "method in hyperparameters")
+    for scale, block in config["scales"].items():
+        _names(list(block["suites"]), list_suites(), f"suite (scales/{scale}/suites)")
+        for suite in block["suites"]:
+            plan(scale, suite)
+    for suite in configured_suites():
+        p = plan(SCALE, suite)
+        for dataset in p["datasets"]:
+            for method in p["methods"]:
+                resolved_hyperparameters(SCALE, suite, dataset, method)
+
+
+def planned(pattern, suite):
+    """`pattern` (SUMMARY, BENCHMARK) for every planned run of `suite` at the configured
+    scale."""
+    p = plan(SCALE, suite)
+    return expand(pattern, scale=SCALE, suite=suite, dataset=p["datasets"],
+                  method=p["methods"], seed=p["seeds"])
+
+
+def dataset_files(suite):
+    return expand(STATS, scale=SCALE, suite=suite, dataset=plan(SCALE, suite)["datasets"])
+
+
+def run_resource(wildcards, key):
+    """mem_mb / runtime of one run, from its suite's block at the run's scale."""
+    return suite_config(wildcards.scale, wildcards.suite)[key]
+
+
+def package_files(*modules):
+    """Files of odtbench modules/subpackages (code, templates), as installed: inputs of the
+    analysis rules, so editing table or template code rebuilds only analysis outputs. Run
+    rules never list code."""
+    import importlib.util
+
+    files = []
+    for name in modules:
+        spec = importlib.util.find_spec(f"odtbench.{name}")
+        if spec.submodule_search_locations:
+            root = Path(spec.submodule_search_locations[0])
+            files += [f for f in root.rglob("*") if f.is_file() and "__pycache__" not in f.parts]
+        else:
+            files.append(Path(spec.origin))
+    return sorted(str(f) for f in files)

@@ -1,0 +1,36 @@
+# One job per (dataset, method, seed): `odtbench run` writes config.json, curve.csv and, last,
+# summary.json (the output: its presence means the run ended). Runs list no code as input:
+# editing analysis code never retrains. Their `params` hold the resolved hyperparameters, so
+# changing one method's preset or override re-runs only that method's runs.
+
+
+rule run:
+    input:
+        stats=STATS,
+    output:
+        summary=SUMMARY,
+    log:
+        "logs/{scale}/runs/{suite}/{dataset}/{method}/seed{seed}.log",
+    benchmark:
+        BENCHMARK
+    params:
+        hyperparameters=lambda wc: resolved_hyperparameters(wc.scale, wc.suite, wc.dataset,
+                                                            wc.method),
+        overrides=lambda wc: set_args(wc.method),
+        run_dir=lambda wc, output: Path(output.summary).parent,
+    threads: 1
+    resources:
+        mem_mb=lambda wc: run_resource(wc, "mem_mb"),
+        runtime=lambda wc: run_resource(wc, "runtime"),
+        gpu=0 if config["device"] == "cpu" else 1,
+        # a resource, not a param: moving to another device must not re-run finished runs
+        device=config["device"],
+    conda:
+        "../envs/odtbench.yaml"
+    shell:
+        # one thread per job, so Snakemake packs one run per core; --replace-stale: a job
+        # re-run for changed hyperparameters must not resume the old run's checkpoint
+        "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 ODTBENCH_PROGRESS=0"
+        " odtbench run --task {wildcards.suite}/{wildcards.dataset} --method {wildcards.method:q}"
+        " --seed {wildcards.seed} --scale {wildcards.scale} --out {params.run_dir:q}"
+        " --device {resources.device:q} --replace-stale {params.overrides} > {log:q} 2>&1"
