@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
+from odtbench.presets import DOMAINS, RANDOM_DATASET, SRC_TAB9  # paper Tab. 9 rows
 
 SCALES = ("smoke", "quick", "paper")
 
@@ -42,20 +43,6 @@ DEFAULTS: dict[str, Any] = {
     "max_episode_len": 1000, "drop_lowest_return": True,
     "checkpoint_every_updates": 2000, "divergence_q_bound": 1e6,
 }
-
-SRC_TAB9 = "paper Tab. 9 / authors' readme (algorithm.md §9.2)"
-# Per-domain rows of the authors' readme commands (algorithm.md §9.2); where the paper's
-# Tab. 9 differs (ant) the readme is what ran, and we follow it.
-DOMAINS: dict[str, dict[str, Any]] = {
-    "hopper": {"eval_rtg": 3600.0, "online_rtg": 7200.0, "weight_decay": 5e-4},
-    "halfcheetah": {"eval_rtg": 6000.0, "online_rtg": 12000.0, "weight_decay": 1e-4},
-    "walker2d": {"eval_rtg": 5000.0, "online_rtg": 10000.0, "lr_actor": 1e-3,
-                 "weight_decay": 1e-3, "pretrain_updates": 10_000},
-    # readme: T_eval 5, RTG 5000/10000, lr_a 1e-4 (paper Tab. 9: T_eval 1, 6000/12000, 1e-3)
-    "ant": {"eval_rtg": 5000.0, "online_rtg": 10000.0, "weight_decay": 1e-4},
-}
-# Random datasets collect >= 1000 transitions per online iteration (paper Tab. 8).
-RANDOM_DATASET = {"min_transitions_per_iter": 1000}
 
 SRC_TOY = "toy preset (paper App. F.2.1 / motivation.py, adapted to the DT agent: docs/toy.md)"
 # The study's toy uses 2x128 MLPs, Adam lr 1e-3, batch 32, 20 pretraining steps, 16 online

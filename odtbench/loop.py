@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import signal
 import time
 from pathlib import Path
@@ -20,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from odtbench.checkpoint import load as load_checkpoint
+from odtbench.checkpoint import rng_state, save_atomic, seed_everything, set_rng_state
 from odtbench.config import RunConfig
 from odtbench.data.replay import SegmentSampler, TrajectoryBuffer, prepare_offline
 from odtbench.evaluation import rollout
@@ -32,24 +33,6 @@ _KILL_AT = int(os.environ.get("ODTBENCH_KILL_AT_UPDATE", "-1"))
 
 class Diverged(Exception):
     """A loss or critic value became non-finite or exploded past the bound."""
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def _rng_state(gen: torch.Generator) -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-            "python": random.getstate(), "sampler": gen.get_state()}
-
-
-def _set_rng_state(st: dict, gen: torch.Generator) -> None:
-    torch.set_rng_state(st["torch"])
-    np.random.set_state(st["numpy"])
-    random.setstate(st["python"])
-    gen.set_state(st["sampler"])
 
 
 class Run:
@@ -65,7 +48,7 @@ class Run:
         trajs, self.dataset_info = load_task_dataset(cfg.task_key, cfg.scale)
         self.offline = prepare_offline(trajs, self.hp["drop_lowest_return"])
         self.device = device
-        _seed_everything(cfg.seed)
+        seed_everything(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         S = self.offline.trajectories[0].observations.shape[1]
         A = self.offline.trajectories[0].actions.shape[1]
@@ -102,25 +85,22 @@ class Run:
     def save_checkpoint(self) -> None:
         self.st["wall_time_s"] += time.perf_counter() - self._t0
         self._t0 = time.perf_counter()
-        payload = {"state": self.st, "agent": self.agent.state_dict(), "rng": _rng_state(self.gen),
+        payload = {"state": self.st, "agent": self.agent.state_dict(), "rng": rng_state(self.gen),
                    "buffer": self.buffer.state_dict() if self.buffer else None,
                    "probe": self.probe.to_json() if self.probe else None}
-        self.ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.ckpt_path.with_suffix(".tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, self.ckpt_path)  # atomic: a kill leaves the previous checkpoint
+        save_atomic(payload, self.ckpt_path)
 
     def load_checkpoint(self) -> bool:
-        if not self.ckpt_path.exists():
+        payload = load_checkpoint(self.ckpt_path)
+        if payload is None:
             return False
-        payload = torch.load(self.ckpt_path, weights_only=False)
         self.st = payload["state"]
         self.agent.load_state_dict(payload["agent"])
         if payload["buffer"] is not None:
             self.buffer = TrajectoryBuffer.from_state_dict(payload["buffer"])
         if self.probe and payload["probe"]:
             self.probe.load(payload["probe"])
-        _set_rng_state(payload["rng"], self.gen)
+        set_rng_state(payload["rng"], self.gen)
         self.log.info("resumed from checkpoint: %s", {k: v for k, v in self.st.items() if k != "curve"})
         return True
 

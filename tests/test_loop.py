@@ -38,7 +38,9 @@ def test_toy_smoke_run_writes_contract_files(method, toy_data, tmp_path):
     assert len(probes["epochs"][1]["rollout_actions"]) == 64
     assert (probes["epochs"][0]["critic_q"] is None) == (method == "ODT")
     conf = json.loads((out / "config.json").read_text())
-    assert conf["hyperparameters"]["stochastic"] == (method == "ODT")
+    # the study's toy actors are all deterministic; ODT is the one without an RL term
+    assert conf["hyperparameters"]["stochastic"] is False
+    assert (conf["hyperparameters"]["rl_kind"] == "none") == (method == "ODT")
     assert "toy preset" in conf["hyperparameter_sources"]["context_len"]
 
 
