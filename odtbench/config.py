@@ -154,6 +154,7 @@ def resolve(task_key: str, method: str, scale: str, seed: int = 0,
         if task.quality == "random":
             _apply(hp, src, RANDOM_DATASET, "paper Tab. 8 (>=1000 steps/epoch on random data)")
     _apply(hp, src, spec.preset, f"method preset {spec.name}")
+    _apply(hp, src, spec.suite_presets.get(task.suite, {}), f"method preset {spec.name} ({task.suite})")
     if task.domain == "toy":
         # The study's toy actors are all deterministic with tiny uniform exploration noise;
         # its "ODT" is plain RTG-conditioned regression (App. F.2.1, motivation.py).
@@ -166,6 +167,7 @@ def resolve(task_key: str, method: str, scale: str, seed: int = 0,
         _apply(hp, src, TOY_SCALE_OVERRIDES[scale], SRC_SCALE.format(scale=scale))
     else:
         _apply(hp, src, SCALE_OVERRIDES[scale], SRC_SCALE.format(scale=scale))
+    _apply(hp, src, spec.scale_presets.get(scale, {}), f"method preset {spec.name} (scale {scale})")
     user = dict(overrides or {})
     unknown = sorted(set(user) - set(hp))
     if unknown:

@@ -53,7 +53,9 @@ class Run:
         S = self.offline.trajectories[0].observations.shape[1]
         A = self.offline.trajectories[0].actions.shape[1]
         self.agent = DTAgent(self.hp, S, A, device=device)
-        self.eval_envs = [self.task.make_env() for _ in range(self.hp["eval_episodes"])]
+        # Some suites evaluate on a different env than they collect in (AntMaze eval maps).
+        make_eval = getattr(self.task, "make_eval_env", self.task.make_env)
+        self.eval_envs = [make_eval() for _ in range(self.hp["eval_episodes"])]
         self.online_env = self.task.make_env()
         self.probe = None
         if self.task.domain == "toy":

@@ -35,6 +35,10 @@ class MethodSpec:
     runner: str = DT_RUNNER  # "package.module:function"
     description: str = ""
     paper_name: str = ""
+    # Method-specific values per suite (e.g. IQL's expectile per domain) and per scale
+    # (e.g. a baseline's own pretraining budget); applied after the generic layers.
+    suite_presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    scale_presets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.name or not self.family:
