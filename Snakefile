@@ -32,6 +32,9 @@ try:
 except WorkflowError:
     stop(schema_error(Path(workflow.basedir) / "workflows/schemas/config.schema.yaml"))
 
+include: "workflows/rules/external.smk"  # registers external_methods: before check_config
+
+
 SCALE = config["scale"]
 try:
     check_config()

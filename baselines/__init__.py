@@ -1,0 +1,124 @@
+"""The study's baselines, registered as methods of the suite on import.
+
+`odtbench.methods` imports this package lazily, on the first registry lookup, so TD3+BC, IQL
+and PDT are found like the DT methods (`odtbench list methods`, the workflow's config, the
+reports). This module holds only the specs and their hyperparameters (no torch import, so
+listing methods stays fast); the code is in `td3bc`, `iql`, `mlp_loop`, `pdt`, `pdt_loop`.
+
+Every key below is the method's own (prefixed `mlp_`, `td3bc_`, `iql_`, `pdt_`) except the
+protocol keys every method shares with the DT family: `online_budget`, `eval_episodes`,
+`max_episode_len`, `divergence_q_bound` (and, for PDT, which is a DT, the transformer,
+optimiser and iteration keys). Values are paper scale; the scale presets change sizes and
+budgets only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from odtbench.methods.registry import MethodSpec, register
+
+# --- TD3+BC and IQL: the shared MLP protocol (baselines/mlp_loop.py) ---------------------
+MLP_COMMON: dict[str, Any] = {
+    "mlp_hidden": 256, "mlp_layers": 2,  # both codebases: 2 x 256 ReLU
+    "mlp_batch_size": 256, "mlp_discount": 0.99, "mlp_tau": 0.005,  # both codebases
+    # paper §3 "Baseline settings": pretrained 1M steps, the codebases' default
+    "mlp_pretrain_steps": 1_000_000, "mlp_pretrain_eval_every": 100_000,
+    # online evaluation every 10k transitions: the DT family evaluates every 10 iterations
+    # of >= 1 episode (<= 1000 steps) or >= 1000 steps (random datasets)
+    "mlp_eval_every": 10_000,
+    "mlp_checkpoint_every": 50_000,  # updates; checkpoints fall between episodes
+}
+MLP_SCALES: dict[str, dict[str, Any]] = {
+    "paper": {},
+    # one CPU core: ~3x cheaper updates (128 wide, batch 128), 25K offline steps; online
+    # still one update per step, evaluated about as often as the DT family's quick runs
+    "quick": {"mlp_hidden": 128, "mlp_batch_size": 128, "mlp_pretrain_steps": 25_000,
+              "mlp_pretrain_eval_every": 25_000, "mlp_eval_every": 5_000,
+              "mlp_checkpoint_every": 10_000},
+    "smoke": {"mlp_hidden": 16, "mlp_batch_size": 8, "mlp_pretrain_steps": 20,
+              "mlp_pretrain_eval_every": 10, "mlp_eval_every": 40, "mlp_checkpoint_every": 10},
+}
+
+# TD3+BC: Fujimoto & Gu 2021, official code defaults (TD3_BC/main.py)
+TD3BC_PRESET: dict[str, Any] = {
+    **MLP_COMMON,
+    "td3bc_alpha": 2.5, "td3bc_normalize_states": True,
+    "td3bc_actor_lr": 3e-4, "td3bc_critic_lr": 3e-4,
+    "td3bc_policy_noise": 0.2, "td3bc_noise_clip": 0.5, "td3bc_policy_freq": 2,
+    "td3bc_expl_noise": 0.1,  # online only: TD3's (Fujimoto et al. 2018) exploration default
+}
+
+# IQL: Kostrikov et al. 2022, hyperparameter table + official configs (mujoco_config.py)
+IQL_PRESET: dict[str, Any] = {
+    **MLP_COMMON,
+    "iql_expectile": 0.7, "iql_temperature": 3.0,  # MuJoCo
+    "iql_actor_lr": 3e-4, "iql_critic_lr": 3e-4, "iql_value_lr": 3e-4,
+    "iql_actor_schedule": "cosine", "iql_max_weight": 100.0,
+    "iql_log_std_min": -5.0, "iql_log_std_max": 2.0,
+    "iql_normalize_rewards": True, "iql_scale_online_rewards": False,
+}
+IQL_SUITES: dict[str, dict[str, Any]] = {
+    # antmaze_finetune_config.py: tau 0.9, beta 10, no learning-rate decay when finetuning
+    "antmaze": {"iql_expectile": 0.9, "iql_temperature": 10.0, "iql_actor_schedule": "constant"},
+    "adroit": {"iql_expectile": 0.7, "iql_temperature": 0.5},  # paper: kitchen/adroit row
+}
+
+# --- PDT: Xie et al. 2023, official code defaults (reference/pdt.md §7) -----------------
+PDT_PRESET: dict[str, Any] = {
+    # the DT keys, reset to PDT's defaults (the domain rows of Tab. 9 are TD3+ODT's)
+    "embed_dim": 512, "n_layer": 4, "n_head": 4, "dropout": 0.1,
+    "context_len": 20, "eval_context_len": 5, "batch_size": 256,
+    "lr_actor": 1e-4, "weight_decay": 5e-4, "warmup_steps": 10_000, "grad_clip": 0.25,
+    "init_temperature": 0.1, "reward_scale": 0.001, "stochastic": True, "entropy_reg": True,
+    "rl_kind": "none", "rl_coeff": 0.0, "sup_coeff": 1.0, "drop_lowest_return": True,
+    # the study: 40K pretraining steps = 40 iterations x 1000 updates (README cadence)
+    "pretrain_iters": 40, "pretrain_updates": 1000,
+    "online_updates_per_iter": 300, "replay_size": 1000, "eval_interval": 10,
+    "pdt_z_dim": 16, "pdt_kl_weight": 1.0, "pdt_prior_weight": 1.0, "pdt_return_weight": 1.0,
+    "pdt_warmup_samples": 10_000, "pdt_warmup_envs": 10,
+    "pdt_return_warmup_iters": 5, "pdt_return_warmup_batches": 300, "pdt_return_warmup_lr": 1e-3,
+    "pdt_prior_samples": 256, "pdt_sample_topk": 1,
+}
+PDT_SUITES: dict[str, dict[str, Any]] = {"antmaze": {"reward_scale": 1.0}}
+PDT_SCALES: dict[str, dict[str, Any]] = {
+    "paper": {},
+    # the generic quick/smoke DT sizes apply; these shrink PDT's own budgets to match
+    "quick": {"pretrain_iters": 4, "pdt_warmup_samples": 2_000, "pdt_warmup_envs": 5,
+              "pdt_return_warmup_batches": 50},
+    "smoke": {"pretrain_iters": 2, "pdt_warmup_samples": 40, "pdt_warmup_envs": 2,
+              "pdt_return_warmup_iters": 2, "pdt_return_warmup_batches": 3,
+              "pdt_prior_samples": 8},
+}
+
+BASELINES = (
+    MethodSpec(
+        name="TD3+BC", family="mlp", paper_name="TD3+BC", runner="baselines.td3bc:run",
+        preset=TD3BC_PRESET, scale_presets=MLP_SCALES,
+        description="TD3 + behaviour cloning (Fujimoto & Gu 2021), alpha 2.5, normalised "
+                    "states; 1M offline steps, then one update per online step",
+    ),
+    MethodSpec(
+        name="IQL", family="mlp", paper_name="IQL", runner="baselines.iql:run",
+        preset=IQL_PRESET, suite_presets=IQL_SUITES, scale_presets=MLP_SCALES,
+        description="Implicit Q-learning (Kostrikov et al. 2022): expectile V, AWR policy; "
+                    "1M offline steps, then one update per online step",
+    ),
+    MethodSpec(
+        name="PDT", family="pdt", paper_name="PDT", runner="baselines.pdt_loop:run",
+        preset=PDT_PRESET, suite_presets=PDT_SUITES, scale_presets=PDT_SCALES,
+        description="Pretrained Decision Transformer (Xie et al. 2023): reward-free "
+                    "future-conditioned pretraining, return-guided latent online",
+    ),
+)
+for _spec in BASELINES:
+    register(_spec)
+
+
+def external_runner(cfg: Any, out_dir: Any, **_: Any) -> dict:
+    """Runner of methods declared in the workflow's `external_methods` (they run through
+    workflows/rules/external.smk, never through `odtbench run`)."""
+    from odtbench.errors import OdtbenchError
+
+    raise OdtbenchError(f"method {cfg.method!r} is an external command; run it through the "
+                        "workflow (docs/adding-a-baseline.md), not `odtbench run`")

@@ -25,9 +25,10 @@ import numpy as np
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
 
-SUITES: tuple[str, ...] = ("toy", "mujoco")
+SUITES: tuple[str, ...] = ("toy", "mujoco", "adroit", "antmaze", "maze2d", "mujoco-delayed")
 SCORE_KINDS = ("normalized", "success_rate", "raw")
-DEFAULT_REFERENCE = {"toy": "toy", "mujoco": "d4rl"}
+DEFAULT_REFERENCE = {"toy": "toy", "mujoco": "d4rl", "adroit": "d4rl", "antmaze": "d4rl",
+                     "maze2d": "d4rl", "mujoco-delayed": "d4rl"}
 
 
 @dataclass(frozen=True)
@@ -219,3 +220,4 @@ def _register_mujoco() -> None:
 
 _register_toy()
 _register_mujoco()
+import odtbench.suites  # noqa: E402,F401  (registers adroit, antmaze, maze2d, mujoco-delayed)

@@ -78,13 +78,13 @@ def test_bad_task_definitions_are_rejected():
 
 def test_register_a_later_suite_task(monkeypatch):
     monkeypatch.setattr(tasks, "_REGISTRY", dict(tasks._REGISTRY))
-    t = Task(suite="mujoco-delayed", dataset="hopper-medium", domain="hopper", env_id="Hopper-v5",
+    t = Task(suite="test-suite", dataset="hopper-medium", domain="hopper", env_id="Hopper-v5",
              source="generated:d4rl/medium", quality="medium", ref_min=0.0, ref_max=1.0,
              ref_source="x", score_kind="normalized", max_episode_steps=1000,
              paper_dataset="hopper-medium-v2")
     tasks.register_task(t)
-    assert get_task("mujoco-delayed/hopper-medium") is t
-    assert "mujoco-delayed" in list_suites() and list_tasks("mujoco-delayed") == [t]
+    assert get_task("test-suite/hopper-medium") is t
+    assert "test-suite" in list_suites() and list_tasks("test-suite") == [t]
 
 
 def test_make_env_and_source_override():

@@ -88,6 +88,10 @@ def _generate(task: Task, scale: str, root: Path, progress: bool) -> tuple[list[
                 f"(seed {info['seed']}): {info.get('policy', '')}. D4RL used the -v2 envs and SAC; "
                 "this is a locally generated equivalent, not D4RL's data.")
         return trajs, info, desc, f"odtbench d4rl/{quality} (TD3 behaviour agent)"
+    from odtbench.suites import standins  # adroit/antmaze/maze2d/delayed suites' sources
+
+    if recipe.split("/", 1)[0] in standins.RECIPE_PREFIXES:
+        return standins.generate(task, scale, root, progress)
     valid = ["generated:toy-bandit"] + [f"generated:d4rl/{q}" for q in ("random", "medium", "medium-replay", "expert")]
     raise UnknownChoiceError("dataset source", task.source, valid)
 

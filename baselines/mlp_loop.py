@@ -1,0 +1,263 @@
+"""The offline->online protocol of the MLP baselines (TD3+BC, IQL).
+
+1. Offline pretraining: `mlp_pretrain_steps` updates (1M at paper scale, the codebases'
+   default that the study ran) on batches drawn uniformly from the offline transitions,
+   evaluating every `mlp_pretrain_eval_every` updates and at the end (the last one is the
+   "before finetuning" score).
+2. Online finetuning: one environment step, then one update, until `online_budget` online
+   transitions (the study's budget, shared with the DT family); the replay buffer is seeded
+   with every offline transition and grows with the online ones (nothing is evicted: its
+   capacity is offline size + budget). Evaluation every `mlp_eval_every` online transitions
+   and at the end, with the suite's evaluation episodes (`odtbench.evaluation.rollout`).
+
+Time-limit ends bootstrap, true terminations do not (both codebases). States are normalised
+and rewards scaled once, on the way into the buffer, with statistics of the offline data
+(`Preprocessing`, one per method).
+
+The run reuses `odtbench.loop.Run` for everything that is not MLP-specific: evaluation rows,
+config.json, summary.json, the logger and the driver (`execute`). Checkpoints are taken only
+between episodes (an env's physics state cannot be saved portably); with every RNG state
+saved, a resumed run replays the lost steps exactly. The online part of the buffer is saved
+as append-only chunks, so a checkpoint never rewrites the transitions saved before it.
+
+An agent (TD3BCAgent, IQLAgent) provides: `update(batch) -> dict of floats` (with "q_mean"),
+`actor_updates`, `explore(obs, rng) -> action`, `act(states, actions, rtg, deterministic)`
+(the rollout interface; reads states[:, -1]), `state_dict()` / `load_state_dict()`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from odtbench.agents.td3 import ReplayBuffer
+from odtbench.checkpoint import load as load_checkpoint
+from odtbench.checkpoint import rng_state, save_atomic, seed_everything, set_rng_state
+from odtbench.config import RunConfig
+from odtbench.data.replay import OfflineData
+from odtbench.data.trajectories import Trajectory
+from odtbench.errors import OdtbenchError
+from odtbench.loop import _KILL_AT, Run
+
+BUFFER_FIELDS = ("observations", "next_observations", "actions", "rewards", "terminations",
+                 "truncations")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How transitions enter the buffer: (s - obs_mean) / obs_std, and rewards times
+    reward_scale (offline data) or online_reward_scale (online transitions)."""
+
+    obs_mean: np.ndarray
+    obs_std: np.ndarray
+    reward_scale: float
+    online_reward_scale: float
+
+
+@dataclass(frozen=True)
+class MLPMethod:
+    """A method run by this loop: its data preprocessing and its agent factory
+    `make_agent(hp, obs_dim, act_dim, low, high, total_updates)`."""
+
+    name: str
+    preprocess: Callable[[list[Trajectory], Mapping[str, Any], Any], Preprocessing]
+    make_agent: Callable[..., Any]
+
+
+def _check_hp(hp: Mapping[str, Any]) -> None:
+    for key in ("mlp_pretrain_eval_every", "mlp_eval_every", "mlp_checkpoint_every",
+                "mlp_batch_size", "online_budget", "max_episode_len", "eval_episodes"):
+        if int(hp[key]) < 1:
+            raise OdtbenchError(f"hyperparameter {key} must be >= 1, got {hp[key]}; fix the "
+                                "preset or the --set override")
+    if int(hp["mlp_pretrain_steps"]) < 0:
+        raise OdtbenchError(f"mlp_pretrain_steps must be >= 0, got {hp['mlp_pretrain_steps']}")
+
+
+class MLPRun(Run):
+    """One TD3+BC / IQL run on one task and seed, writing the run-result files."""
+
+    def __init__(self, method: MLPMethod, cfg: RunConfig, out_dir: Path | str):
+        # Not Run.__init__: that builds the DT agent and ODT's offline preprocessing.
+        from odtbench.data.build import load_task_dataset
+        from odtbench.tasks import get_task
+
+        self.cfg, self.hp, self.out = cfg, cfg.hyperparameters, Path(out_dir)
+        _check_hp(self.hp)
+        self.method, self.device, self.probe = method, "cpu", None
+        self.task = get_task(cfg.task_key)
+        trajs, self.dataset_info = load_task_dataset(cfg.task_key, cfg.scale)
+        prep = method.preprocess(trajs, self.hp, self.task)
+        # Run.evaluate normalises rollout states with these statistics.
+        self.offline = OfflineData(trajs, prep.obs_mean, prep.obs_std)
+        self.reward_scale = float(prep.reward_scale)
+        self.online_reward_scale = float(prep.online_reward_scale)
+        seed_everything(cfg.seed)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.np_rng = np.random.default_rng(cfg.seed)
+        make_eval = getattr(self.task, "make_eval_env", self.task.make_env)
+        self.eval_envs = [make_eval() for _ in range(self.hp["eval_episodes"])]
+        self.online_env = self.task.make_env()
+        space = self.online_env.action_space
+        S = trajs[0].observations.shape[1]
+        A = trajs[0].actions.shape[1]
+        total = int(self.hp["mlp_pretrain_steps"]) + int(self.hp["online_budget"])
+        self.agent = method.make_agent(self.hp, S, A, np.asarray(space.low, np.float32),
+                                       np.asarray(space.high, np.float32), total)
+        self.n_offline = sum(len(t) for t in trajs)
+        self.buffer = ReplayBuffer(S, A, self.n_offline + int(self.hp["online_budget"]))
+        self._fill_offline(trajs)
+        self.st: dict[str, Any] = {
+            "phase": "pretrain", "pretrain_iter": 0, "pretrain_steps": 0, "updates": 0,
+            "online_transitions": 0, "episodes": 0, "gradient_steps": 0, "wall_time_s": 0.0,
+            "curve": [], "status": "running", "diverged_reason": None,
+            "updates_at_checkpoint": 0, "buffer_saved": self.n_offline, "chunks": [],
+        }
+        self.log = self._make_logger()
+
+    # ------------------------------------------------------------------ data
+    def _norm(self, obs: np.ndarray) -> np.ndarray:
+        return ((np.asarray(obs, np.float32) - self.offline.state_mean)
+                / self.offline.state_std).astype(np.float32)
+
+    def _fill_offline(self, trajs: list[Trajectory]) -> None:
+        b, n = self.buffer, self.n_offline
+        cat = np.concatenate
+        b.observations[:n] = self._norm(cat([t.observations for t in trajs]))
+        b.next_observations[:n] = self._norm(cat([t.next_observations for t in trajs]))
+        b.actions[:n] = cat([t.actions for t in trajs])
+        b.rewards[:n] = cat([t.rewards for t in trajs]) * self.reward_scale
+        b.terminations[:n] = cat([t.terminations for t in trajs])
+        b.truncations[:n] = cat([t.truncations for t in trajs])
+        b.size = n
+
+    # ------------------------------------------------------------------ checkpoints
+    def _chunk_path(self, k: int) -> Path:
+        return self.ckpt_path.parent / f"online_{k:05d}.npz"
+
+    def save_checkpoint(self) -> None:
+        st, b = self.st, self.buffer
+        st["wall_time_s"] += time.perf_counter() - self._t0
+        self._t0 = time.perf_counter()
+        lo, hi = st["buffer_saved"], b.size
+        if hi > lo:  # the online transitions since the last checkpoint, as a new chunk
+            path = self._chunk_path(len(st["chunks"]))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **{k: getattr(b, k)[lo:hi] for k in BUFFER_FIELDS})
+            os.replace(tmp, path)
+            st["chunks"].append([lo, hi])
+            st["buffer_saved"] = hi
+        st["updates_at_checkpoint"] = st["updates"]
+        save_atomic({"state": st, "agent": self.agent.state_dict(), "rng": rng_state(self.gen),
+                     "np_rng": self.np_rng.bit_generator.state}, self.ckpt_path)
+
+    def load_checkpoint(self) -> bool:
+        payload = load_checkpoint(self.ckpt_path)
+        if payload is None:
+            return False
+        self.st = payload["state"]
+        self.agent.load_state_dict(payload["agent"])
+        set_rng_state(payload["rng"], self.gen)
+        self.np_rng.bit_generator.state = payload["np_rng"]
+        b = self.buffer
+        b.size = self.n_offline
+        for k, (lo, hi) in enumerate(self.st["chunks"]):
+            if lo != b.size:
+                raise OdtbenchError(f"{self._chunk_path(k)}: buffer chunks are not contiguous; "
+                                    "delete the run directory and re-run")
+            with np.load(self._chunk_path(k)) as data:
+                for f in BUFFER_FIELDS:
+                    getattr(b, f)[lo:hi] = data[f]
+            b.size = hi
+        self.log.info("resumed from checkpoint: %s",
+                      {k: v for k, v in self.st.items() if k not in ("curve", "chunks")})
+        return True
+
+    # ------------------------------------------------------------------ training
+    def _updates(self, n: int) -> dict[str, float]:
+        st, B = self.st, int(self.hp["mlp_batch_size"])
+        m: dict[str, float] = {}
+        for _ in range(n):
+            m = self.agent.update(self.buffer.sample(B, self.np_rng))
+            st["updates"] += 1
+            if st["updates"] == _KILL_AT:  # fault injection for resume tests (as in loop.py)
+                os.kill(os.getpid(), signal.SIGKILL)
+        st["gradient_steps"] = self.agent.actor_updates
+        return m
+
+    def _check_floats(self, m: Mapping[str, float], where: str) -> None:
+        self._check({k: torch.tensor(float(v)) for k, v in m.items()}, where)
+
+    def pretrain(self) -> None:
+        hp, st = self.hp, self.st
+        total, every = int(hp["mlp_pretrain_steps"]), int(hp["mlp_pretrain_eval_every"])
+        while st["phase"] == "pretrain":
+            done = st["pretrain_steps"]
+            n = min(total - done, int(hp["mlp_checkpoint_every"]), every - done % every)
+            m = self._updates(n)
+            st["pretrain_steps"] += n
+            self._check_floats(m, f"pretraining update {st['updates']}")
+            if st["pretrain_steps"] % every == 0 or st["pretrain_steps"] == total:
+                self.evaluate("pretrain", st["pretrain_iter"])
+                st["pretrain_iter"] += 1
+            if st["pretrain_steps"] == total:
+                st["phase"] = "online"
+            self.save_checkpoint()
+
+    def _episode(self) -> dict[str, float]:
+        """One online episode (cut at the budget): act, store, update, evaluate on schedule."""
+        hp, st, env = self.hp, self.st, self.online_env
+        budget, every = int(hp["online_budget"]), int(hp["mlp_eval_every"])
+        obs, _ = env.reset(seed=100 + st["episodes"] + 1_000_000 * self.cfg.seed)
+        o = self._norm(obs)
+        m: dict[str, float] = {}
+        for t in range(int(hp["max_episode_len"])):
+            a = self.agent.explore(o, self.np_rng)
+            nxt, r, term, trunc, _ = env.step(a)
+            o2 = self._norm(nxt)
+            trunc = bool(trunc) or t + 1 == int(hp["max_episode_len"])
+            self.buffer.add(o, a, float(r) * self.online_reward_scale, o2, bool(term), trunc)
+            st["online_transitions"] += 1
+            m = self._updates(1)
+            n = st["online_transitions"]
+            if n % every == 0 or n == budget:
+                self._check_floats(m, f"online transition {n}")
+                self.evaluate("online", -(-n // every))
+                self._progress()
+            if term or trunc or n >= budget:
+                break
+            o = o2
+        st["episodes"] += 1
+        return m
+
+    def online(self) -> None:
+        hp, st = self.hp, self.st
+        while st["online_transitions"] < int(hp["online_budget"]):
+            m = self._episode()
+            self._check_floats(m, f"online transition {st['online_transitions']}")
+            if st["updates"] - st["updates_at_checkpoint"] >= int(hp["mlp_checkpoint_every"]):
+                self.save_checkpoint()
+        st["phase"] = "done"
+        self.save_checkpoint()
+
+
+def run_mlp(method: MLPMethod, cfg: RunConfig, out_dir: Path | str, device: str = "cpu") -> dict:
+    """Run (or resume, or return the finished summary of) one MLP-baseline run.
+
+    Small MLPs with one update per environment step are faster on the CPU than on a GPU, so
+    `device` is accepted (the workflow passes one to every run) but the run stays on the CPU.
+    """
+    r = MLPRun(method, cfg, out_dir)
+    if device != "cpu":
+        r.log.info("device %s requested; %s runs on the CPU", device, method.name)
+    return r.execute()

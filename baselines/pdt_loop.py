@@ -1,0 +1,181 @@
+"""PDT's offline->online protocol (reference/pdt.md §4-§6) on the suite's DT loop.
+
+    pretrain   `pretrain_iters` x `pretrain_updates` reward-free updates on length-weighted
+               batches (40 x 1000 = the study's 40K); evaluation after each iteration with z
+               from the prior (F is untrained) -> the "before finetuning" score
+    warm-up    empty trajectory FIFO (no offline seeding); rounds of `pdt_warmup_envs`
+               parallel episodes, z ~ prior, sampled actions, until `pdt_warmup_samples`
+    F warm-up  `pdt_return_warmup_iters` passes over `pdt_return_warmup_batches`
+               return-weighted batches (trajectories fixed, ends re-drawn), F's heads only
+    online     iterations: collect (return-guided z, sampled actions), then
+               `online_updates_per_iter` updates of L_ft on return-weighted batches;
+               evaluate (guided z, deterministic actions) every `eval_interval` iterations
+
+Online budget (pdt.md §8.8). The official code stops after 1500 iterations or 210K
+post-warm-up transitions, whichever comes first. We run PDT on the study's budgets instead,
+the same as the DT family: until `online_budget` online transitions (500K on MuJoCo) or
+`max_online_iters` iterations; the 210K cap is dropped. The warm-up episodes are online
+interaction, so they count towards `online_transitions` (the official logs leave them out).
+As for the DT family, an iteration collects at least `min_transitions_per_iter` transitions
+(>= 1000 on random datasets, paper Tab. 8; else one episode, as in the official code).
+
+Reused from `odtbench.loop.Run`: evaluation rows, online collection (`collect`), config and
+summary files, the driver and checkpoint loading; the LAMB/scheduler state carries over from
+pretraining to finetuning (warm-up is not restarted, §8.10).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from baselines.pdt import FutureSampler, PDTAgent
+from odtbench.checkpoint import rng_state, save_atomic, seed_everything
+from odtbench.config import RunConfig
+from odtbench.data.replay import TrajectoryBuffer, prepare_offline
+from odtbench.errors import OdtbenchError
+from odtbench.evaluation import rollout
+from odtbench.loop import _KILL_AT, Run
+
+
+class PDTRun(Run):
+    """One PDT run on one task and seed, writing the run-result files."""
+
+    def __init__(self, cfg: RunConfig, out_dir: Path | str, device: str = "cpu"):
+        # Not Run.__init__: that builds the DT agent.
+        from odtbench.data.build import load_task_dataset
+        from odtbench.tasks import get_task
+
+        self.cfg, self.hp, self.out = cfg, cfg.hyperparameters, Path(out_dir)
+        if int(self.hp["pdt_warmup_samples"]) > int(self.hp["online_budget"]):
+            raise OdtbenchError(f"pdt_warmup_samples {self.hp['pdt_warmup_samples']} exceeds "
+                                f"online_budget {self.hp['online_budget']}; lower it")
+        self.task = get_task(cfg.task_key)
+        trajs, self.dataset_info = load_task_dataset(cfg.task_key, cfg.scale)
+        # the official loader inherits ODT's return sort and its dropped trajectory (§8.11)
+        self.offline = prepare_offline(trajs, self.hp["drop_lowest_return"])
+        self.device = device
+        seed_everything(cfg.seed)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        S = self.offline.trajectories[0].observations.shape[1]
+        A = self.offline.trajectories[0].actions.shape[1]
+        self.agent = PDTAgent(self.hp, S, A, device=device)
+        make_eval = getattr(self.task, "make_eval_env", self.task.make_env)
+        self.eval_envs = [make_eval() for _ in range(self.hp["eval_episodes"])]
+        self.online_env = self.task.make_env()
+        self.warmup_envs = [self.task.make_env() for _ in range(self.hp["pdt_warmup_envs"])]
+        self.probe = None
+        self.st: dict[str, Any] = {
+            "phase": "pretrain", "pretrain_iter": 0, "pretrain_units": 0, "online_iter": 0,
+            "online_transitions": 0, "episodes": 0, "gradient_steps": 0, "wall_time_s": 0.0,
+            "curve": [], "status": "running", "diverged_reason": None,
+        }
+        self.buffer: TrajectoryBuffer | None = None
+        self.log = self._make_logger()
+
+    def save_checkpoint(self) -> None:
+        # as Run's, but an empty buffer (start of the warm-up) is saved too
+        self.st["wall_time_s"] += time.perf_counter() - self._t0
+        self._t0 = time.perf_counter()
+        save_atomic({"state": self.st, "agent": self.agent.state_dict(), "rng": rng_state(self.gen),
+                     "buffer": None if self.buffer is None else self.buffer.state_dict(),
+                     "probe": None}, self.ckpt_path)
+
+    def _sampler(self, trajs: list, weighting: str) -> FutureSampler:
+        return FutureSampler(trajs, self.offline.state_mean, self.offline.state_std,
+                             self.hp["context_len"], self.hp["reward_scale"], weighting,
+                             self.device)
+
+    def _train(self, sampler: FutureSampler, n: int, with_return: bool) -> dict:
+        metrics: dict[str, torch.Tensor] = {}
+        for _ in range(n):
+            metrics = self.agent.update(sampler.sample(self.hp["batch_size"], self.gen), with_return)
+            self.st["gradient_steps"] += 1
+            if self.st["gradient_steps"] == _KILL_AT:  # fault injection, as in loop.py
+                os.kill(os.getpid(), signal.SIGKILL)
+        return metrics
+
+    # ------------------------------------------------------------------ phases
+    def pretrain(self) -> None:
+        hp, st = self.hp, self.st
+        sampler = self._sampler(self.offline.trajectories, "length")
+        self.agent.mode = "prior"  # F is untrained before finetuning (§6)
+        while st["pretrain_iter"] < hp["pretrain_iters"]:
+            while st["pretrain_units"] < hp["pretrain_updates"]:
+                n = min(hp["checkpoint_every_updates"], hp["pretrain_updates"] - st["pretrain_units"])
+                m = self._train(sampler, n, with_return=False)
+                st["pretrain_units"] += n
+                self._check(m, f"pretraining update {st['gradient_steps']}")
+                self.save_checkpoint()
+            self.evaluate("pretrain", st["pretrain_iter"])
+            st["pretrain_iter"] += 1
+            st["pretrain_units"] = 0
+            self.save_checkpoint()
+
+    def _data_warmup(self) -> None:
+        hp, st = self.hp, self.st
+        self.agent.mode = "prior"
+        n_envs = len(self.warmup_envs)
+        while st["warmup_transitions"] < hp["pdt_warmup_samples"]:
+            seeds = [100 + st["episodes"] + i + 1_000_000 * self.cfg.seed for i in range(n_envs)]
+            res = rollout(self.agent, self.warmup_envs, seeds, state_mean=self.offline.state_mean,
+                          state_std=self.offline.state_std, target_rtg=0.0, reward_scale=0.0,
+                          context_len=hp["eval_context_len"], max_len=hp["max_episode_len"],
+                          deterministic=False)
+            self.buffer.add(res.trajectories)
+            n = int(res.lengths.sum())
+            st["warmup_transitions"] += n
+            st["online_transitions"] += n
+            st["episodes"] += n_envs
+            self.save_checkpoint()
+        st["phase"] = "return_warmup"
+        self.save_checkpoint()
+
+    def _return_warmup(self) -> None:
+        hp, st = self.hp, self.st
+        sampler = self._sampler(self.buffer.trajectories, "return")
+        B = hp["batch_size"]
+        trajs = [sampler.draw_trajectories(B, self.gen) for _ in range(hp["pdt_return_warmup_batches"])]
+        m: dict[str, torch.Tensor] = {}
+        for _ in range(hp["pdt_return_warmup_iters"]):
+            for traj in trajs:
+                m = self.agent.return_warmup_step(sampler.sample(B, self.gen, traj=traj))
+        self._check(m, "return-predictor warm-up")
+        st["phase"] = "online"
+        self.save_checkpoint()
+
+    def online(self) -> None:
+        hp, st = self.hp, self.st
+        if st["phase"] == "pretrain":
+            self.buffer = TrajectoryBuffer(hp["replay_size"], [])  # no offline seeding (§8.7)
+            st["phase"], st["warmup_transitions"] = "online_warmup", 0
+            self.save_checkpoint()
+        if st["phase"] == "online_warmup":
+            self._data_warmup()
+        if st["phase"] == "return_warmup":
+            self._return_warmup()
+        while st["phase"] == "online":
+            it = st["online_iter"]
+            self.agent.mode = "guided"
+            self.buffer.add(self.collect())  # Run.collect: sampled actions (stochastic head)
+            sampler = self._sampler(self.buffer.trajectories, "return")
+            m = self._train(sampler, hp["online_updates_per_iter"], with_return=True)
+            self._check(m, f"online iteration {it}")
+            st["online_iter"] = it + 1
+            last = st["online_transitions"] >= hp["online_budget"] or it + 1 >= hp["max_online_iters"]
+            if (it + 1) % hp["eval_interval"] == 0 or last:
+                self.evaluate("online", it + 1)
+                self._progress()
+            if last:
+                st["phase"] = "done"
+            self.save_checkpoint()
+
+
+def run(cfg: RunConfig, out_dir: Path | str, device: str = "cpu") -> dict:
+    """Run (or resume, or return the finished summary of) one PDT run."""
+    return PDTRun(cfg, out_dir, device=device).execute()
