@@ -21,9 +21,9 @@ Offline-to-online details (official `train_finetune.py`):
   the factor online too.
 - Online actions are sampled from the policy and clipped to [-1, 1]; evaluation uses tanh(f(s)).
 - The cosine decay spans pretraining plus the online budget here, so the actor keeps learning
-  online (with the official MuJoCo config and `max_steps` = the pretraining length it would
-  reach 0 at the switch; the official AntMaze finetuning config turns the decay off, which
-  `iql_actor_schedule: constant` reproduces).
+  online (a horizon of the pretraining length alone would reach 0 at the switch and freeze
+  the policy); the official AntMaze finetuning config turns the decay off, which
+  `iql_actor_schedule: constant` reproduces (the antmaze suite preset).
 - IQL's Q target uses the current V, not a Polyak V (unlike the authors' IQL+ODT variant,
   algorithm.md §4).
 """

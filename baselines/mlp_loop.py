@@ -96,8 +96,9 @@ class MLPRun(Run):
         self.task = get_task(cfg.task_key)
         trajs, self.dataset_info = load_task_dataset(cfg.task_key, cfg.scale)
         prep = method.preprocess(trajs, self.hp, self.task)
-        # Run.evaluate normalises rollout states with these statistics.
-        self.offline = OfflineData(trajs, prep.obs_mean, prep.obs_std)
+        # Run.evaluate normalises rollout states with these statistics; the trajectories
+        # themselves live on only in the replay buffer.
+        self.offline = OfflineData([], prep.obs_mean, prep.obs_std)
         self.reward_scale = float(prep.reward_scale)
         self.online_reward_scale = float(prep.online_reward_scale)
         seed_everything(cfg.seed)

@@ -111,9 +111,8 @@ def _stale_reason(out: Path, cfg: RunConfig) -> str | None:
         old = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return f"{path} is unreadable"
-    # (config.json's "dataset" holds the dataset's id/checksum record, not its name)
-    for key, want in (("suite", cfg.suite), ("method", cfg.method), ("seed", cfg.seed),
-                      ("scale", cfg.scale)):
+    for key, want in (("suite", cfg.suite), ("dataset", cfg.dataset), ("method", cfg.method),
+                      ("seed", cfg.seed), ("scale", cfg.scale)):
         if old.get(key) != want:
             return f"{key} {old.get(key)!r} (now {want!r})"
     # compare as JSON: that is how config.json stores them (tuples become lists, ...)
@@ -124,7 +123,7 @@ def _stale_reason(out: Path, cfg: RunConfig) -> str | None:
         k = changed[0]
         return f"hyperparameter {k} {have.get(k)!r} (now {new.get(k)!r})" + (
             f" and {len(changed) - 1} more" if len(changed) > 1 else "")
-    dataset = old.get("dataset")
+    dataset = old.get("dataset_info")  # the dataset's id/source/checksum record
     recorded = dataset.get("checksum") if isinstance(dataset, dict) else None
     if recorded:  # only when resuming: a rebuilt dataset makes the old run stale too
         from odtbench.data.build import load_task_dataset

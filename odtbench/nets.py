@@ -60,8 +60,9 @@ class _Block(nn.Module):
         self.ln_1 = nn.LayerNorm(embed_dim, eps=1e-5)
         self.attn = _SelfAttention(embed_dim, n_head, dropout)
         self.ln_2 = nn.LayerNorm(embed_dim, eps=1e-5)
+        # In-place ReLU: Linear's backward does not need its output, so this saves a copy.
         self.mlp = nn.Sequential(
-            nn.Linear(embed_dim, n_inner), nn.ReLU(), nn.Linear(n_inner, embed_dim),
+            nn.Linear(embed_dim, n_inner), nn.ReLU(inplace=True), nn.Linear(n_inner, embed_dim),
             nn.Dropout(dropout),
         )
 
@@ -226,7 +227,7 @@ class QEnsemble(nn.Module):
             if i < len(weights) - 1:
                 if self.layernorm:
                     x = F.layer_norm(x, x.shape[-1:])
-                x = F.relu(x)
+                x = F.relu(x, inplace=True)  # x is a fresh baddbmm / layer_norm output
         return x.squeeze(-1)
 
     def forward(self, states: Tensor, actions: Tensor) -> Tensor:

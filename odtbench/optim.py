@@ -27,8 +27,11 @@ class Lamb(torch.optim.Optimizer):
         w = w - lr * r * u
     """
 
+    DEFAULT_MAX_GRAD_NORM = 1.0  # timm's default, which the authors keep (algorithm.md §2.3)
+
     def __init__(self, params: Iterable, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0, max_grad_norm: float | None = 1.0):
+                 eps: float = 1e-8, weight_decay: float = 0.0,
+                 max_grad_norm: float | None = DEFAULT_MAX_GRAD_NORM):
         if lr < 0 or eps < 0 or weight_decay < 0 or not all(0 <= b < 1 for b in betas):
             raise OdtbenchError(f"invalid LAMB settings lr={lr} betas={betas} eps={eps} "
                                 f"weight_decay={weight_decay}; use lr, eps, wd >= 0 and betas in [0, 1)")

@@ -33,7 +33,10 @@ def test_every_subcommand_has_help(argv, capsys):
 def test_list_names_the_registries(capsys):
     rc, out, _ = _run(["list", "methods"], capsys)
     assert rc == 0
-    assert [line.split()[0] for line in out.splitlines()][:4] == ["ODT", "TD3", "DDPG+ODT", "TD3+ODT"]
+    listed = [line.split()[0] for line in out.splitlines()]
+    # every method of the study, in its legend order (baselines register themselves)
+    study = ["TD3+BC", "IQL", "ODT", "PDT", "TD3", "DDPG+ODT", "TD3+ODT"]
+    assert [m for m in listed if m in study] == study
     _, out, _ = _run(["list", "scales"], capsys)
     assert [line.split()[0] for line in out.splitlines()] == ["smoke", "quick", "paper"]
     _, out, _ = _run(["list", "tasks"], capsys)
@@ -52,7 +55,7 @@ def _replace(argv: list[str], flag: str, value: str) -> list[str]:
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (_replace(RUN, "--method", "nope"), "unknown method 'nope'; valid choices: DDPG+ODT, ODT, TD3, TD3+ODT"),
+    (_replace(RUN, "--method", "nope"), "unknown method 'nope'; valid choices: DDPG+ODT, IQL, ODT, PDT, TD3, TD3+BC, TD3+ODT"),
     (_replace(RUN, "--task", "toy/nope"), "unknown task 'toy/nope'; valid choices: "),
     (_replace(RUN, "--scale", "huge"), "unknown scale 'huge'; valid choices: paper, quick, smoke"),
     ([*RUN, "--set", "lr_actor"], "malformed --set 'lr_actor'"),
@@ -100,7 +103,7 @@ def _old_run(out: Path, **changes) -> None:
     (out / "checkpoint").mkdir(parents=True)
     (out / "checkpoint" / "state.pt").write_text("old")
     (out / "config.json").write_text(json.dumps(
-        {"suite": "toy", "dataset": {"id": "x"}, "method": "TD3+ODT", "seed": 0, "scale": "smoke",
+        {"suite": "toy", "dataset": "bandit", "dataset_info": {"id": "x"}, "method": "TD3+ODT", "seed": 0, "scale": "smoke",
          "hyperparameters": hp}))
 
 
@@ -188,7 +191,7 @@ def test_dataset_build_and_a_real_tiny_run(tmp_path, monkeypatch, capsys):
     assert f"-> {run_dir}" in out
 
     # a run made on other data (e.g. before `dataset build --force`) is stale as well
-    config["dataset"]["checksum"] = "sha256:0"
+    config["dataset_info"]["checksum"] = "sha256:0"
     (run_dir / "config.json").write_text(json.dumps(config))
     rc, _, err = _run([*RUN, "--set", "pretrain_updates=2", "--set", "max_online_iters=1",
                        "--set", "online_budget=64"], capsys)

@@ -51,7 +51,8 @@ def _run_cli(out, env):
 
 
 def test_sigkill_mid_run_resumes_to_identical_summary(toy_data, tmp_path):
-    env = dict(os.environ, MINARI_DATASETS_PATH=str(toy_data), ODTBENCH_PROGRESS="0")
+    env = dict(os.environ, MINARI_DATASETS_PATH=str(toy_data), ODTBENCH_PROGRESS="0",
+               OMP_NUM_THREADS="1")
     ref = tmp_path / "ref"
     assert _run_cli(ref, env).returncode == 0
     killed = tmp_path / "killed"

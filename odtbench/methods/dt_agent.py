@@ -23,13 +23,19 @@ Two deliberate deviations that change nothing numerically:
 - ODT (rl_kind "none") builds no critic; the authors train one that the actor never uses.
 - `act` runs the given context unpadded; the authors left-pad to K, and a padded key gets
   logit -1e4, whose softmax weight is exactly 0 in float32 (checked by a test).
+
+Speed (docs/performance.md): the losses are pure functions (`_critic_loss`, `_actor_loss`) so
+that `SpeedOptions(compile=True)` can hand them to torch.compile; bf16 autocast and fused
+optimisers are further opt-in options. With every option off (the default) the agent runs
+the eager fp32 path, bit for bit the same numbers as before the options existed.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -50,6 +56,51 @@ HP_KEYS = (
 )
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+@dataclass(frozen=True)
+class SpeedOptions:
+    """How the agent executes, never what it computes. All off = the reference eager fp32 path.
+
+    compile: torch.compile the two loss functions (forward and, through AOTAutograd, their
+      backward); compile_mode "reduce-overhead" adds CUDA graphs on a GPU. Compiled kernels may
+      reorder floating-point sums, and compiled dropout draws from its own random stream.
+    bf16: bf16 autocast around the DT (trunk, embeddings, heads); the critic, the losses and
+      every optimiser stay fp32.
+    fused_optim: fused AdamW/Adam kernels for the critic and the temperature (LAMB is already
+      multi-tensor `_foreach_*` code). Rounds differently from the unfused kernels.
+    """
+
+    compile: bool = False
+    compile_mode: str = "default"
+    bf16: bool = False
+    fused_optim: bool = False
+
+    def __post_init__(self) -> None:
+        if self.compile_mode not in COMPILE_MODES:
+            raise UnknownChoiceError("compile mode", self.compile_mode, COMPILE_MODES)
+
+    @classmethod
+    def parse(cls, text: str | None) -> SpeedOptions:
+        """From a comma list such as "compile,bf16,fused_optim,compile_mode=reduce-overhead"
+        (a CLI flag); "" or None gives the defaults."""
+        names = {f.name for f in fields(cls)}
+        kw: dict[str, Any] = {}
+        for item in filter(None, (t.strip() for t in (text or "").split(","))):
+            key, _, value = item.partition("=")
+            if key not in names:
+                raise UnknownChoiceError("speed option", key, sorted(names))
+            kw[key] = value if key == "compile_mode" else value.lower() not in ("0", "false", "no")
+        return cls(**kw)
+
+    @property
+    def enabled(self) -> list[str]:
+        """The options that differ from the defaults, for a run's record."""
+        return [f"{f.name}={getattr(self, f.name)}" for f in fields(self)
+                if getattr(self, f.name) != f.default]
+
+
 def _frozen_copy(module: torch.nn.Module) -> torch.nn.Module:
     target = copy.deepcopy(module).eval()  # targets never use dropout
     target.requires_grad_(False)
@@ -64,7 +115,7 @@ class DTAgent:
     """
 
     def __init__(self, hp: Mapping[str, Any], state_dim: int, act_dim: int,
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", speed: SpeedOptions | None = None):
         missing = [k for k in HP_KEYS if k not in hp]
         if missing:
             raise OdtbenchError(f"DTAgent hyperparameters lack {', '.join(missing)}; build them "
@@ -76,6 +127,7 @@ class DTAgent:
             raise OdtbenchError("rl_kind 'ddpg' needs n_critics=1 and policy_noise=0; use "
                                 "rl_kind 'td3' for twin critics with target smoothing")
         self.device = torch.device(device)
+        self.speed = speed or SpeedOptions()
         self.state_dim, self.act_dim = int(state_dim), int(act_dim)
         self.context_len = int(hp["context_len"])
         self.stochastic = bool(hp["stochastic"])
@@ -89,12 +141,20 @@ class DTAgent:
             int(hp["n_head"]), float(hp["dropout"]), self.stochastic,
         ).to(self.device)
         self.actor_target = _frozen_copy(self.actor)
+        # foreach=True: multi-tensor kernels, bit-identical to torch's CPU default (a Python
+        # loop over parameters); fused=True only as a speed option (it rounds differently).
+        adam_kw: dict[str, Any] = ({"fused": True} if self.speed.fused_optim
+                                   else {"foreach": True})
         if hp.get("actor_optimizer", "lamb") == "adam":  # the study's toy uses Adam (App. F.2.1)
             self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=float(hp["lr_actor"]),
-                                              weight_decay=float(hp["weight_decay"]))
+                                              weight_decay=float(hp["weight_decay"]), **adam_kw)
         else:
+            # LAMB's own global clip at 1.0 is a no-op after the actor's grad-norm clip at
+            # <= 1.0 (algorithm.md §2.3: the divisor is exactly 1), so it is skipped then.
+            redundant = 0 < self.grad_clip <= Lamb.DEFAULT_MAX_GRAD_NORM
             self.actor_opt = Lamb(self.actor.parameters(), lr=float(hp["lr_actor"]),
-                                  weight_decay=float(hp["weight_decay"]))
+                                  weight_decay=float(hp["weight_decay"]),
+                                  max_grad_norm=None if redundant else Lamb.DEFAULT_MAX_GRAD_NORM)
         self.scheduler = linear_warmup(self.actor_opt, int(hp["warmup_steps"]))
 
         self.critic: QEnsemble | None = None
@@ -106,14 +166,34 @@ class DTAgent:
                                     ).to(self.device)
             self.critic_target = _frozen_copy(self.critic)
             self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=float(hp["lr_critic"]),
-                                                weight_decay=float(hp["critic_weight_decay"]))
+                                                weight_decay=float(hp["critic_weight_decay"]),
+                                                **adam_kw)
 
         # ODT's temperature is a standalone scalar with its own Adam (algorithm.md §2.2).
         self.log_temperature = torch.tensor(math.log(float(hp["init_temperature"])),
                                             device=self.device, requires_grad=True)
         self.temperature_opt = torch.optim.Adam([self.log_temperature], lr=TEMPERATURE_LR,
-                                                betas=(0.9, 0.999))
+                                                betas=(0.9, 0.999), **adam_kw)
         self.target_entropy = -float(self.act_dim)
+
+        self._critic_loss_fn: Callable[..., Any] = self._critic_loss
+        self._actor_loss_fn: Callable[..., Any] = self._actor_loss
+        if self.speed.compile:
+            # dynamic=False: batch shapes are fixed within a phase; the actor loss is compiled
+            # once per distinct (rl_coeff, sup_coeff), i.e. once per phase.
+            opts = dict(mode=self.speed.compile_mode, dynamic=False)
+            self._critic_loss_fn = torch.compile(self._critic_loss, **opts)
+            self._actor_loss_fn = torch.compile(self._actor_loss, **opts)
+
+    def _dt(self, net: torch.nn.Module, *inputs: Tensor | None) -> Tensor | SquashedGaussian:
+        """Run a DT (online or target), under bf16 autocast when asked; outputs are fp32."""
+        if not self.speed.bf16:
+            return net(*inputs)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16):
+            out = net(*inputs)
+        if isinstance(out, SquashedGaussian):
+            return SquashedGaussian(out.mu.float(), out.log_std.float())
+        return out.float()
 
     @property
     def uses_critic(self) -> bool:
@@ -132,18 +212,13 @@ class DTAgent:
         """Target DT on the shifted window: s'_{1..K}, (a_2..a_K, 0), R_{2..K+1}, mask all ones."""
         actions = batch["actions"]
         shifted = torch.cat((actions[:, 1:], torch.zeros_like(actions[:, :1])), dim=1)
-        out = self.actor_target(batch["next_states"], shifted, batch["rtg"][:, 1:], None)
+        out = self._dt(self.actor_target, batch["next_states"], shifted, batch["rtg"][:, 1:], None)
         next_actions = out.rsample() if isinstance(out, SquashedGaussian) else out
         return next_actions.clamp(-ACTION_BOUND, ACTION_BOUND)
 
-    def critic_step(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """One TD3/DDPG critic update (algorithm.md §3.3); returns detached tensors.
-
-        With rl_kind 'none' (ODT) there is no critic and this is a no-op returning {}."""
-        critic = self.critic
-        if critic is None:
-            return {}
-        mask = batch["mask"]
+    def _critic_loss(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """(L_Q, mean Q over real entries), paper Eq. 3 with the authors' quirks (§3.3)."""
+        critic, mask = self.critic, batch["mask"]
         with torch.no_grad():
             next_actions = self._target_next_actions(batch)
             if self.rl_kind == "td3" and self.policy_noise > 0:
@@ -156,20 +231,28 @@ class DTAgent:
         q = critic(batch["states"], batch["actions"])  # (n_critics, B, K)
         # L_Q = mean over all B*K of mask * sum_i (Q_i(s, a) - y)^2   (padding in denominator)
         loss = (mask * (q - y).pow(2).sum(dim=0)).mean()
+        q_mean = (q.detach() * mask).sum() / (mask.sum() * q.shape[0])
+        return loss, q_mean
+
+    def critic_step(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """One TD3/DDPG critic update (algorithm.md §3.3); returns detached tensors.
+
+        With rl_kind 'none' (ODT) there is no critic and this is a no-op returning {}."""
+        if self.critic is None:
+            return {}
+        loss, q_mean = self._critic_loss_fn(batch)
         self.critic_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.critic_opt.step()
-        q_mean = (q.detach() * mask).sum() / (mask.sum() * q.shape[0])
         return {"critic_loss": loss.detach(), "q_mean": q_mean}
 
     # ------------------------------------------------------------------- actor
-    def actor_step(self, batch: Mapping[str, Tensor], rl_coeff: float,
-                   sup_coeff: float) -> dict[str, Tensor]:
-        """L = sup_coeff * L_sup + rl_coeff * L_RL; LAMB step; temperature; Polyak targets."""
-        self.actor.train()
+    def _actor_loss(self, batch: Mapping[str, Tensor], rl_coeff: float,
+                    sup_coeff: float) -> tuple[Tensor, dict[str, Tensor]]:
+        """L = sup_coeff * L_sup + rl_coeff * L_RL (paper Eq. 2, algorithm.md §2, §3.4)."""
         states, actions, mask = batch["states"], batch["actions"], batch["mask"]
         n_real = mask.sum()
-        out = self.actor(states, actions, batch["rtg"][:, :-1], mask)
+        out = self._dt(self.actor, states, actions, batch["rtg"][:, :-1], mask)
         stats: dict[str, Tensor] = {}
         if isinstance(out, SquashedGaussian):
             # L_sup = -(mean_real log pi(a_t | ctx_t) + lambda_H * T * mean_all H), T detached
@@ -192,15 +275,22 @@ class DTAgent:
             rl = -(q1 * mask).sum() / n_real
             loss = loss + rl_coeff * rl
             stats["rl_loss"] = rl.detach()
+        return loss, stats
+
+    def actor_step(self, batch: Mapping[str, Tensor], rl_coeff: float,
+                   sup_coeff: float) -> dict[str, Tensor]:
+        """The actor loss; grad-norm clip; LAMB step; temperature; Polyak targets."""
+        self.actor.train()
+        loss, stats = self._actor_loss_fn(batch, rl_coeff, sup_coeff)
         self.actor_opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.actor.parameters(), self.grad_clip)
+            torch.nn.utils.clip_grad_norm_(self.actor.parameters(), self.grad_clip, foreach=True)
         self.actor_opt.step()
         self.scheduler.step()
         if self.stochastic and self.entropy_reg:
             # loss_T = T * (H - target_entropy).detach(): lowers T while H exceeds -A
-            t_loss = self.log_temperature.exp() * (entropy.detach() - self.target_entropy)
+            t_loss = self.log_temperature.exp() * (stats["entropy"] - self.target_entropy)
             self.temperature_opt.zero_grad(set_to_none=True)
             t_loss.backward()
             self.temperature_opt.step()
@@ -232,7 +322,7 @@ class DTAgent:
         was_training = self.actor.training
         self.actor.eval()
         try:
-            out = self.actor(states, actions, rtg, None)
+            out = self._dt(self.actor, states, actions, rtg, None)
         finally:
             self.actor.train(was_training)
         if isinstance(out, SquashedGaussian):
