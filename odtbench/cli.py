@@ -285,7 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("dataset", help="build or inspect a task's offline dataset",
                        description="Offline datasets in Minari format (built once, then reused).")
     dsub = d.add_subparsers(dest="action", required=True, parser_class=_Parser)
-    db = dsub.add_parser("build", help="build (or find) the dataset of a task at a scale")
+    # `generate` is the name for the same action (D4RL recipes for generated sources)
+    db = dsub.add_parser("build", aliases=["generate"],
+                         help="build (or find) the dataset of a task at a scale")
     db.add_argument("--task", required=True, help="SUITE/DATASET")
     db.add_argument("--scale", required=True, help="smoke | quick | paper")
     db.add_argument("--stats", help="also write the dataset statistics as JSON to this path")

@@ -57,7 +57,11 @@ def _info_path(task: Task, did: str, root: Path) -> Path:
 def dataset_stats(trajectories: list[Trajectory], task: Task) -> dict[str, Any]:
     """Episodes, transitions and return / normalised-score mean and std (cf. paper Tab. 6)."""
     rets = np.array([t.ret for t in trajectories], dtype=np.float64)
-    scores = np.asarray(task.normalize(rets), dtype=np.float64)
+    # Offline returns may be in other units than online ones (a suite's reward wrappers):
+    # such tasks say how to score their data; success-rate tasks have no return score.
+    normalize = getattr(task, "normalize_offline", task.normalize)
+    scores = np.asarray(normalize(rets), dtype=np.float64)
+    no_score = task.score_kind == "success_rate"
     return {
         "episodes": len(trajectories),
         "transitions": int(sum(len(t) for t in trajectories)),
@@ -65,7 +69,8 @@ def dataset_stats(trajectories: list[Trajectory], task: Task) -> dict[str, Any]:
         "truncations": int(sum(int(t.truncations.sum()) for t in trajectories)),
         "return_mean": float(rets.mean()), "return_std": float(rets.std()),
         "return_min": float(rets.min()), "return_max": float(rets.max()),
-        "score_mean": float(scores.mean()), "score_std": float(scores.std()),
+        "score_mean": None if no_score else float(scores.mean()),
+        "score_std": None if no_score else float(scores.std()),
     }
 
 
