@@ -24,6 +24,7 @@ from odtbench.checkpoint import rng_state, save_atomic, seed_everything, set_rng
 from odtbench.config import RunConfig
 from odtbench.data.replay import SegmentSampler, TrajectoryBuffer, prepare_offline
 from odtbench.evaluation import rollout
+from odtbench.methods.dt_agent import SPEED_ENV, SpeedOptions
 from odtbench.results import CURVE_COLUMNS, atomic_write_json, provenance, write_curve
 
 CKPT_NAME = "state.pt"
@@ -38,7 +39,12 @@ class Diverged(Exception):
 class Run:
     """One run of one DT-family method on one task and seed, writing the run-result files."""
 
-    def __init__(self, cfg: RunConfig, out_dir: Path | str, device: str = "cpu"):
+    # Defaults for subclasses (the baselines' runs) that build their own state in __init__.
+    speed: SpeedOptions = SpeedOptions()
+    sample_gen: torch.Generator | None = None  # None: batches draw from self.gen
+
+    def __init__(self, cfg: RunConfig, out_dir: Path | str, device: str = "cpu",
+                 speed: SpeedOptions | None = None):
         from odtbench.data.build import load_task_dataset
         from odtbench.methods.dt_agent import DTAgent
         from odtbench.tasks import get_task
@@ -50,9 +56,16 @@ class Run:
         self.device = device
         seed_everything(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
+        # Speed options (docs/performance.md): execution only, recorded in config.json; from
+        # the caller or $ODTBENCH_SPEED ("compile,bf16,..."); all off by default.
+        self.speed = speed if speed is not None else SpeedOptions.parse(os.environ.get(SPEED_ENV))
+        self.sample_gen = self.gen  # batch sampling draws from the loop's generator ...
+        if self.speed.resident_sampling and torch.device(device).type != "cpu":
+            # ... or, data resident on the GPU, from a generator there (its own stream)
+            self.sample_gen = torch.Generator(device).manual_seed(cfg.seed)
         S = self.offline.trajectories[0].observations.shape[1]
         A = self.offline.trajectories[0].actions.shape[1]
-        self.agent = DTAgent(self.hp, S, A, device=device)
+        self.agent = DTAgent(self.hp, S, A, device=device, speed=self.speed)
         # Some suites evaluate on a different env than they collect in (AntMaze eval maps).
         make_eval = getattr(self.task, "make_eval_env", self.task.make_env)
         self.eval_envs = [make_eval() for _ in range(self.hp["eval_episodes"])]
@@ -87,7 +100,7 @@ class Run:
     def save_checkpoint(self) -> None:
         self.st["wall_time_s"] += time.perf_counter() - self._t0
         self._t0 = time.perf_counter()
-        payload = {"state": self.st, "agent": self.agent.state_dict(), "rng": rng_state(self.gen),
+        payload = {"state": self.st, "agent": self.agent.state_dict(), "rng": rng_state(*self._generators),
                    "buffer": self.buffer.state_dict() if self.buffer else None,
                    "probe": self.probe.to_json() if self.probe else None}
         save_atomic(payload, self.ckpt_path)
@@ -102,9 +115,14 @@ class Run:
             self.buffer = TrajectoryBuffer.from_state_dict(payload["buffer"])
         if self.probe and payload["probe"]:
             self.probe.load(payload["probe"])
-        set_rng_state(payload["rng"], self.gen)
+        set_rng_state(payload["rng"], *self._generators)
         self.log.info("resumed from checkpoint: %s", {k: v for k, v in self.st.items() if k != "curve"})
         return True
+
+    @property
+    def _generators(self) -> list[torch.Generator]:
+        extra = self.sample_gen is not None and self.sample_gen is not self.gen
+        return [self.gen, self.sample_gen] if extra else [self.gen]
 
     def _check(self, metrics: dict[str, torch.Tensor], where: str) -> None:
         """One host sync per chunk: non-finite losses or exploding Q end the run as diverged."""
@@ -124,7 +142,7 @@ class Run:
         metrics: dict[str, torch.Tensor] = {}
         for _ in range(n_units):
             for b in range(d):
-                batch = sampler.sample(B, self.gen)
+                batch = sampler.sample(B, self.sample_gen or self.gen)
                 metrics.update(self.agent.critic_step(batch))
                 if b == 0:
                     metrics.update(self.agent.actor_step(batch, rl_coeff=rl, sup_coeff=sup))
@@ -290,6 +308,7 @@ class Run:
         cfg, t, info = self.cfg, self.task, self.dataset_info
         prov = provenance()
         prov["device"] = self.device
+        prov["speed_options"] = self.speed.enabled  # [] = the reference eager fp32 path
         return {"schema": "odtbench.config/1", "suite": cfg.suite, "dataset": cfg.dataset,
                 "method": cfg.method, "seed": cfg.seed, "scale": cfg.scale,
                 "hyperparameters": cfg.hyperparameters, "hyperparameter_sources": cfg.sources,
@@ -318,9 +337,10 @@ class Run:
                 "dataset_info": {k: self.dataset_info.get(k) for k in ("id", "source", "checksum")}}
 
 
-def run(cfg: RunConfig, out_dir: Path | str, device: str = "cpu") -> dict:
+def run(cfg: RunConfig, out_dir: Path | str, device: str = "cpu",
+        speed: SpeedOptions | None = None) -> dict:
     """Run (or resume, or return the finished summary of) one DT-family run."""
-    return Run(cfg, out_dir, device=device).execute()
+    return Run(cfg, out_dir, device=device, speed=speed).execute()
 
 
 __all__ = ["run", "Run", "Diverged", "CURVE_COLUMNS"]

@@ -101,6 +101,7 @@ class SegmentSampler:
         self.offsets = torch.as_tensor(np.concatenate([[0], np.cumsum(lens)[:-1]]))
         self.rtg_offsets = torch.as_tensor(np.concatenate([[0], np.cumsum(lens + 1)[:-1]]))
         self.probs = self.lens.double() / lens.sum()
+        self._index_cache: dict[torch.device, tuple[torch.Tensor, ...]] = {}
         mean, std = state_mean.astype(np.float32), state_std.astype(np.float32)
         obs = np.concatenate([t.observations for t in trajs], 0).astype(np.float32)
         nxt = np.concatenate([t.next_observations for t in trajs], 0).astype(np.float32)
@@ -124,17 +125,31 @@ class SegmentSampler:
     def num_transitions(self) -> int:
         return int(self.lens.sum())
 
+    def _index_tensors(self, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """lens, offsets, rtg_offsets, probs on `device` (copies made once, then cached)."""
+        if device.type == "cpu":
+            return self.lens, self.offsets, self.rtg_offsets, self.probs
+        if device not in self._index_cache:
+            self._index_cache[device] = tuple(t.to(device) for t in (
+                self.lens, self.offsets, self.rtg_offsets, self.probs))
+        return self._index_cache[device]
+
     def sample(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        K, dev = self.K, self.device
-        traj = torch.multinomial(self.probs, batch_size, replacement=True, generator=generator)
-        L = self.lens[traj]
-        start = (torch.rand(batch_size, generator=generator, dtype=torch.float64) * L).long()
+        # Speed (docs/performance.md): the index math runs where `generator` lives. A CPU
+        # generator (the default) costs one small host-to-device copy per batch on a GPU; a
+        # generator on the data's device keeps sampling there: no host round trip, no sync.
+        K, dev, gdev = self.K, self.device, generator.device
+        lens, offsets, rtg_offsets, probs = self._index_tensors(gdev)
+        traj = torch.multinomial(probs, batch_size, replacement=True, generator=generator)
+        L = lens[traj]
+        start = (torch.rand(batch_size, generator=generator, dtype=torch.float64,
+                            device=gdev) * L).long()
         real = torch.minimum(L - start, torch.tensor(K))  # real length of each segment
-        pos = torch.arange(K + 1)
+        pos = torch.arange(K + 1, device=gdev)
         step = start[:, None] + pos[None, :] - (K - real)[:, None]  # (B, K+1); < start on pads
         valid = (pos[None, :] >= (K - real)[:, None])
-        idx = (self.offsets[traj][:, None] + step.clamp(min=0))[:, :K]
-        ridx = self.rtg_offsets[traj][:, None] + step.clamp(min=0)
+        idx = (offsets[traj][:, None] + step.clamp(min=0))[:, :K]
+        ridx = rtg_offsets[traj][:, None] + step.clamp(min=0)
         idx, ridx, valid = idx.to(dev), ridx.to(dev), valid.to(dev)
         m = valid[:, :K]
         mf = m.unsqueeze(-1)

@@ -57,6 +57,7 @@ HP_KEYS = (
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+SPEED_ENV = "ODTBENCH_SPEED"  # the loop's default SpeedOptions, e.g. "bf16,fused_optim"
 
 
 @dataclass(frozen=True)
@@ -70,12 +71,15 @@ class SpeedOptions:
       every optimiser stay fp32.
     fused_optim: fused AdamW/Adam kernels for the critic and the temperature (LAMB is already
       multi-tensor `_foreach_*` code). Rounds differently from the unfused kernels.
+    resident_sampling: (the loop's, on a GPU) draw batch indices with a generator on the
+      device, so sampling never leaves it; a different random stream from the CPU one.
     """
 
     compile: bool = False
     compile_mode: str = "default"
     bf16: bool = False
     fused_optim: bool = False
+    resident_sampling: bool = False
 
     def __post_init__(self) -> None:
         if self.compile_mode not in COMPILE_MODES:
@@ -84,7 +88,7 @@ class SpeedOptions:
     @classmethod
     def parse(cls, text: str | None) -> SpeedOptions:
         """From a comma list such as "compile,bf16,fused_optim,compile_mode=reduce-overhead"
-        (a CLI flag); "" or None gives the defaults."""
+        (a CLI flag, $ODTBENCH_SPEED); "" or None gives the defaults."""
         names = {f.name for f in fields(cls)}
         kw: dict[str, Any] = {}
         for item in filter(None, (t.strip() for t in (text or "").split(","))):
