@@ -40,7 +40,7 @@ import torch
 
 from odtbench.agents.td3 import ReplayBuffer
 from odtbench.checkpoint import load as load_checkpoint
-from odtbench.checkpoint import rng_state, save_atomic, seed_everything, set_rng_state
+from odtbench.checkpoint import rng_state, save_atomic, set_rng_state
 from odtbench.config import RunConfig
 from odtbench.data.replay import OfflineData
 from odtbench.data.trajectories import Trajectory
@@ -87,26 +87,16 @@ class MLPRun(Run):
 
     def __init__(self, method: MLPMethod, cfg: RunConfig, out_dir: Path | str):
         # Not Run.__init__: that builds the DT agent and ODT's offline preprocessing.
-        from odtbench.data.build import load_task_dataset
-        from odtbench.tasks import get_task
-
-        self.cfg, self.hp, self.out = cfg, cfg.hyperparameters, Path(out_dir)
-        _check_hp(self.hp)
-        self.method, self.device, self.probe = method, "cpu", None
-        self.task = get_task(cfg.task_key)
-        trajs, self.dataset_info = load_task_dataset(cfg.task_key, cfg.scale)
+        _check_hp(cfg.hyperparameters)
+        trajs = self._open(cfg, out_dir, "cpu")
+        self.method = method
         prep = method.preprocess(trajs, self.hp, self.task)
         # Run.evaluate normalises rollout states with these statistics; the trajectories
         # themselves live on only in the replay buffer.
         self.offline = OfflineData([], prep.obs_mean, prep.obs_std)
         self.reward_scale = float(prep.reward_scale)
         self.online_reward_scale = float(prep.online_reward_scale)
-        seed_everything(cfg.seed)
-        self.gen = torch.Generator().manual_seed(cfg.seed)
         self.np_rng = np.random.default_rng(cfg.seed)
-        make_eval = getattr(self.task, "make_eval_env", self.task.make_env)
-        self.eval_envs = [make_eval() for _ in range(self.hp["eval_episodes"])]
-        self.online_env = self.task.make_env()
         space = self.online_env.action_space
         S = trajs[0].observations.shape[1]
         A = trajs[0].actions.shape[1]
@@ -116,12 +106,8 @@ class MLPRun(Run):
         self.n_offline = sum(len(t) for t in trajs)
         self.buffer = ReplayBuffer(S, A, self.n_offline + int(self.hp["online_budget"]))
         self._fill_offline(trajs)
-        self.st: dict[str, Any] = {
-            "phase": "pretrain", "pretrain_iter": 0, "pretrain_steps": 0, "updates": 0,
-            "online_transitions": 0, "episodes": 0, "gradient_steps": 0, "wall_time_s": 0.0,
-            "curve": [], "status": "running", "diverged_reason": None,
-            "updates_at_checkpoint": 0, "buffer_saved": self.n_offline, "chunks": [],
-        }
+        self.st.update({"pretrain_steps": 0, "updates": 0, "updates_at_checkpoint": 0,
+                        "buffer_saved": self.n_offline, "chunks": []})
         self.log = self._make_logger()
 
     # ------------------------------------------------------------------ data

@@ -30,12 +30,11 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from baselines.pdt import FutureSampler, PDTAgent
-from odtbench.checkpoint import rng_state, save_atomic, seed_everything
+from odtbench.checkpoint import rng_state, save_atomic
 from odtbench.config import RunConfig
 from odtbench.data.replay import TrajectoryBuffer, prepare_offline
 from odtbench.errors import OdtbenchError
@@ -48,33 +47,17 @@ class PDTRun(Run):
 
     def __init__(self, cfg: RunConfig, out_dir: Path | str, device: str = "cpu"):
         # Not Run.__init__: that builds the DT agent.
-        from odtbench.data.build import load_task_dataset
-        from odtbench.tasks import get_task
-
-        self.cfg, self.hp, self.out = cfg, cfg.hyperparameters, Path(out_dir)
-        if int(self.hp["pdt_warmup_samples"]) > int(self.hp["online_budget"]):
-            raise OdtbenchError(f"pdt_warmup_samples {self.hp['pdt_warmup_samples']} exceeds "
-                                f"online_budget {self.hp['online_budget']}; lower it")
-        self.task = get_task(cfg.task_key)
-        trajs, self.dataset_info = load_task_dataset(cfg.task_key, cfg.scale)
+        hp = cfg.hyperparameters
+        if int(hp["pdt_warmup_samples"]) > int(hp["online_budget"]):
+            raise OdtbenchError(f"pdt_warmup_samples {hp['pdt_warmup_samples']} exceeds "
+                                f"online_budget {hp['online_budget']}; lower it")
+        trajs = self._open(cfg, out_dir, device)
         # the official loader inherits ODT's return sort and its dropped trajectory (§8.11)
         self.offline = prepare_offline(trajs, self.hp["drop_lowest_return"])
-        self.device = device
-        seed_everything(cfg.seed)
-        self.gen = torch.Generator().manual_seed(cfg.seed)
         S = self.offline.trajectories[0].observations.shape[1]
         A = self.offline.trajectories[0].actions.shape[1]
         self.agent = PDTAgent(self.hp, S, A, device=device)
-        make_eval = getattr(self.task, "make_eval_env", self.task.make_env)
-        self.eval_envs = [make_eval() for _ in range(self.hp["eval_episodes"])]
-        self.online_env = self.task.make_env()
         self.warmup_envs = [self.task.make_env() for _ in range(self.hp["pdt_warmup_envs"])]
-        self.probe = None
-        self.st: dict[str, Any] = {
-            "phase": "pretrain", "pretrain_iter": 0, "pretrain_units": 0, "online_iter": 0,
-            "online_transitions": 0, "episodes": 0, "gradient_steps": 0, "wall_time_s": 0.0,
-            "curve": [], "status": "running", "diverged_reason": None,
-        }
         self.buffer: TrajectoryBuffer | None = None
         self.log = self._make_logger()
 

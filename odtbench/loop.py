@@ -45,42 +45,47 @@ class Run:
 
     def __init__(self, cfg: RunConfig, out_dir: Path | str, device: str = "cpu",
                  speed: SpeedOptions | None = None):
-        from odtbench.data.build import load_task_dataset
         from odtbench.methods.dt_agent import DTAgent
+
+        trajs = self._open(cfg, out_dir, device)
+        self.offline = prepare_offline(trajs, self.hp["drop_lowest_return"])
+        # Speed options (docs/performance.md): execution only, recorded in config.json; from
+        # the caller or $ODTBENCH_SPEED ("compile,bf16,..."); all off by default.
+        self.speed = speed if speed is not None else SpeedOptions.parse(os.environ.get(SPEED_ENV))
+        if self.speed.resident_sampling and torch.device(device).type != "cpu":
+            # data resident on the GPU: batches draw from a generator there (its own stream)
+            self.sample_gen = torch.Generator(device).manual_seed(cfg.seed)
+        S = self.offline.trajectories[0].observations.shape[1]
+        A = self.offline.trajectories[0].actions.shape[1]
+        self.agent = DTAgent(self.hp, S, A, device=device, speed=self.speed)
+        if self.task.domain == "toy":
+            from odtbench.toy import ToyProbe
+            self.probe = ToyProbe()
+        self.buffer: TrajectoryBuffer | None = None
+        self.log = self._make_logger()
+
+    def _open(self, cfg: RunConfig, out_dir: Path | str, device: str) -> list:
+        """What every run (DT family and baselines alike) sets up first: task, dataset, seeds,
+        environments and counters. Returns the offline trajectories for the method to prepare."""
+        from odtbench.data.build import load_task_dataset
         from odtbench.tasks import get_task
 
         self.cfg, self.hp, self.out = cfg, cfg.hyperparameters, Path(out_dir)
         self.task = get_task(cfg.task_key)
         trajs, self.dataset_info = load_task_dataset(cfg.task_key, cfg.scale)
-        self.offline = prepare_offline(trajs, self.hp["drop_lowest_return"])
-        self.device = device
+        self.device, self.probe = device, None
         seed_everything(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
-        # Speed options (docs/performance.md): execution only, recorded in config.json; from
-        # the caller or $ODTBENCH_SPEED ("compile,bf16,..."); all off by default.
-        self.speed = speed if speed is not None else SpeedOptions.parse(os.environ.get(SPEED_ENV))
-        self.sample_gen = self.gen  # batch sampling draws from the loop's generator ...
-        if self.speed.resident_sampling and torch.device(device).type != "cpu":
-            # ... or, data resident on the GPU, from a generator there (its own stream)
-            self.sample_gen = torch.Generator(device).manual_seed(cfg.seed)
-        S = self.offline.trajectories[0].observations.shape[1]
-        A = self.offline.trajectories[0].actions.shape[1]
-        self.agent = DTAgent(self.hp, S, A, device=device, speed=self.speed)
         # Some suites evaluate on a different env than they collect in (AntMaze eval maps).
         make_eval = getattr(self.task, "make_eval_env", self.task.make_env)
         self.eval_envs = [make_eval() for _ in range(self.hp["eval_episodes"])]
         self.online_env = self.task.make_env()
-        self.probe = None
-        if self.task.domain == "toy":
-            from odtbench.toy import ToyProbe
-            self.probe = ToyProbe()
         self.st: dict[str, Any] = {
             "phase": "pretrain", "pretrain_iter": 0, "pretrain_units": 0, "online_iter": 0,
             "online_transitions": 0, "episodes": 0, "gradient_steps": 0, "wall_time_s": 0.0,
             "curve": [], "status": "running", "diverged_reason": None,
         }
-        self.buffer: TrajectoryBuffer | None = None
-        self.log = self._make_logger()
+        return trajs
 
     # ------------------------------------------------------------------ infrastructure
     def _make_logger(self) -> logging.Logger:
