@@ -38,7 +38,8 @@ if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null \
 fi
 "$PYTHON" -c "import snakemake_executor_plugin_slurm" 2>/dev/null \
   || "$PYTHON" -m pip install --quiet "snakemake-executor-plugin-slurm>=2,<3"
-sbatch --version
+# (not `sbatch --version`: without a slurm.conf yet it fails looking for a config server)
+dpkg-query -W -f='${Package} ${Version}\n' slurmctld slurmd slurm-client munge
 "$PYTHON" -m pip show snakemake-executor-plugin-slurm | sed -n 's/^Version: /snakemake-executor-plugin-slurm /p'
 
 say "munge"
