@@ -7,6 +7,7 @@ because padded keys are masked and there is no positional embedding).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -57,32 +58,34 @@ def rollout(agent, envs: list[gym.Env], seeds: list[int], *, state_mean: np.ndar
         raw_obs[i, 0] = np.asarray(obs, dtype=np.float32).reshape(-1)
     states[:, 0] = (torch.as_tensor(raw_obs[:, 0]) - mean) / std
     alive = np.ones(n, dtype=bool)
-    for t in range(max_len):
-        ids = np.flatnonzero(alive)
-        if len(ids) == 0:
-            break
-        lo = max(0, t + 1 - context_len)
-        tid = torch.as_tensor(ids)
-        act = agent.act(states[tid, lo:t + 1], actions[tid, lo:t + 1], rtg[tid, lo:t + 1],
-                        deterministic=deterministic)
-        if noise_std > 0:
-            act = act + noise_std * torch.randn(act.shape, generator=generator)
-        act = act.clamp(-1.0, 1.0)
-        actions[tid, t] = act
-        act_np = act.numpy()
-        for j, i in enumerate(ids):
-            obs, r, term, trunc, info = envs[i].step(act_np[j])
-            raw_obs[i, t + 1] = np.asarray(obs, dtype=np.float32).reshape(-1)
-            rewards[i, t] = r
-            lengths[i] = t + 1
-            if "success" in info or "is_success" in info:
-                any_success_info = True
-                success[i] |= bool(info.get("success", info.get("is_success", False)))
-            if term or trunc or t + 1 == max_len:
-                alive[i] = False
-                terminated[i], truncated[i] = bool(term), not term
-        states[tid, t + 1] = (torch.as_tensor(raw_obs[ids, t + 1]) - mean) / std
-        rtg[tid, t + 1] = rtg[tid, t] - torch.as_tensor(rewards[ids, t]) * reward_scale
+    # eval mode once for the whole rollout, not per step (agents without the hook: per call)
+    with getattr(agent, "inference", contextlib.nullcontext)():
+        for t in range(max_len):
+            ids = np.flatnonzero(alive)
+            if len(ids) == 0:
+                break
+            lo = max(0, t + 1 - context_len)
+            tid = torch.as_tensor(ids)
+            act = agent.act(states[tid, lo:t + 1], actions[tid, lo:t + 1], rtg[tid, lo:t + 1],
+                            deterministic=deterministic)
+            if noise_std > 0:
+                act = act + noise_std * torch.randn(act.shape, generator=generator)
+            act = act.clamp(-1.0, 1.0)
+            actions[tid, t] = act
+            act_np = act.numpy()
+            for j, i in enumerate(ids):
+                obs, r, term, trunc, info = envs[i].step(act_np[j])
+                raw_obs[i, t + 1] = np.asarray(obs, dtype=np.float32).reshape(-1)
+                rewards[i, t] = r
+                lengths[i] = t + 1
+                if "success" in info or "is_success" in info:
+                    any_success_info = True
+                    success[i] |= bool(info.get("success", info.get("is_success", False)))
+                if term or trunc or t + 1 == max_len:
+                    alive[i] = False
+                    terminated[i], truncated[i] = bool(term), not term
+            states[tid, t + 1] = (torch.as_tensor(raw_obs[ids, t + 1]) - mean) / std
+            rtg[tid, t + 1] = rtg[tid, t] - torch.as_tensor(rewards[ids, t]) * reward_scale
     trajs = []
     for i in range(n):
         L = int(lengths[i])
