@@ -74,8 +74,8 @@ SCALE_OVERRIDES: dict[str, dict[str, Any]] = {
         # DT 32/1/1 with K 5 (about 30k parameters) and the paper's 300 actor updates per
         # online iteration. Pilots on hopper-random, seed 0, 40k transitions (2026-11-25):
         # 64/2/2, K 10 cost ~3x more per update and scored the same at 10k transitions (6.4
-        # vs 7.2); 1000 updates per iteration or a 100k budget at 100 per iteration did not
-        # beat 300 per iteration at 40k (all plateau near 7). Warm-up:pretraining kept at
+        # vs 7.2); 1000 updates per iteration scored 7.3 at 15k transitions, 100 per iteration
+        # 6.2 at 41k, 300 per iteration 7.1 at 40k (all near 7). Warm-up:pretraining kept at
         # the paper's 2:1 so online finetuning also starts at half the learning rate.
         "embed_dim": 32, "n_layer": 1, "n_head": 1, "context_len": 5, "batch_size": 64,
         "pretrain_updates": 500, "warmup_steps": 1000,
