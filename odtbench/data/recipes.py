@@ -82,8 +82,8 @@ SCALES: dict[str, RecipeScale] = {
     # updates dominate the time, so quick uses 128-wide nets and the TD3 paper's original
     # batch 100 / lr 1e-3 (Fujimoto et al. 2018), about half the per-update cost of
     # 256-wide / batch 256. Measured (seed 0, Hopper-v5): medium score reached at 275k env
-    # steps, 37.5 CPU-minutes for all three datasets; a 128-wide lr-3e-4 agent was still at
-    # score ~10 after 125k steps, so the budget is 300k.
+    # steps, 24 min 50 s wall for all three datasets from nothing (docs/datasets.md); a
+    # 128-wide lr-3e-4 agent was still at score ~10 after 125k steps, so the budget is 300k.
     "quick": RecipeScale("quick", random_transitions=100_000, medium_transitions=100_000,
                          expert_transitions=100_000, train_max_steps=300_000,
                          expert_extra_steps=200_000, start_steps=10_000, eval_every=5_000,
