@@ -9,7 +9,13 @@ from torch.distributions import Normal, TransformedDistribution
 from torch.distributions.transforms import TanhTransform
 
 from odtbench.errors import OdtbenchError
-from odtbench.nets import CausalTransformer, DecisionTransformer, QEnsemble, SquashedGaussian
+from odtbench.nets import (
+    CausalTransformer,
+    DecisionTransformer,
+    Dropout,
+    QEnsemble,
+    SquashedGaussian,
+)
 
 torch.set_num_threads(1)
 S, A = 3, 2
@@ -74,6 +80,43 @@ def test_dropout_active_only_in_train_mode():
     torch.testing.assert_close(dt(s, a, r), dt(s, a, r), rtol=0, atol=0)
     dt.train()
     assert (dt(s, a, r) - dt(s, a, r)).abs().max() > 0
+
+
+def test_cpu_dropout_is_bernoulli_with_the_right_rate_and_scale():
+    drop = Dropout(0.1).train()
+    torch.manual_seed(0)
+    x = torch.ones(400_000, requires_grad=True)
+    y = drop(x)
+    kept = y.detach() > 0
+    assert abs(kept.float().mean().item() - 0.9) < 3e-3  # 5 sigma at n = 400k
+    assert torch.allclose(y[kept], torch.tensor(1 / 0.9))
+    y.sum().backward()  # the gradient is the same scaled mask
+    assert torch.equal(x.grad, y.detach())
+    torch.manual_seed(0)
+    assert torch.equal(drop(x), y)  # the global torch RNG drives it: seeded, reproducible
+    assert torch.equal(drop.eval()(x), x) and torch.equal(Dropout(0.0).train()(x), x)
+    with pytest.raises(OdtbenchError, match="dropout probability"):
+        Dropout(1.0)
+
+
+def test_written_out_cpu_attention_matches_sdpa(monkeypatch):
+    """With every weight kept, the train-mode CPU attention (written out for the cheap
+    dropout masks) equals SDPA's, with and without a padding mask."""
+    net = CausalTransformer(16, n_layer=2, n_head=2, dropout=0.1).train()
+    for m in net.modules():
+        if isinstance(m, Dropout):
+            monkeypatch.setattr(m, "scaled_keep_mask", lambda x: torch.ones_like(x))
+    x = torch.randn(3, 6, 16)
+    pad = torch.ones(3, 6)
+    pad[0, :2] = 0
+    for mask in (None, pad):
+        ours = net(x, mask)
+        for blk in net.blocks:
+            blk.attn.attn_pdrop = 0.0  # -> the SDPA branch, no dropout
+        ref = net(x, mask)
+        for blk in net.blocks:
+            blk.attn.attn_pdrop = 0.1
+        assert torch.allclose(ours, ref, atol=1e-5)
 
 
 def test_gpt2_init_and_no_position_tables():
