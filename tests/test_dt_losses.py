@@ -9,7 +9,7 @@ import torch
 
 from odtbench.errors import OdtbenchError
 from odtbench.methods.dt_agent import DTAgent
-from odtbench.optim import Lamb, linear_warmup, polyak_
+from odtbench.optim import FlatParameters, Lamb, linear_warmup, polyak_
 
 torch.set_num_threads(1)
 S, A = 3, 2
@@ -160,7 +160,8 @@ def test_rl_term_uses_q1_only_on_real_positions_and_combines_coefficients():
     assert out["actor_loss"].item() == pytest.approx(
         0.5 * out["sup_loss"].item() + 2.0 * out["rl_loss"].item(), rel=1e-5)
     for p, p0 in zip(agent.critic.parameters(), critic_before, strict=True):
-        assert p.grad is None and torch.equal(p, p0)  # the actor step leaves the critic alone
+        # the actor step leaves the critic alone (its flat gradient buffer stays all zero)
+        assert not p.grad.any() and torch.equal(p, p0)
 
 
 def test_actor_step_polyaks_both_targets_and_reset_copies():
@@ -212,6 +213,44 @@ def test_lamb_global_clip_and_zero_norm_fallback():
     z.grad = torch.tensor([2.0, -1.0])
     opt.step()
     assert z.tolist() == pytest.approx([-0.1, 0.1], abs=1e-6)
+
+
+def test_lamb_on_a_flat_buffer_equals_lamb_per_tensor():
+    """Per-segment trust ratios on FlatParameters = LAMB over the separate tensors."""
+    def net():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8), torch.nn.Linear(8, 2))
+
+    a, b = net(), net()
+    flat = FlatParameters(b)
+    opt_a = Lamb(a.parameters(), lr=0.01, weight_decay=5e-4)
+    opt_b = Lamb([flat.param], lr=0.01, weight_decay=5e-4, segments=flat.sizes)
+    x = torch.randn(16, 4)
+    for _ in range(3):
+        for m, opt in ((a, opt_a), (b, opt_b)):
+            opt.zero_grad(set_to_none=False)
+            m(x).pow(2).mean().backward()
+            opt.step()
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-7)
+    assert flat.is_bound(b)  # in-place zeroing and steps kept every view bound
+    b.zero_grad(set_to_none=True)
+    assert not flat.is_bound(b)
+    with pytest.raises(OdtbenchError, match="segments"):
+        Lamb([flat.param], segments=flat.sizes[:-1])
+
+
+def test_agent_networks_stay_flat_through_updates_and_checkpoints():
+    agent = _agent()
+    agent.critic_step(_batch())
+    agent.actor_step(_batch(), rl_coeff=0.1, sup_coeff=1.0)
+    fresh = _agent()
+    fresh.load_state_dict(agent.state_dict())
+    for ag in (agent, fresh):
+        assert ag._actor_flat.is_bound(ag.actor) and ag._critic_flat.is_bound(ag.critic)
+        assert ag._actor_target_flat.is_bound(ag.actor_target)
+    for p, q in zip(agent.actor.parameters(), fresh.actor.parameters(), strict=True):
+        assert torch.equal(p, q)
 
 
 def test_linear_warmup_and_polyak():

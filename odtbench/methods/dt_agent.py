@@ -44,7 +44,7 @@ from torch import Tensor
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
 from odtbench.nets import DecisionTransformer, QEnsemble, SquashedGaussian
-from odtbench.optim import Lamb, linear_warmup, polyak_
+from odtbench.optim import FlatParameters, Lamb, linear_warmup, polyak_
 
 RL_KINDS = ("td3", "ddpg", "none")
 ACTION_BOUND = 1.0 - 1e-6
@@ -146,20 +146,26 @@ class DTAgent:
             int(hp["n_head"]), float(hp["dropout"]), self.stochastic,
         ).to(self.device)
         self.actor_target = _frozen_copy(self.actor)
+        # Each network's parameters live in one flat buffer (and its gradients in another):
+        # optimiser, clipping and Polyak steps are then one op each, not one per tensor
+        # (docs/performance.md). Gradients are zeroed in place to keep the views bound.
+        self._actor_flat = FlatParameters(self.actor)
+        self._actor_target_flat = FlatParameters(self.actor_target, with_grad=False)
         # foreach=True: multi-tensor kernels, bit-identical to torch's CPU default (a Python
         # loop over parameters); fused=True only as a speed option (it rounds differently).
         adam_kw: dict[str, Any] = ({"fused": True} if self.speed.fused_optim
                                    else {"foreach": True})
         if hp.get("actor_optimizer", "lamb") == "adam":  # the study's toy uses Adam (App. F.2.1)
-            self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=float(hp["lr_actor"]),
+            self.actor_opt = torch.optim.Adam([self._actor_flat.param], lr=float(hp["lr_actor"]),
                                               weight_decay=float(hp["weight_decay"]), **adam_kw)
         else:
             # LAMB's own global clip at 1.0 is a no-op after the actor's grad-norm clip at
             # <= 1.0 (algorithm.md §2.3: the divisor is exactly 1), so it is skipped then.
             redundant = 0 < self.grad_clip <= Lamb.DEFAULT_MAX_GRAD_NORM
-            self.actor_opt = Lamb(self.actor.parameters(), lr=float(hp["lr_actor"]),
+            self.actor_opt = Lamb([self._actor_flat.param], lr=float(hp["lr_actor"]),
                                   weight_decay=float(hp["weight_decay"]),
-                                  max_grad_norm=None if redundant else Lamb.DEFAULT_MAX_GRAD_NORM)
+                                  max_grad_norm=None if redundant else Lamb.DEFAULT_MAX_GRAD_NORM,
+                                  segments=self._actor_flat.sizes)  # trust ratio per tensor
         self.scheduler = linear_warmup(self.actor_opt, int(hp["warmup_steps"]))
 
         self.critic: QEnsemble | None = None
@@ -170,7 +176,9 @@ class DTAgent:
                                     int(hp["critic_hidden"]), bool(hp["critic_layernorm"]),
                                     ).to(self.device)
             self.critic_target = _frozen_copy(self.critic)
-            self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=float(hp["lr_critic"]),
+            self._critic_flat = FlatParameters(self.critic)
+            self._critic_target_flat = FlatParameters(self.critic_target, with_grad=False)
+            self.critic_opt = torch.optim.AdamW([self._critic_flat.param], lr=float(hp["lr_critic"]),
                                                 weight_decay=float(hp["critic_weight_decay"]),
                                                 **adam_kw)
 
@@ -246,7 +254,7 @@ class DTAgent:
         if self.critic is None:
             return {}
         loss, q_mean = self._critic_loss_fn(batch)
-        self.critic_opt.zero_grad(set_to_none=True)
+        self.critic_opt.zero_grad(set_to_none=False)  # in place: the gradient views stay bound
         loss.backward()
         self.critic_opt.step()
         return {"critic_loss": loss.detach(), "q_mean": q_mean}
@@ -287,10 +295,10 @@ class DTAgent:
         """The actor loss; grad-norm clip; LAMB step; temperature; Polyak targets."""
         self.actor.train()
         loss, stats = self._actor_loss_fn(batch, rl_coeff, sup_coeff)
-        self.actor_opt.zero_grad(set_to_none=True)
+        self.actor_opt.zero_grad(set_to_none=False)  # in place: the gradient views stay bound
         loss.backward()
-        if self.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.actor.parameters(), self.grad_clip, foreach=True)
+        if self.grad_clip > 0:  # the global norm over all DT parameters = the flat gradient's
+            torch.nn.utils.clip_grad_norm_([self._actor_flat.param], self.grad_clip, foreach=True)
         self.actor_opt.step()
         self.scheduler.step()
         if self.stochastic and self.entropy_reg:
@@ -300,8 +308,8 @@ class DTAgent:
             t_loss.backward()
             self.temperature_opt.step()
         if self.critic is not None:  # the target DT only serves critic targets
-            polyak_(self.critic_target.parameters(), self.critic.parameters(), self.tau)
-            polyak_(self.actor_target.parameters(), self.actor.parameters(), self.tau)
+            polyak_([self._critic_target_flat.param], [self._critic_flat.param], self.tau)
+            polyak_([self._actor_target_flat.param], [self._actor_flat.param], self.tau)
         stats["actor_loss"] = loss.detach()
         return stats
 
