@@ -20,26 +20,23 @@ As for the DT family, an iteration collects at least `min_transitions_per_iter` 
 (>= 1000 on random datasets, paper Tab. 8; else one episode, as in the official code).
 
 Reused from `odtbench.loop.Run`: evaluation rows, online collection (`collect`), config and
-summary files, the driver and checkpoint loading; the LAMB/scheduler state carries over from
+summary files, the driver, checkpointing, the pretraining schedule and the end of an
+iteration (evaluation schedule, budget, checkpoint); the LAMB/scheduler state carries over from
 pretraining to finetuning (warm-up is not restarted, §8.10).
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import time
 from pathlib import Path
 
 import torch
 
 from baselines.pdt import FutureSampler, PDTAgent
-from odtbench.checkpoint import rng_state, save_atomic
 from odtbench.config import RunConfig
 from odtbench.data.replay import TrajectoryBuffer, prepare_offline
 from odtbench.errors import OdtbenchError
 from odtbench.evaluation import rollout
-from odtbench.loop import _KILL_AT, Run
+from odtbench.loop import Run
 
 
 class PDTRun(Run):
@@ -61,14 +58,6 @@ class PDTRun(Run):
         self.buffer: TrajectoryBuffer | None = None
         self.log = self._make_logger()
 
-    def save_checkpoint(self) -> None:
-        # as Run's, but an empty buffer (start of the warm-up) is saved too
-        self.st["wall_time_s"] += time.perf_counter() - self._t0
-        self._t0 = time.perf_counter()
-        save_atomic({"state": self.st, "agent": self.agent.state_dict(), "rng": rng_state(self.gen),
-                     "buffer": None if self.buffer is None else self.buffer.state_dict(),
-                     "probe": None}, self.ckpt_path)
-
     def _sampler(self, trajs: list, weighting: str) -> FutureSampler:
         return FutureSampler(trajs, self.offline.state_mean, self.offline.state_std,
                              self.hp["context_len"], self.hp["reward_scale"], weighting,
@@ -78,27 +67,18 @@ class PDTRun(Run):
         metrics: dict[str, torch.Tensor] = {}
         for _ in range(n):
             metrics = self.agent.update(sampler.sample(self.hp["batch_size"], self.gen), with_return)
-            self.st["gradient_steps"] += 1
-            if self.st["gradient_steps"] == _KILL_AT:  # fault injection, as in loop.py
-                os.kill(os.getpid(), signal.SIGKILL)
+            self._count_update()
         return metrics
 
     # ------------------------------------------------------------------ phases
-    def pretrain(self) -> None:
-        hp, st = self.hp, self.st
-        sampler = self._sampler(self.offline.trajectories, "length")
+    # Pretraining is Run.pretrain (chunks, checkpoints, an evaluation per iteration) with
+    # PDT's reward-free updates on length-weighted batches.
+    def _pretrain_sampler(self) -> FutureSampler:
         self.agent.mode = "prior"  # F is untrained before finetuning (§6)
-        while st["pretrain_iter"] < hp["pretrain_iters"]:
-            while st["pretrain_units"] < hp["pretrain_updates"]:
-                n = min(hp["checkpoint_every_updates"], hp["pretrain_updates"] - st["pretrain_units"])
-                m = self._train(sampler, n, with_return=False)
-                st["pretrain_units"] += n
-                self._check(m, f"pretraining update {st['gradient_steps']}")
-                self.save_checkpoint()
-            self.evaluate("pretrain", st["pretrain_iter"])
-            st["pretrain_iter"] += 1
-            st["pretrain_units"] = 0
-            self.save_checkpoint()
+        return self._sampler(self.offline.trajectories, "length")
+
+    def _pretrain_updates(self, sampler: FutureSampler, n: int) -> dict:
+        return self._train(sampler, n, with_return=False)
 
     def _data_warmup(self) -> None:
         hp, st = self.hp, self.st
@@ -148,15 +128,7 @@ class PDTRun(Run):
             self.buffer.add(self.collect())  # Run.collect: sampled actions (stochastic head)
             sampler = self._sampler(self.buffer.trajectories, "return")
             m = self._train(sampler, hp["online_updates_per_iter"], with_return=True)
-            self._check(m, f"online iteration {it}")
-            st["online_iter"] = it + 1
-            last = st["online_transitions"] >= hp["online_budget"] or it + 1 >= hp["max_online_iters"]
-            if (it + 1) % hp["eval_interval"] == 0 or last:
-                self.evaluate("online", it + 1)
-                self._progress()
-            if last:
-                st["phase"] = "done"
-            self.save_checkpoint()
+            self._end_iteration(it, m)
 
 
 def run(cfg: RunConfig, out_dir: Path | str, device: str = "cpu") -> dict:

@@ -106,7 +106,7 @@ class Run:
         self.st["wall_time_s"] += time.perf_counter() - self._t0
         self._t0 = time.perf_counter()
         payload = {"state": self.st, "agent": self.agent.state_dict(), "rng": rng_state(*self._generators),
-                   "buffer": self.buffer.state_dict() if self.buffer else None,
+                   "buffer": None if self.buffer is None else self.buffer.state_dict(),
                    "probe": self.probe.to_json() if self.probe else None}
         save_atomic(payload, self.ckpt_path)
 
@@ -151,10 +151,14 @@ class Run:
                 metrics.update(self.agent.critic_step(batch))
                 if b == 0:
                     metrics.update(self.agent.actor_step(batch, rl_coeff=rl, sup_coeff=sup))
-            self.st["gradient_steps"] += 1
-            if self.st["gradient_steps"] == _KILL_AT:  # fault injection for the resume test
-                os.kill(os.getpid(), signal.SIGKILL)
+            self._count_update()
         return metrics
+
+    def _count_update(self) -> None:
+        """One more gradient step; the resume test's SIGKILL fires here (tests/test_loop.py)."""
+        self.st["gradient_steps"] += 1
+        if self.st["gradient_steps"] == _KILL_AT:
+            os.kill(os.getpid(), signal.SIGKILL)
 
     def evaluate(self, phase: str, iteration: int) -> dict:
         hp = self.hp
@@ -183,17 +187,26 @@ class Run:
                       row["online_transitions"], row["score_mean"], row["return_mean"])
         return row
 
-    def pretrain(self) -> None:
-        hp, st = self.hp, self.st
-        sampler = SegmentSampler(self.offline.trajectories, self.offline.state_mean,
-                                 self.offline.state_std, hp["context_len"], hp["reward_scale"],
-                                 self.device)
-        # Pretraining is supervised-only unless rl_from_start (AntMaze), §3.6.
+    def _pretrain_sampler(self):
+        hp = self.hp
+        return SegmentSampler(self.offline.trajectories, self.offline.state_mean,
+                              self.offline.state_std, hp["context_len"], hp["reward_scale"],
+                              self.device)
+
+    def _pretrain_updates(self, sampler, n: int) -> dict:
+        """n pretraining updates; supervised-only unless rl_from_start (AntMaze), §3.6."""
+        hp = self.hp
         rl, sup = (hp["rl_coeff"], hp["sup_coeff"]) if hp["rl_from_start"] else (0.0, 1.0)
+        return self._units(sampler, n, rl, sup)
+
+    def pretrain(self) -> None:
+        """`pretrain_iters` x `pretrain_updates`, a checkpoint per chunk, an evaluation per iteration."""
+        hp, st = self.hp, self.st
+        sampler = self._pretrain_sampler()
         while st["pretrain_iter"] < hp["pretrain_iters"]:
             while st["pretrain_units"] < hp["pretrain_updates"]:
                 n = min(hp["checkpoint_every_updates"], hp["pretrain_updates"] - st["pretrain_units"])
-                m = self._units(sampler, n, rl, sup)
+                m = self._pretrain_updates(sampler, n)
                 st["pretrain_units"] += n
                 self._check(m, f"pretraining update {st['gradient_steps']}")
                 self.save_checkpoint()
@@ -252,19 +265,25 @@ class Run:
             else:
                 n_units = hp["online_updates_per_iter"]
             m = self._units(sampler, n_units, hp["rl_coeff"], hp["sup_coeff"])
-            self._check(m, f"online iteration {it}")
-            st["online_iter"] = it + 1
-            last = st["online_transitions"] >= hp["online_budget"] or it + 1 >= hp["max_online_iters"]
             if self.probe:
                 acts = [float(a) for t in new for a in t.actions.reshape(-1)]
                 self.probe.record(self.agent, it + 1, st["gradient_steps"], acts,
                                   self._norm_state0(), hp["reward_scale"], self._has_critic)
-            if (it + 1) % hp["eval_interval"] == 0 or last:
-                self.evaluate("online", it + 1)
-                self._progress()
-            if last:
-                st["phase"] = "done"
-            self.save_checkpoint()
+            self._end_iteration(it, m)
+
+    def _end_iteration(self, it: int, metrics: dict) -> None:
+        """After online iteration `it`'s updates: divergence check, evaluation on schedule or
+        at the end of the budget, then a checkpoint."""
+        hp, st = self.hp, self.st
+        self._check(metrics, f"online iteration {it}")
+        st["online_iter"] = it + 1
+        last = st["online_transitions"] >= hp["online_budget"] or it + 1 >= hp["max_online_iters"]
+        if (it + 1) % hp["eval_interval"] == 0 or last:
+            self.evaluate("online", it + 1)
+            self._progress()
+        if last:
+            st["phase"] = "done"
+        self.save_checkpoint()
 
     def _progress(self) -> None:
         st = self.st

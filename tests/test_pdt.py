@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from baselines import pdt, pdt_loop
+from odtbench import loop
 from odtbench.config import resolve
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import OdtbenchError
@@ -273,12 +274,13 @@ def test_killed_pdt_run_resumes_to_the_same_results(finished, tmp_path, monkeypa
 
     cfg = resolve(TASK, "PDT", "smoke", seed=0)
     out = tmp_path / "killed"
-    monkeypatch.setattr(pdt_loop, "_KILL_AT", 27)  # 20 pretraining updates, then online
-    monkeypatch.setattr(pdt_loop.os, "kill", fake_kill)
+    # the hook lives in Run._count_update, which PDT's updates share
+    monkeypatch.setattr(loop, "_KILL_AT", 27)  # 20 pretraining updates, then online
+    monkeypatch.setattr(loop.os, "kill", fake_kill)
     with pytest.raises(Killed):
         pdt_loop.run(cfg, out)
     assert not (out / "summary.json").exists()
-    monkeypatch.setattr(pdt_loop, "_KILL_AT", -1)
+    monkeypatch.setattr(loop, "_KILL_AT", -1)
     pdt_loop.run(cfg, out)
     a = json.loads((finished / "summary.json").read_text())
     b = json.loads((out / "summary.json").read_text())
