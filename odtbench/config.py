@@ -76,7 +76,9 @@ SCALE_OVERRIDES: dict[str, dict[str, Any]] = {
         # 64/2/2, K 10 cost ~3x more per update and scored the same at 10k transitions (6.4
         # vs 7.2); 1000 updates per iteration scored 7.3 at 15k transitions, 100 per iteration
         # 6.2 at 41k, 300 per iteration 7.1 at 40k (all near 7). Warm-up:pretraining kept at
-        # the paper's 2:1 so online finetuning also starts at half the learning rate.
+        # the paper's 2:1 so online finetuning also starts at half the learning rate. Longer
+        # pilots (to 300K transitions, batch 256, actor lr 1e-3) stay on the same plateau:
+        # benchmarks/results/pilots/README.md.
         "embed_dim": 32, "n_layer": 1, "n_head": 1, "context_len": 5, "batch_size": 64,
         "pretrain_updates": 500, "warmup_steps": 1000,
         "online_budget": 40_000, "max_online_iters": 200, "eval_interval": 5,
