@@ -188,6 +188,7 @@ class Run:
         return row
 
     def _pretrain_sampler(self):
+        """What `_pretrain_updates` draws batches from (PDT's run returns its own sampler)."""
         hp = self.hp
         return SegmentSampler(self.offline.trajectories, self.offline.state_mean,
                               self.offline.state_std, hp["context_len"], hp["reward_scale"],

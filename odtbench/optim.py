@@ -40,10 +40,11 @@ class FlatParameters:
         self.param = nn.Parameter(flat, requires_grad=with_grad)
         if with_grad:
             self.param.grad = torch.zeros_like(flat)
-        for i, (p, data) in enumerate(zip(params, flat.split(self.sizes), strict=True)):
+        grads = self.param.grad.split(self.sizes) if with_grad else [None] * len(params)
+        for p, data, grad in zip(params, flat.split(self.sizes), grads, strict=True):
             p.data = data.view_as(p)
-            if with_grad:
-                p.grad = self.param.grad.split(self.sizes)[i].view_as(p)
+            if grad is not None:
+                p.grad = grad.view_as(p)
 
     def is_bound(self, module: nn.Module) -> bool:
         """True while every parameter (and gradient) of `module` still views the buffers."""
@@ -87,19 +88,20 @@ class Lamb(torch.optim.Optimizer):
                                     f"parameter of that length; got {[p.numel() for p in flat]}")
             self._segments = torch.tensor(segments, device=flat[0].device)
 
-    def _trust_ratio(self, params: list[Tensor], update: list[Tensor]) -> list[Tensor] | Tensor:
-        """Per tensor (or per segment of the flat parameter): ||w|| / ||u||, else 1."""
-        if self._segments is None:
+    def _scale_by_trust_ratio_(self, params: list[Tensor], update: list[Tensor]) -> None:
+        """update *= ||w|| / ||u|| (1 where either norm is 0), per tensor or per segment."""
+        seg = self._segments
+        if seg is None:
             w_norm = torch.stack(torch._foreach_norm(params))
             u_norm = torch.stack(torch._foreach_norm(update))
         else:
-            lengths = self._segments
-            w_norm = torch.segment_reduce(params[0].square(), "sum", lengths=lengths).sqrt_()
-            u_norm = torch.segment_reduce(update[0].square(), "sum", lengths=lengths).sqrt_()
+            w_norm = torch.segment_reduce(params[0].square(), "sum", lengths=seg).sqrt_()
+            u_norm = torch.segment_reduce(update[0].square(), "sum", lengths=seg).sqrt_()
         ratio = torch.where((w_norm > 0) & (u_norm > 0), w_norm / u_norm, torch.ones_like(w_norm))
-        if self._segments is None:
-            return list(ratio.unbind())
-        return ratio.repeat_interleave(self._segments, output_size=params[0].numel())
+        if seg is None:
+            torch._foreach_mul_(update, list(ratio.unbind()))
+        else:
+            update[0].mul_(ratio.repeat_interleave(seg, output_size=params[0].numel()))
 
     def _global_clip_divisor(self) -> Tensor | None:
         """max(||g||_global / max_grad_norm, 1) over all groups, as a device tensor."""
@@ -145,11 +147,7 @@ class Lamb(torch.optim.Optimizer):
             wd = group["weight_decay"]
             if wd != 0:
                 torch._foreach_add_(update, params, alpha=wd)
-                ratio = self._trust_ratio(params, update)
-                if isinstance(ratio, Tensor):
-                    update[0].mul_(ratio)
-                else:
-                    torch._foreach_mul_(update, ratio)
+                self._scale_by_trust_ratio_(params, update)
             torch._foreach_add_(params, update, alpha=-group["lr"])
         return loss
 
