@@ -23,9 +23,16 @@ from odtbench.checkpoint import load as load_checkpoint
 from odtbench.checkpoint import rng_state, save_atomic, seed_everything, set_rng_state
 from odtbench.config import RunConfig
 from odtbench.data.replay import SegmentSampler, TrajectoryBuffer, prepare_offline
+from odtbench.diagnostics import OnlineEpisodeStats, critic_vs_returns, online_share
 from odtbench.evaluation import rollout
 from odtbench.methods.dt_agent import SPEED_ENV, SpeedOptions
-from odtbench.results import CURVE_COLUMNS, atomic_write_json, provenance, write_curve
+from odtbench.results import (
+    CURVE_COLUMNS,
+    atomic_write_json,
+    provenance,
+    write_curve,
+    write_diagnostics,
+)
 
 CKPT_NAME = "state.pt"
 # Test hook: SIGKILL this process right after the given actor update (tests/test_loop.py).
@@ -84,6 +91,7 @@ class Run:
             "phase": "pretrain", "pretrain_iter": 0, "pretrain_units": 0, "online_iter": 0,
             "online_transitions": 0, "episodes": 0, "gradient_steps": 0, "wall_time_s": 0.0,
             "curve": [], "status": "running", "diverged_reason": None,
+            "diagnostics": [], "online_stats": OnlineEpisodeStats.empty(),
         }
         return trajs
 
@@ -152,6 +160,8 @@ class Run:
                 if b == 0:
                     metrics.update(self.agent.actor_step(batch, rl_coeff=rl, sup_coeff=sup))
             self._count_update()
+        if "critic_loss" in metrics:  # in the run state, so a resumed run writes the same rows
+            self.st["last_critic_loss"] = float(metrics["critic_loss"])
         return metrics
 
     def _count_update(self) -> None:
@@ -183,9 +193,41 @@ class Run:
             raise Diverged(f"non-finite evaluation return at {phase} iteration {iteration}")
         self.st["curve"].append(row)
         write_curve(self.out / "curve.csv", self.st["curve"])
+        if self._diagnose:
+            self._diagnostics_row(row, res.trajectories)
         self.log.info("eval %s it=%d transitions=%d score=%.2f return=%.2f", phase, iteration,
                       row["online_transitions"], row["score_mean"], row["return_mean"])
         return row
+
+    def _diagnostics_row(self, row: dict, eval_trajs: list) -> None:
+        """One diagnostics.csv row for the evaluation `row` (odtbench/diagnostics.py)."""
+        t0 = time.perf_counter()
+        hp, st, agent = self.hp, self.st, self.agent
+        mean, std = self.offline.state_mean, self.offline.state_std
+        d: dict[str, Any] = {k: row[k] for k in ("phase", "iteration", "online_transitions",
+                                                  "gradient_steps")}
+        if getattr(agent, "uses_critic", False):
+            qs = [agent.q_values((t.observations - mean) / std, t.actions).numpy()
+                  for t in eval_trajs]
+            d.update(critic_vs_returns(qs, [t.rewards for t in eval_trajs], hp["gamma"]))
+        buffer_trajs = self.buffer.trajectories if self.buffer is not None else []
+        d["buffer_online_share"] = online_share(buffer_trajs) if buffer_trajs else 0.0
+        d.update(OnlineEpisodeStats.row(st["online_stats"]))
+        st["online_stats"] = OnlineEpisodeStats.empty()
+        sampler = getattr(self, "_diag_sampler", None)
+        if sampler is not None and hasattr(agent, "actor_gradient_stats"):
+            # A batch from a generator of its own: the run's sampling stream is untouched.
+            gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + st["gradient_steps"])
+            rl, sup = self._diag_coeffs
+            d.update(agent.actor_gradient_stats(sampler.sample(self.hp["batch_size"], gen),
+                                                rl, sup))
+        d["critic_loss"] = st.get("last_critic_loss")
+        d["diag_wall_s"] = round(time.perf_counter() - t0, 4)
+        st["diagnostics"].append(d)
+        write_diagnostics(self.out / "diagnostics.csv", st["diagnostics"])
+
+    # Subclasses whose agents lack the DT agent's hooks switch the diagnostics off.
+    _diagnose = True
 
     def _pretrain_sampler(self):
         """What `_pretrain_updates` draws batches from (PDT's run returns its own sampler)."""
@@ -204,6 +246,8 @@ class Run:
         """`pretrain_iters` x `pretrain_updates`, a checkpoint per chunk, an evaluation per iteration."""
         hp, st = self.hp, self.st
         sampler = self._pretrain_sampler()
+        pre = (hp["rl_coeff"], hp["sup_coeff"]) if hp["rl_from_start"] else (0.0, 1.0)
+        self._diag_sampler, self._diag_coeffs = sampler, pre
         while st["pretrain_iter"] < hp["pretrain_iters"]:
             while st["pretrain_units"] < hp["pretrain_updates"]:
                 n = min(hp["checkpoint_every_updates"], hp["pretrain_updates"] - st["pretrain_units"])
@@ -238,12 +282,16 @@ class Run:
                           reward_scale=hp["reward_scale"], context_len=hp["eval_context_len"],
                           max_len=hp["max_episode_len"], deterministic=not stochastic,
                           noise_std=0.0 if stochastic else hp["expl_noise"], generator=self.gen)
+            for t in res.trajectories:
+                t.online = True
             new.extend(res.trajectories)
             n += int(res.lengths.sum())
             st["episodes"] += 1
             if n >= hp["min_transitions_per_iter"]:
                 break
         st["online_transitions"] += n
+        OnlineEpisodeStats.add(st["online_stats"], new, self.offline.state_mean,
+                               self.offline.state_std)
         return new
 
     def online(self) -> None:
@@ -265,6 +313,7 @@ class Run:
                 n_units = max(1, sampler.num_transitions // hp["batch_size"])
             else:
                 n_units = hp["online_updates_per_iter"]
+            self._diag_sampler, self._diag_coeffs = sampler, (hp["rl_coeff"], hp["sup_coeff"])
             m = self._units(sampler, n_units, hp["rl_coeff"], hp["sup_coeff"])
             if self.probe:
                 acts = [float(a) for t in new for a in t.actions.reshape(-1)]

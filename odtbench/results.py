@@ -35,6 +35,13 @@ CURVE_COLUMNS: tuple[str, ...] = (
     "phase", "iteration", "online_transitions", "gradient_steps", "wall_time_s",
     "return_mean", "return_std", "score_mean", "score_std", "length_mean", "success_rate",
 )
+# diagnostics.csv: one row per evaluation of a DT-family run (odtbench/diagnostics.py).
+DIAGNOSTIC_COLUMNS: tuple[str, ...] = (
+    "phase", "iteration", "online_transitions", "gradient_steps",
+    "q_s0", "mc_return_s0", "q_mc_corr", "buffer_online_share",
+    "online_episodes", "online_return_mean", "online_length_mean", "online_max_abs_z",
+    "grad_sup_norm", "grad_rl_norm", "grad_cosine", "critic_loss", "diag_wall_s",
+)
 PHASES = ("pretrain", "online")
 STATUSES = ("complete", "diverged")
 SCORE_KINDS = ("normalized", "success_rate", "raw")
@@ -99,24 +106,30 @@ def _csv_cell(value: Any) -> str:
     return str(value)
 
 
-def curve_to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
-    """CSV text of curve rows with exactly CURVE_COLUMNS (missing keys -> empty cells)."""
+def curve_to_csv(rows: Sequence[Mapping[str, Any]],
+                 columns: Sequence[str] = CURVE_COLUMNS, what: str = "curve") -> str:
+    """CSV text of rows with exactly `columns` (missing keys -> empty cells)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CURVE_COLUMNS)
+    writer.writerow(columns)
     for i, row in enumerate(rows):
-        unknown = set(row) - set(CURVE_COLUMNS)
+        unknown = set(row) - set(columns)
         if unknown:
             raise OdtbenchError(
-                f"curve row {i} has unknown column(s) {sorted(unknown)}; "
-                f"valid columns: {', '.join(CURVE_COLUMNS)}")
-        writer.writerow([_csv_cell(row.get(c)) for c in CURVE_COLUMNS])
+                f"{what} row {i} has unknown column(s) {sorted(unknown)}; "
+                f"valid columns: {', '.join(columns)}")
+        writer.writerow([_csv_cell(row.get(c)) for c in columns])
     return buf.getvalue()
 
 
 def write_curve(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]) -> Path:
     """Atomically (re)write curve.csv with one row per evaluation so far."""
     return atomic_write_text(path, curve_to_csv(rows))
+
+
+def write_diagnostics(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]) -> Path:
+    """Atomically (re)write diagnostics.csv with one row per evaluation so far."""
+    return atomic_write_text(path, curve_to_csv(rows, DIAGNOSTIC_COLUMNS, "diagnostics"))
 
 
 def write_run(out_dir: str | os.PathLike, config: Mapping, curve_rows: Sequence[Mapping],

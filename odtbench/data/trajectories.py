@@ -23,6 +23,7 @@ class Trajectory:
     terminations: np.ndarray  # (T,) bool
     truncations: np.ndarray  # (T,) bool
     infos: dict = field(default_factory=dict)  # optional per-trajectory extras (e.g. success)
+    online: bool = False  # collected during online finetuning (diagnostics: buffer share)
 
     def __post_init__(self) -> None:
         n = len(self.rewards)

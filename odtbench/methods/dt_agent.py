@@ -260,9 +260,9 @@ class DTAgent:
         return {"critic_loss": loss.detach(), "q_mean": q_mean}
 
     # ------------------------------------------------------------------- actor
-    def _actor_loss(self, batch: Mapping[str, Tensor], rl_coeff: float,
-                    sup_coeff: float) -> tuple[Tensor, dict[str, Tensor]]:
-        """L = sup_coeff * L_sup + rl_coeff * L_RL (paper Eq. 2, algorithm.md §2, §3.4)."""
+    def _actor_terms(self, batch: Mapping[str, Tensor],
+                     with_rl: bool) -> tuple[Tensor, Tensor | None, dict[str, Tensor]]:
+        """(L_sup, L_RL or None, stats) of paper Eq. 2 on one batch (docs/methods/td3-odt.md)."""
         states, actions, mask = batch["states"], batch["actions"], batch["mask"]
         n_real = mask.sum()
         out = self._dt(self.actor, states, actions, batch["rtg"][:, :-1], mask)
@@ -279,16 +279,54 @@ class DTAgent:
             # L_sup = mean over real positions and action dims of (a_hat_t - a_t)^2
             sup = ((out - actions).pow(2).mean(dim=-1) * mask).sum() / n_real
             policy_actions = out  # unclamped tanh output, with gradient
-        loss = sup_coeff * sup
-        stats["sup_loss"] = sup.detach()
-        if rl_coeff != 0:
+        rl = None
+        if with_rl:
             critic = self._require_critic("a non-zero rl_coeff")
             # L_RL = -mean_real Q1(s_t, a*_t): Q1 only, every real position (paper Eq. 2)
             q1 = critic.q1(states, policy_actions, detach_params=True)
             rl = -(q1 * mask).sum() / n_real
+        return sup, rl, stats
+
+    def _actor_loss(self, batch: Mapping[str, Tensor], rl_coeff: float,
+                    sup_coeff: float) -> tuple[Tensor, dict[str, Tensor]]:
+        """L = sup_coeff * L_sup + rl_coeff * L_RL (paper Eq. 2, algorithm.md §2, §3.4)."""
+        sup, rl, stats = self._actor_terms(batch, with_rl=rl_coeff != 0)
+        loss = sup_coeff * sup
+        stats["sup_loss"] = sup.detach()
+        if rl is not None:
             loss = loss + rl_coeff * rl
             stats["rl_loss"] = rl.detach()
         return loss, stats
+
+    def actor_gradient_stats(self, batch: Mapping[str, Tensor], rl_coeff: float,
+                             sup_coeff: float) -> dict[str, float]:
+        """Norms of the actor's two gradient terms and their cosine, for diagnostics.csv.
+
+        ||grad(sup_coeff * L_sup)||, ||grad(rl_coeff * L_RL)|| and cos(grad L_sup, grad L_RL)
+        over all DT parameters, in training mode as an update sees them. It runs under a
+        forked RNG and never touches the optimiser, so the run's numbers do not change."""
+        from odtbench.diagnostics import gradient_stats
+
+        params = [p for p in self.actor.parameters() if p.requires_grad]
+        with_rl = self.critic is not None
+        was_training = self.actor.training
+        with torch.random.fork_rng(devices=[] if self.device.type == "cpu" else [self.device]):
+            self.actor.train()
+            try:
+                sup, rl, _ = self._actor_terms(batch, with_rl=with_rl)
+                g_sup = torch.autograd.grad(sup, params, retain_graph=rl is not None,
+                                            allow_unused=True)
+                g_rl = (torch.autograd.grad(rl, params, allow_unused=True)
+                        if rl is not None else None)
+            finally:
+                self.actor.train(was_training)
+
+        def flat(gs: tuple[Tensor | None, ...]) -> Tensor:
+            return torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
+                              for g, p in zip(gs, params, strict=True)]).double()
+
+        return gradient_stats(flat(g_sup), None if g_rl is None else flat(g_rl),
+                              sup_coeff, rl_coeff)
 
     def actor_step(self, batch: Mapping[str, Tensor], rl_coeff: float,
                    sup_coeff: float) -> dict[str, Tensor]:
