@@ -35,6 +35,7 @@ from odtbench.results import (
 )
 
 CKPT_NAME = "state.pt"
+DATASET_SCALE_ENV = "ODTBENCH_DATASET_SCALE"
 # Test hook: SIGKILL this process right after the given actor update (tests/test_loop.py).
 _KILL_AT = int(os.environ.get("ODTBENCH_KILL_AT_UPDATE", "-1"))
 
@@ -79,7 +80,10 @@ class Run:
 
         self.cfg, self.hp, self.out = cfg, cfg.hyperparameters, Path(out_dir)
         self.task = get_task(cfg.task_key)
-        trajs, self.dataset_info = load_task_dataset(cfg.task_key, cfg.scale)
+        # $ODTBENCH_DATASET_SCALE: train on another scale's dataset (the scale ladder's dataset
+        # size factor, docs/scales.md); config.json's dataset_info records which one was used.
+        data_scale = os.environ.get(DATASET_SCALE_ENV) or cfg.scale
+        trajs, self.dataset_info = load_task_dataset(cfg.task_key, data_scale)
         self.device, self.probe = device, None
         seed_everything(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)

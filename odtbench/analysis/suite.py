@@ -16,6 +16,7 @@ from odtbench.analysis import tables
 from odtbench.analysis.aggregates import SCHEMA, compute_aggregates
 from odtbench.analysis.common import close, paper_domain, save_figure, task_info
 from odtbench.analysis.curves import curve_table, mean_std, plot_curves
+from odtbench.analysis.diagnostics import diagnostics_table, plot_diagnostics
 from odtbench.analysis.reference import load_paper_results
 from odtbench.analysis.rliable_plots import plot_aggregates, plot_improvement, plot_profiles
 from odtbench.analysis.scores import build_scores, cell_summary, write_scores
@@ -81,6 +82,10 @@ def suite_figures(suite: str, records: list, aggregates: dict) -> dict[str, obje
     if len(stats):
         figs["curves"] = plot_curves(stats, suite=suite,
                                      datasets=dataset_order(suite, stats["dataset"].unique()))
+    diag = plot_diagnostics(diagnostics_table(records),
+                            dataset_order(suite, [r.config["dataset"] for r in records]))
+    if diag is not None:
+        figs["diagnostics"] = diag
     group = aggregates["groups"].get("all", {})
     for name, fn in (("aggregates", plot_aggregates), ("profiles", plot_profiles),
                      ("improvement", plot_improvement)):

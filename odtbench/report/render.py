@@ -39,6 +39,12 @@ TEMPLATES = Path(__file__).parent / "templates"
 FIGURE_CAPTIONS = {
     "curves": "Normalised score vs online transitions: mean ± std over seeds (the study's Fig. 6 "
               "layout and legend order).",
+    "diagnostics": "Learning diagnostics (diagnostics.csv, mean over seeds): how well the "
+                   "critic's Q tracks the discounted return actually obtained along evaluation "
+                   "episodes, its overestimation at the first state, the replay buffer's online "
+                   "share, the cosine between the actor's supervised and RL gradients (near -1: "
+                   "the two terms cancel), and how far online states sit outside the frozen "
+                   "state normalisation. ODT and PDT have no critic.",
     "aggregates": "rliable aggregates of the final scores with 95 % stratified-bootstrap CIs "
                   "(the study's Fig. 7).",
     "profiles": "Performance profiles: fraction of runs whose final score exceeds τ, with 95 % CIs.",
