@@ -255,6 +255,7 @@ def bench_loop(method: str, size: str, device: torch.device, speed: dict[str, An
     rl, sup = coefficients(hp)
     gen = torch.Generator().manual_seed(2)
     run = SimpleNamespace(hp=hp, agent=agent, gen=gen, sample_gen=gen, st={"gradient_steps": 0})
+    run._count_update = lambda: Run._count_update(run)  # _units counts each actor update
 
     def step() -> None:
         Run._units(run, sampler, 1, rl, sup)
