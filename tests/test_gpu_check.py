@@ -1,0 +1,108 @@
+"""benchmarks/gpu_check.py (issue 15): its CPU path end to end at the tiny size, so the GPU
+check cannot rot while no GPU is lent; and its budget, best-options and report logic."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import gpu_check  # noqa: E402
+
+
+def _positive(x: object, where: str) -> None:
+    assert isinstance(x, (int, float)) and math.isfinite(x) and x > 0, f"{where} = {x!r}"
+
+
+def test_tiny_cpu_run_writes_a_complete_report(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ODTBENCH_SPEED": ""}
+    proc = subprocess.run([str(REPO / "benchmarks" / "gpu_check.sh"), "--device", "cpu", "--tiny",
+                           "--out-dir", str(tmp_path)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (js,), (md,) = sorted(tmp_path.glob("*.json")), sorted(tmp_path.glob("*.md"))
+    res = json.loads(js.read_text())
+    assert res["schema"] == gpu_check.SCHEMA and res["tiny"] and res["device"] == "cpu"
+    assert res["total_wall_s"] <= res["budget_s"] <= gpu_check.BUDGET_MAX_S
+    assert not any(p["status"] == "error" for p in res["parts"]), res["parts"]
+    for key in ("torch", "device_name", "memory_gib", "cpu_cores"):
+        assert res["machine"][key], key
+    for k in ("bf16_tflops", "fp32_tflops"):
+        _positive(res["matmul"][k], k)
+
+    rows = {(r["method"], r["variant"]): r for r in res["updates"]}
+    for method in gpu_check.METHODS:
+        for v in ("base", "bf16", "fused", "resident"):
+            r = rows[(method, v)]
+            assert r["status"] == "ok", r
+            for k in ("update_ms_median", "updates_per_s", "loop_ms_per_unit_median",
+                      "first_call_s", "flops_per_update", "pct_fp32_peak", "pct_bf16_peak",
+                      "speedup_loop_vs_base"):
+                _positive(r[k], f"{method} {v} {k}")
+        assert method in res["best"]
+        assert "resident_sampling" not in res["best"][method]["speed_text"]  # a CPU no-op
+    assert res["packed_seeds"] == {**res["packed_seeds"], "available": False,
+                                   "status": "not available"}
+
+    run = res["run"]
+    assert run["status"] == "ok", run
+    assert run["dataset"]["transitions"] == 2000 and "--scale" in run["argv"]
+    for k in ("s_per_unit", "actor_updates_per_s", "critic_updates_per_s"):
+        _positive(run["online"][k], f"online {k}")
+    _positive(run["collect"]["transitions_per_s"], "transitions/s")
+    _positive(run["evaluate"]["mean_s"], "evaluation s")
+    ex = run["extrapolation"]
+    assert ex["status"] == "ok" and ex["schedule"]["online_transitions"] == 500_000
+    _positive(ex["one_run_hours"], "one run hours")
+    assert ex["mujoco_table_gpu_hours_unpacked"] == pytest.approx(420 * ex["one_run_hours"])
+    assert ex["mujoco_table_gpu_hours_packed"] is None
+    text = md.read_text()
+    assert "Packed seeds: not available" in text and "| TD3+ODT | base |" in text
+
+
+def test_a_part_past_its_slice_is_killed_and_recorded_skipped(tmp_path, monkeypatch):
+    monkeypatch.setitem(gpu_check.PARTS, "sleep", lambda spec: time.sleep(120) or {})
+    t = time.monotonic()
+    rec = gpu_check.run_part("sleep", "sleep", {}, 2.0, gpu_check.Budget(60), 0, tmp_path,
+                             lambda msg: None)
+    assert rec["status"] == "skipped" and "time slice" in rec["reason"]
+    assert time.monotonic() - t < 30
+    rec = gpu_check.run_part("sleep", "sleep", {}, 30.0, gpu_check.Budget(10), 9, tmp_path,
+                             lambda msg: None)
+    assert rec["status"] == "skipped" and "no time left" in rec["reason"]
+
+
+def test_a_part_that_fails_is_recorded_with_its_error(tmp_path, monkeypatch):
+    def boom(spec: dict) -> dict:
+        raise ValueError("no such kernel")
+
+    monkeypatch.setitem(gpu_check.PARTS, "boom", boom)
+    rec = gpu_check.run_part("boom", "boom", {}, 30.0, gpu_check.Budget(60), 0, tmp_path,
+                             lambda msg: None)
+    assert rec["status"] == "error" and rec["reason"] == "ValueError: no such kernel"
+
+
+def test_best_combines_the_options_that_win():
+    def row(ms: float) -> dict:
+        return {"status": "ok", "loop_ms_per_unit_median": ms}
+
+    rows = {"base": row(10), "bf16": row(11), "fused": row(9), "resident": row(8),
+            "compile": row(8), "cudagraphs": row(7)}
+    speed, wins = gpu_check.choose_best(rows, "cuda")
+    assert wins == ["fused", "resident", "cudagraphs"]
+    assert gpu_check.speed_text(speed) == \
+        "fused_optim,resident_sampling,compile,compile_mode=reduce-overhead"
+    speed, wins = gpu_check.choose_best(rows, "cpu")  # resident sampling is a CPU no-op
+    assert "resident" not in wins
+    rows["base"] = {"status": "skipped"}
+    assert gpu_check.choose_best(rows, "cuda") == ({}, [])
+    assert gpu_check.choose_best({"base": row(10), "fused": row(9.9)}, "cuda") == ({}, [])
