@@ -50,6 +50,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+# torch.cuda.is_available() through NVML, which is fork-safe: should any import ask before
+# the parent forks its parts, the children can still initialise CUDA themselves.
+os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
 for _p in (REPO, REPO / "benchmarks"):  # odtbench without an install; bench_updates' helpers
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
@@ -112,19 +115,6 @@ def _sync(device: Any) -> None:
 
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
-
-
-def _eager_compile_backend() -> None:
-    """Tiny CPU mode: torch.compile traces with dynamo's eager backend (no C++ compiler, no
-    code generation), so the compiled path runs in seconds; recorded in the output."""
-    import torch
-
-    real = torch.compile
-
-    def eager(fn: Callable, **kw: Any) -> Callable:
-        return real(fn, backend="eager", dynamic=kw.get("dynamic"))
-
-    torch.compile = eager
 
 
 def missing_modules(names: list[str]) -> dict[str, str]:
@@ -216,8 +206,6 @@ def part_update(spec: dict[str, Any]) -> dict[str, Any]:
 
     from odtbench.loop import Run
 
-    if spec["eager_backend"]:
-        _eager_compile_backend()
     torch.set_num_threads(spec["threads"])
     dev = torch.device(spec["device"])
     method, speed = spec["method"], spec["speed"]
@@ -274,8 +262,6 @@ def part_run(spec: dict[str, Any]) -> dict[str, Any]:
 
     import torch
 
-    if spec["eager_backend"]:
-        _eager_compile_backend()
     torch.set_num_threads(spec["threads"])
     root = Path(spec["workdir"])
     os.environ["MINARI_DATASETS_PATH"] = str(root / "datasets")
@@ -383,8 +369,9 @@ class Budget:
 
 
 def run_part(name: str, kind: str, spec: dict[str, Any], slice_s: float, budget: Budget,
-             reserve: float, tmp: Path, log: Callable[[str], None]) -> dict[str, Any]:
-    """Run one part in a forked child, killed at its slice; returns its record."""
+             reserve: float, tmp: Path, log: Callable[[str], None],
+             start_method: str = "fork") -> dict[str, Any]:
+    """Run one part in a child process, killed at its slice; returns its record."""
     avail = budget.left() - reserve
     limit = min(slice_s, avail)
     rec: dict[str, Any] = {"part": name, "slice_s": round(slice_s, 1)}
@@ -394,7 +381,7 @@ def run_part(name: str, kind: str, spec: dict[str, Any], slice_s: float, budget:
         return rec
     out = tmp / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.json"
     spec = {**spec, "_result": str(out)}
-    proc = mp.get_context("fork").Process(target=_child, args=(kind, spec, str(out)))
+    proc = mp.get_context(start_method).Process(target=_child, args=(kind, spec, str(out)))
     t = time.monotonic()
     proc.start()
     proc.join(limit)
@@ -690,6 +677,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all "
                    "cores on cuda, 1 on cpu)")
     p.add_argument("--out-dir", default=str(REPO / "benchmarks" / "results"))
+    p.add_argument("--start-method", default="fork", choices=["fork", "forkserver", "spawn"],
+                   help="how parts start: fork (default; shares the parent's imports) or "
+                        "spawn (each part imports torch afresh)")
     p.add_argument("--check-imports", action="store_true",
                    help="only say which modules are missing (exit 3 if any)")
     args = p.parse_args(argv)
@@ -698,6 +688,98 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not 30 <= args.run_seconds <= 180 and not args.tiny:
         p.error("--run-seconds must be 30..180 (the issue asks for a fixed 2-3 minutes)")
     return args
+
+
+class Check:
+    """The parent's state: the budget, the parts run so far and the result being built."""
+
+    def __init__(self, args: argparse.Namespace, budget: Budget, cfg: dict[str, Any],
+                 threads: int, tmp: Path, log: Callable[[str], None]):
+        self.args, self.budget, self.cfg, self.tmp, self.log = args, budget, cfg, tmp, log
+        self.base_spec = {"device": args.device, "threads": threads}
+        self.parts: list[dict[str, Any]] = []
+        self.reserve = 5.0  # seconds kept for writing the report
+
+    def part(self, name: str, kind: str, spec: dict[str, Any], slice_s: float) -> dict[str, Any]:
+        rec = run_part(name, kind, {**self.base_spec, **spec}, slice_s, self.budget,
+                       self.reserve, self.tmp, self.log, self.args.start_method)
+        self.parts.append({k: rec.get(k) for k in ("part", "status", "slice_s", "wall_s", "reason")})
+        rec.pop("part", None)
+        return rec
+
+    def update(self, method: str, variant: str, speed: dict[str, Any]) -> dict[str, Any]:
+        """One update cell; tiny mode records the compiled ones as skipped (dynamo alone takes
+        minutes on a busy 2-core CI machine; tests/test_speed_options.py covers that path)."""
+        cfg = self.cfg
+        if self.args.tiny and speed.get("compile"):
+            rec = {"status": "skipped", "reason": "tiny mode does not compile"}
+            self.parts.append({"part": f"{method} {variant}", "slice_s": 0, "wall_s": 0.0, **rec})
+        else:
+            spec = {"size": cfg["size"], "repeats": cfg["repeats"], "min_time": cfg["min_time"],
+                    "peak_n": cfg["peak_n"], "method": method, "variant": variant,
+                    "speed": speed, "count_flops": variant == "base"}
+            slice_s = cfg["slices"]["compiled" if speed.get("compile") else "eager"]
+            rec = self.part(f"{method} {variant}", "update", spec,
+                            cfg["slices"]["best"] if variant == "best" else slice_s)
+        return {"method": method, "variant": variant, "speed": speed, **rec}
+
+    def best(self, method: str, cells: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Measure the combination of the winning options (one alone is measured already);
+        if it loses to one of its options alone, that option is the best."""
+        speed, wins = choose_best(cells, self.args.device)
+        out: dict[str, Any] = {"speed": speed, "from": wins}
+        if len(wins) > 1:
+            cells["best"] = self.update(method, "best", speed)
+            fastest = min((cells[v] for v in ("base", *wins, "best")
+                           if cells[v].get("status") == "ok"),
+                          key=lambda c: c.get("loop_ms_per_unit_median", math.inf))
+            if fastest is not cells["best"]:
+                out.update(speed=fastest["speed"], combination_lost_to=fastest["variant"])
+        out["speed_text"] = speed_text(out["speed"])
+        return out
+
+    def run(self, speed: str, missing: dict[str, str]) -> dict[str, Any]:
+        """The short real run with `speed`, analysed from its timed calls."""
+        from odtbench.config import resolve
+
+        cfg = self.cfg
+        if missing:
+            return {"status": "skipped", "reason": "missing modules: " + "; ".join(
+                f"{mod} (install: {req})" for mod, req in missing.items())}
+        events = self.tmp / "run-events.jsonl"
+        rec = self.part("run", "run", {
+            "workdir": str(self.tmp), "events": str(events), "scale": cfg["run_scale"],
+            "dataset_transitions": cfg["dataset_transitions"], "run_seconds": cfg["run_seconds"],
+            "speed_text": speed, "overrides": cfg["run_overrides"]}, cfg["slices"]["run"])
+        run = analyse_run(read_events(events), resolve(TASK, RUN_METHOD, "paper").hyperparameters)
+        run["status"] = "ok" if run.get("extrapolation", {}).get("status") == "ok" else rec["status"]
+        if rec.get("reason"):
+            run["reason"] = rec["reason"]
+        run["dataset_note"] = (
+            f"{cfg['dataset_transitions']} uniform-random transitions built by the suite's "
+            f"random recipe under the {cfg['run_scale']}-scale id in a temporary dataset root "
+            "(the paper's dataset has 1M; the update cost does not depend on its size)")
+        run["overrides"] = cfg["run_overrides"]
+        return run
+
+
+def add_ratios(cells: dict[str, dict[str, Any]], matmul: dict[str, Any]) -> None:
+    """FLOP/s, % of the bf16 and fp32 GEMM peaks, and speed-ups over base, in place."""
+    base = cells.get("base", {})
+    flops = base.get("flops_per_update")
+    for r in cells.values():
+        if r.get("status") != "ok":
+            continue
+        if flops:
+            r["flops_per_update"] = flops
+            r["achieved_tflops"] = flops / (r["update_ms_median"] / 1e3) / 1e12
+            for k in ("bf16", "fp32"):
+                if matmul.get(f"{k}_tflops"):
+                    r[f"pct_{k}_peak"] = 100 * r["achieved_tflops"] / matmul[f"{k}_tflops"]
+        if base.get("status") == "ok":
+            r["speedup_update_vs_base"] = base["update_ms_median"] / r["update_ms_median"]
+            r["speedup_loop_vs_base"] = (base["loop_ms_per_unit_median"]
+                                         / r["loop_ms_per_unit_median"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -729,119 +811,43 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     cfg = settings(args)
     threads = args.threads or ((os.cpu_count() or 1) if args.device == "cuda" else 1)
-    sl = cfg["slices"]
     tmp = Path(tempfile.mkdtemp(prefix="gpu_check-"))
-    res: dict[str, Any] = {"schema": SCHEMA, "argv": sys.argv[1:] if argv is None else argv,
-                           "started_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                           "device": args.device, "tiny": args.tiny, "budget_s": args.budget,
-                           "size": cfg["size"], "threads": threads,
-                           "compile_backend": "eager (tiny CPU mode: dynamo traces, no code "
-                           "generation)" if args.tiny and args.device == "cpu" else "inductor",
-                           "flop_count": "torch.utils.flop_counter.FlopCounterMode on an eager "
-                           "fp32 agent (matmuls and attention, forward and backward; "
-                           "element-wise work not counted)",
-                           "missing_modules": miss, "parts": [], "updates": [], "best": {}}
-    reserve_run = sl["run"] + 5 if not miss["run"] else 5
-    base_spec = {"device": args.device, "threads": threads}
-    parts = res["parts"]
-
-    def part(name: str, kind: str, spec: dict[str, Any], slice_s: float,
-             reserve: float) -> dict[str, Any]:
-        rec = run_part(name, kind, {**base_spec, **spec}, slice_s, budget, reserve, tmp, log)
-        parts.append({k: rec.get(k) for k in ("part", "status", "slice_s", "wall_s", "reason")})
-        return rec
-
-    info = part("info", "info", {}, sl["info"], reserve_run)
-    if info["status"] != "ok":
+    ck = Check(args, budget, cfg, threads, tmp, log)
+    if not miss["run"]:
+        ck.reserve += cfg["slices"]["run"]  # the real run keeps its slice whatever comes first
+    res: dict[str, Any] = {
+        "schema": SCHEMA, "argv": sys.argv[1:] if argv is None else argv,
+        "started_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "device": args.device, "tiny": args.tiny, "budget_s": args.budget, "size": cfg["size"],
+        "threads": threads, "start_method": args.start_method,
+        "flop_count": "torch.utils.flop_counter.FlopCounterMode on an eager fp32 agent "
+                      "(matmuls and attention, forward and backward; element-wise work not "
+                      "counted)",
+        "missing_modules": miss, "parts": ck.parts, "updates": [], "best": {}}
+    info = ck.part("info", "info", {}, cfg["slices"]["info"])
+    res["machine"] = {k: v for k, v in info.items() if k not in ("slice_s", "wall_s")}
+    ok = info["status"] == "ok"
+    if not ok:
         log(f"stopping: {info.get('reason')}")
-    res["machine"] = {k: v for k, v in info.items() if k not in ("part", "status", "slice_s", "wall_s")}
-    mm = part("matmul", "matmul", {"gemm_n": cfg["gemm_n"]}, sl["matmul"], reserve_run) \
-        if info["status"] == "ok" else {"status": "skipped"}
-    res["matmul"] = {k: v for k, v in mm.items() if k not in ("part", "slice_s", "wall_s")}
-    eager_backend = args.tiny and args.device == "cpu"
-    upd = {"size": cfg["size"], "repeats": cfg["repeats"], "min_time": cfg["min_time"],
-           "peak_n": cfg["peak_n"], "eager_backend": eager_backend}
-    for method in METHODS if info["status"] == "ok" else ():
-        cells: dict[str, dict[str, Any]] = {}
-        flops = None
+    res["matmul"] = ck.part("matmul", "matmul", {"gemm_n": cfg["gemm_n"]},
+                            cfg["slices"]["matmul"]) if ok else {"status": "skipped"}
+    cells: dict[str, dict[str, dict[str, Any]]] = {m: {} for m in METHODS}
+    # Eager cells of both methods first (cheap, sure), then per method the compiled ones and
+    # the best combination: what compilation does to the budget hits the least there.
+    for method in METHODS if ok else ():
         for v, speed in SINGLE.items():
-            if args.tiny and v in COMPILED:
-                # dynamo alone takes minutes on a busy 2-core CI machine; the compiled path
-                # of the agent is covered by tests/test_speed_options.py
-                cells[v] = {"method": method, "variant": v, "speed": speed, "status": "skipped",
-                            "reason": "tiny mode does not compile"}
-                parts.append({"part": f"{method} {v}", "status": "skipped", "slice_s": 0,
-                              "wall_s": 0.0, "reason": cells[v]["reason"]})
-                continue
-            rec = part(f"{method} {v}", "update",
-                       {**upd, "method": method, "variant": v, "speed": speed,
-                        "count_flops": v == "base"},
-                       sl["compiled"] if v in COMPILED else sl["eager"], reserve_run)
-            rec.setdefault("method", method)
-            rec.setdefault("variant", v)
-            flops = flops or rec.get("flops_per_update")
-            cells[v] = rec
-        speed, wins = choose_best(cells, args.device)
-        res["best"][method] = {"speed": speed, "speed_text": speed_text(speed), "from": wins}
-        if len(wins) > 1:  # a new combination: measure it (one option alone is measured)
-            rec = part(f"{method} best", "update",
-                       {**upd, "method": method, "variant": "best", "speed": speed,
-                        "count_flops": False}, sl["best"], reserve_run)
-            rec.setdefault("method", method)
-            rec.setdefault("variant", "best")
-            cells["best"] = rec
-            fastest = min((cells[v] for v in ("base", *wins, "best")
-                           if cells[v].get("status") == "ok"),
-                          key=lambda c: c.get("loop_ms_per_unit_median", math.inf))
-            if fastest is not rec:  # the combination lost to one option alone: use that one
-                speed = fastest["speed"]
-                res["best"][method].update(speed=speed, speed_text=speed_text(speed),
-                                           combination_lost_to=fastest["variant"])
-        base = cells["base"]
-        for r in cells.values():
-            r.pop("part", None)
-            if r.get("status") != "ok":
-                continue
-            if flops:
-                r["flops_per_update"] = flops
-                achieved = flops / (r["update_ms_median"] / 1e3) / 1e12
-                r["achieved_tflops"] = achieved
-                for k in ("bf16", "fp32"):
-                    if mm.get(f"{k}_tflops"):
-                        r[f"pct_{k}_peak"] = 100 * achieved / mm[f"{k}_tflops"]
-            if base.get("status") == "ok":
-                r["speedup_update_vs_base"] = base["update_ms_median"] / r["update_ms_median"]
-                r["speedup_loop_vs_base"] = (base["loop_ms_per_unit_median"]
-                                             / r["loop_ms_per_unit_median"])
-            res["updates"].append(r)
+            if v not in COMPILED:
+                cells[method][v] = ck.update(method, v, speed)
+    for method in METHODS if ok else ():
+        for v in COMPILED:
+            cells[method][v] = ck.update(method, v, SINGLE[v])
+        res["best"][method] = ck.best(method, cells[method])
+        add_ratios(cells[method], res["matmul"])
+        res["updates"] += list(cells[method].values())
     res["packed_seeds"] = detect_packed_seeds()
-    # the short real run, with TD3+ODT's best options
-    best_txt = res["best"].get(RUN_METHOD, {}).get("speed_text", "")
-    run: dict[str, Any] = {"status": "skipped"}
-    if miss["run"]:
-        run["reason"] = "missing modules: " + "; ".join(
-            f"{mod} (install: {req})" for mod, req in miss["run"].items())
-    elif info["status"] != "ok":
-        run["reason"] = "no device"
-    else:
-        events = tmp / "run-events.jsonl"
-        rec = part("run", "run", {"eager_backend": eager_backend, "workdir": str(tmp),
-                                  "events": str(events), "scale": cfg["run_scale"],
-                                  "dataset_transitions": cfg["dataset_transitions"],
-                                  "run_seconds": cfg["run_seconds"], "speed_text": best_txt,
-                                  "overrides": cfg["run_overrides"]}, sl["run"], 5)
-        from odtbench.config import resolve
-
-        run = analyse_run(read_events(events), resolve(TASK, RUN_METHOD, "paper").hyperparameters)
-        run["status"] = "ok" if run.get("extrapolation", {}).get("status") == "ok" else rec["status"]
-        if rec.get("reason"):
-            run["reason"] = rec["reason"]
-        run["dataset_note"] = (
-            f"{cfg['dataset_transitions']} uniform-random transitions built by the suite's "
-            f"random recipe under the {cfg['run_scale']}-scale id in a temporary dataset root "
-            "(the paper's dataset has 1M; the update cost does not depend on its size)")
-        run["overrides"] = cfg["run_overrides"]
-    res["run"] = run
+    ck.reserve = 5.0
+    res["run"] = ck.run(res["best"].get(RUN_METHOD, {}).get("speed_text", ""), miss["run"]) \
+        if ok else {"status": "skipped", "reason": "no device"}
     res["targets"] = verdicts(res)
     res["total_wall_s"] = time.monotonic() - budget.t0
     shutil.rmtree(tmp, ignore_errors=True)
@@ -854,7 +860,7 @@ def main(argv: list[str] | None = None) -> int:
     (out_dir / f"{stem}.md").write_text(markdown(res))
     print(markdown(res))
     log(f"wrote {out_dir / stem}.json and .md")
-    return 0 if info["status"] == "ok" else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
