@@ -104,7 +104,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
             # sizes, batch and optimisers stay the paper's
             "run_overrides": ["pretrain_updates=300", "checkpoint_every_updates=100",
                               "eval_interval=2"],
-            "slices": {"info": 30, "matmul": 30, "eager": 25, "compiled": 90, "best": 75,
+            "slices": {"info": 30, "matmul": 30, "eager": 25, "compiled": 100, "best": 80,
                        "run": float(args.run_seconds) + 45}}
 
 
@@ -361,6 +361,17 @@ def _child(kind: str, spec: dict[str, Any], out: str) -> None:
     os._exit(0)  # skip interpreter teardown (compile worker pools, CUDA) in the child
 
 
+_RUNNING: list[int] = []  # the pid (= process group) of the part running now
+
+
+def _on_term(signum: int, frame: Any) -> None:
+    """Killed from outside (gpu_check.sh's guard, Ctrl-C): take the running part along."""
+    for pid in _RUNNING:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+    sys.exit(128 + signum)
+
+
 class Budget:
     """The total time budget; each part gets min(its slice, what is left minus reserves)."""
 
@@ -387,6 +398,7 @@ def run_part(name: str, kind: str, spec: dict[str, Any], slice_s: float, budget:
     proc = mp.get_context(start_method).Process(target=_child, args=(kind, spec, str(out)))
     t = time.monotonic()
     proc.start()
+    _RUNNING[:] = [proc.pid]
     proc.join(limit)
     if proc.is_alive():
         with contextlib.suppress(ProcessLookupError):
@@ -400,6 +412,7 @@ def run_part(name: str, kind: str, spec: dict[str, Any], slice_s: float, budget:
     # a killed child's process group may still hold compile workers
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
+    _RUNNING.clear()
     rec["wall_s"] = round(time.monotonic() - t, 2)
     log(f"{name}: {rec['status']} in {rec['wall_s']:.1f} s"
         + (f" ({rec['reason']})" if rec.get("reason") else ""))
@@ -543,6 +556,9 @@ def extrapolate(r: dict[str, Any], hp: dict[str, Any]) -> dict[str, Any]:
         * r["evaluate"]["s_per_env_step"] / 3600,
         "checkpoints_h": ckpts * (r.get("checkpoint") or {}).get("mean_s", 0.0) / 3600,
         "startup_h": r.get("startup_s", 0.0) / 3600,
+        # what each phase's first call took beyond a steady one: compilation, once per run
+        "first_calls_h": sum((r.get(p) or {}).get("first_call_extra_s", 0.0)
+                             for p in ("pretrain", "online")) / 3600,
     }
     hours = sum(parts.values())
     return {"status": "ok", "schedule": {
@@ -632,7 +648,8 @@ def markdown(res: dict[str, Any]) -> str:
               f"episode length): **{ex['one_run_hours']:.3g} h** (updates "
               f"{ex['pretrain_updates_h'] + ex['online_updates_h']:.3g} h, collection "
               f"{ex['collection_h']:.3g} h, evaluation ≤ {ex['evaluation_h_upper']:.3g} h, "
-              f"checkpoints {ex['checkpoints_h']:.3g} h). MuJoCo table ({ex['mujoco_table_runs']} "
+              f"checkpoints {ex['checkpoints_h']:.3g} h, first calls (compilation) "
+              f"{ex['first_calls_h']:.3g} h). MuJoCo table ({ex['mujoco_table_runs']} "
               f"runs): **{ex['mujoco_table_gpu_hours_unpacked']:.4g} GPU-hours** unpacked; "
               "packed: not available.", ""]
     elif ex:
@@ -816,6 +833,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"torch {torch.__version__} is a CPU build: a CUDA build of torch is needed for "
             "--device cuda (or pass --device cpu)")
         return 3
+    signal.signal(signal.SIGTERM, _on_term)
+    signal.signal(signal.SIGINT, _on_term)
     cfg = settings(args)
     threads = args.threads or ((os.cpu_count() or 1) if args.device == "cuda" else 1)
     tmp = Path(tempfile.mkdtemp(prefix="gpu_check-"))
