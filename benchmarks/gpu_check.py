@@ -294,28 +294,37 @@ def part_run(spec: dict[str, Any]) -> dict[str, Any]:
 
     dev = spec["device"]
 
-    def timed(name: str, describe: Callable[..., dict[str, Any]]) -> None:
+    def timed(name: str, describe: Callable[[Any, dict[str, Any]], dict[str, Any]]) -> None:
+        """Time loop.Run.<name>; `describe(run, state before)` reads what the call did from
+        the run's counters, so the timers do not depend on the method's signature."""
         orig = getattr(loop.Run, name)
 
         def wrapper(self: Any, *a: Any, **kw: Any) -> Any:
+            before = {k: v for k, v in self.st.items() if isinstance(v, (int, float))}
             t0 = time.perf_counter()
             out = orig(self, *a, **kw)
             _sync(dev)  # the work queued on the GPU belongs to this call
-            emit(name, t0, **describe(self, out, *a))
+            try:
+                info = describe(self, before)
+            except Exception as exc:  # noqa: BLE001 - a timer must never end the run
+                info = {"describe_error": repr(exc)}
+            emit(name, t0, **info)
             return out
 
         setattr(loop.Run, name, wrapper)
 
-    timed("_units", lambda self, out, sampler, n, rl, sup: {
-        "phase": self.st["phase"], "units": n, "rl": rl,
-        "d": self.hp["actor_update_interval"]})
-    timed("collect", lambda self, out: {"transitions": int(sum(len(t) for t in out)),
-                                        "episodes": len(out)})
-    timed("evaluate", lambda self, row, phase, it: {
-        "phase": phase, "episodes": self.hp["eval_episodes"],
-        "env_steps": row["length_mean"] * self.hp["eval_episodes"],
-        "score": row["score_mean"]})
-    timed("save_checkpoint", lambda self, out: {})
+    def delta(run: Any, before: dict[str, Any], key: str) -> int:
+        return int(run.st[key] - before.get(key, 0))
+
+    timed("_units", lambda run, b: {"phase": run.st["phase"], "d": run.hp["actor_update_interval"],
+                                    "units": delta(run, b, "gradient_steps")})
+    timed("collect", lambda run, b: {"transitions": delta(run, b, "online_transitions"),
+                                     "episodes": delta(run, b, "episodes")})
+    timed("evaluate", lambda run, b: {
+        "phase": run.st["curve"][-1]["phase"], "episodes": run.hp["eval_episodes"],
+        "env_steps": run.st["curve"][-1]["length_mean"] * run.hp["eval_episodes"],
+        "score": run.st["curve"][-1]["score_mean"]})
+    timed("save_checkpoint", lambda run, b: {})
 
     def stop() -> None:  # the fixed duration: stop the run where it is
         emit("stopped", t_cli)
@@ -494,7 +503,7 @@ def analyse_run(events: list[dict[str, Any]], paper_hp: dict[str, Any]) -> dict[
     res["ended"] = end["kind"] if end else "killed at the slice"
     last = max(e["t1"] for e in events)
     res["wall_s"] = (end["t1"] if end else last) - start["t0"]
-    units = [e for e in events if e["kind"] == "_units"]
+    units = [e for e in events if e["kind"] == "_units" and e.get("units")]
     if units:
         res["startup_s"] = units[0]["t0"] - start["t0"]  # imports, data, envs, agent
     for phase in ("pretrain", "online"):
@@ -509,7 +518,7 @@ def analyse_run(events: list[dict[str, Any]], paper_hp: dict[str, Any]) -> dict[
                       "critic_updates_per_s": d / spu, "first_call_s": calls[0]["s"],
                       "first_call_extra_s": max(0.0, calls[0]["s"] - calls[0]["units"] * spu),
                       "steady_from_first_call": len(calls) == 1}
-    col = [e for e in events if e["kind"] == "collect"]
+    col = [e for e in events if e["kind"] == "collect" and e.get("transitions")]
     if col:
         n = sum(e["transitions"] for e in col)
         res["collect"] = {"calls": len(col), "transitions": n,
@@ -519,7 +528,7 @@ def analyse_run(events: list[dict[str, Any]], paper_hp: dict[str, Any]) -> dict[
         online = [e for e in events if e["t0"] >= col[0]["t0"] and e["kind"] != "stopped"]
         span = max(e["t1"] for e in online) - col[0]["t0"]
         res["online_transitions_per_wall_s"] = n / span if span > 0 else None
-    ev = [e for e in events if e["kind"] == "evaluate"]
+    ev = [e for e in events if e["kind"] == "evaluate" and e.get("env_steps")]
     if ev:
         steps = sum(e["env_steps"] for e in ev)
         res["evaluate"] = {"calls": len(ev), "mean_s": statistics.mean(e["s"] for e in ev),
@@ -778,6 +787,8 @@ class Check:
         run["status"] = "ok" if run.get("extrapolation", {}).get("status") == "ok" else rec["status"]
         if rec.get("reason"):
             run["reason"] = rec["reason"]
+        if rec.get("rc"):  # the CLI's own exit status (2: an error it printed on one line)
+            run["status"], run["reason"] = "error", f"odtbench run exited with status {rec['rc']}"
         run["dataset_note"] = (
             f"{cfg['dataset_transitions']} uniform-random transitions built by the suite's "
             f"random recipe under the {cfg['run_scale']}-scale id in a temporary dataset root "
@@ -812,6 +823,14 @@ def main(argv: list[str] | None = None) -> int:
     budget = Budget(args.budget, spent)  # what the shell script spent (pip) counts too
     log = lambda msg: print(f"[gpu_check {time.monotonic() - budget.t0:6.1f}s] {msg}",  # noqa: E731
                             file=sys.stderr, flush=True)
+    if args.device == "cuda" and not args.check_imports:
+        with contextlib.suppress(ImportError):  # a missing torch is reported just below
+            import torch
+
+            if not torch.version.cuda:
+                log(f"torch {torch.__version__} is a CPU build: a CUDA build of torch is "
+                    "needed for --device cuda (or pass --device cpu)")
+                return 3
     miss = {part: missing_modules(mods) for part, mods in NEEDS.items()}
     for part, m in miss.items():
         for mod, req in m.items():
@@ -829,10 +848,6 @@ def main(argv: list[str] | None = None) -> int:
     import torch._dynamo  # noqa: F401
     import torch.utils.flop_counter  # noqa: F401
 
-    if args.device == "cuda" and not torch.version.cuda:
-        log(f"torch {torch.__version__} is a CPU build: a CUDA build of torch is needed for "
-            "--device cuda (or pass --device cpu)")
-        return 3
     signal.signal(signal.SIGTERM, _on_term)
     signal.signal(signal.SIGINT, _on_term)
     cfg = settings(args)

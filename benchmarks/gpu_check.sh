@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The paper scale on one GPU, measured in at most 8 minutes (issue 15; benchmarks/README.md).
-# Installs nothing it cannot find: it uses the python it finds ($PYTHON, else python3), runs
+# Installs nothing it cannot find: it uses the python it finds ($PYTHON, python3, python), runs
 # odtbench from this checkout (no `pip install -e .` needed) and names any missing module.
 # Only if $GPU_CHECK_WHEELS names a local directory of wheels does it install the missing
 # ones from there (pip --no-index: never from the network).
@@ -12,7 +12,7 @@ set -euo pipefail
 export GPU_CHECK_STARTED="$(date +%s.%N)"  # the driver's 8-minute budget starts now
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$here")"
-py="${PYTHON:-python3}"
+py="${PYTHON:-$(command -v python3 || command -v python || echo python3)}"
 if ! command -v "$py" >/dev/null 2>&1; then
     echo "gpu_check: no python found (tried '$py'); set PYTHON=/path/to/python" >&2
     exit 3
@@ -31,4 +31,7 @@ if [ -n "${GPU_CHECK_WHEELS:-}" ]; then
 fi
 # The driver keeps its own budget (<= 480 s, counted from the line above); this outer limit
 # only guards against a hang outside it, such as an import that blocks.
-exec timeout -k 5 500 "$py" "$here/gpu_check.py" "$@"
+if command -v timeout >/dev/null 2>&1; then
+    exec timeout -k 5 500 "$py" "$here/gpu_check.py" "$@"
+fi
+exec "$py" "$here/gpu_check.py" "$@"

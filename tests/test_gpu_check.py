@@ -106,3 +106,37 @@ def test_best_combines_the_options_that_win():
     rows["base"] = {"status": "skipped"}
     assert gpu_check.choose_best(rows, "cuda") == ({}, [])
     assert gpu_check.choose_best({"base": row(10), "fused": row(9.9)}, "cuda") == ({}, [])
+
+
+def test_run_rates_and_their_extrapolation_to_a_paper_run():
+    def ev(kind: str, t0: float, s: float, **kw: object) -> dict:
+        return {"kind": kind, "t0": t0, "t1": t0 + s, "s": s, **kw}
+
+    events = [ev("start", 0, 0, argv=["run"], speed="fused_optim"),
+              ev("_units", 2, 5, phase="pretrain", d=2, units=10),  # compiles
+              ev("_units", 7, 1, phase="pretrain", d=2, units=10),
+              ev("evaluate", 8, 1, phase="pretrain", episodes=10, env_steps=1000, score=1.0),
+              ev("collect", 9, 2, transitions=1000, episodes=40),
+              ev("_units", 11, 40, phase="online", d=2, units=300),  # compiles
+              ev("_units", 51, 30, phase="online", d=2, units=300),
+              ev("save_checkpoint", 81, 0.5),
+              ev("stopped", 0, 90)]
+    from odtbench.config import resolve
+
+    hp = resolve("mujoco/hopper-random", "TD3+ODT", "paper").hyperparameters
+    r = gpu_check.analyse_run(events, hp)
+    assert r["ended"] == "stopped" and r["startup_s"] == 2
+    assert r["pretrain"]["s_per_unit"] == pytest.approx(0.1)
+    assert r["pretrain"]["first_call_extra_s"] == pytest.approx(4.0)
+    assert r["online"]["critic_updates_per_s"] == pytest.approx(20.0)
+    assert r["collect"]["transitions_per_s"] == pytest.approx(500.0)
+    ex = r["extrapolation"]
+    s = ex["schedule"]
+    assert (s["pretrain_units"], s["online_iterations"], s["evaluations"]) == (5000, 500, 51)
+    assert ex["online_updates_h"] == pytest.approx(150_000 * 0.1 / 3600)
+    assert ex["collection_h"] == pytest.approx(500_000 / 500 / 3600)
+    assert ex["evaluation_h_upper"] == pytest.approx(51 * 10 * 1000 * 1e-3 / 3600)
+    parts = ("pretrain_updates_h", "online_updates_h", "collection_h", "evaluation_h_upper",
+             "checkpoints_h", "startup_h", "first_calls_h")
+    assert ex["one_run_hours"] == pytest.approx(sum(ex[k] for k in parts))
+    assert gpu_check.analyse_run(events[:3], hp)["extrapolation"]["status"] == "not possible"
