@@ -48,8 +48,9 @@ def test_tiny_cpu_run_writes_a_complete_report(tmp_path):
                       "first_call_s", "flops_per_update", "pct_fp32_peak", "pct_bf16_peak",
                       "speedup_loop_vs_base"):
                 _positive(r[k], f"{method} {v} {k}")
-        assert method in res["best"]
-        assert "resident_sampling" not in res["best"][method]["speed_text"]  # a CPU no-op
+        best = res["best"][method]
+        assert rows[(method, best["variant"])]["status"] == "ok"  # the row with its numbers
+        assert "resident_sampling" not in best["speed_text"]  # a CPU no-op
     assert res["packed_seeds"] == {**res["packed_seeds"], "available": False,
                                    "status": "not available"}
 
