@@ -211,11 +211,13 @@ class Run:
         d: dict[str, Any] = {k: row[k] for k in ("phase", "iteration", "online_transitions",
                                                   "gradient_steps")}
         if getattr(agent, "uses_critic", False):
-            qs = [agent.q_values((t.observations - mean) / std, t.actions).numpy()
+            qs = [agent.q_values((t.observations - mean) / std, t.actions).cpu().numpy()
                   for t in eval_trajs]
             d.update(critic_vs_returns(qs, [t.rewards for t in eval_trajs], hp["gamma"]))
-        buffer_trajs = self.buffer.trajectories if self.buffer is not None else []
-        d["buffer_online_share"] = online_share(buffer_trajs) if buffer_trajs else 0.0
+        # The DT family's trajectory FIFO; the MLP baselines' transition buffer has no share.
+        buffer_trajs = getattr(self.buffer, "trajectories", None)
+        if buffer_trajs is not None or self.buffer is None:
+            d["buffer_online_share"] = online_share(buffer_trajs) if buffer_trajs else 0.0
         d.update(OnlineEpisodeStats.row(st["online_stats"]))
         st["online_stats"] = OnlineEpisodeStats.empty()
         sampler = getattr(self, "_diag_sampler", None)
