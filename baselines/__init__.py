@@ -67,7 +67,7 @@ IQL_SUITES: dict[str, dict[str, Any]] = {
 # --- PDT: Xie et al. 2023, official code defaults (reference/pdt.md §7) -----------------
 PDT_PRESET: dict[str, Any] = {
     # the DT keys, reset to PDT's defaults (the domain rows of Tab. 9 are TD3+ODT's)
-    "embed_dim": 512, "n_layer": 4, "n_head": 4, "dropout": 0.1,
+    "embed_dim": 512, "n_layer": 4, "n_head": 4, "dropout": 0.1, "embed_dropout": 0.1,
     "context_len": 20, "eval_context_len": 5, "batch_size": 256,
     "lr_actor": 1e-4, "weight_decay": 5e-4, "warmup_steps": 10_000, "grad_clip": 0.25,
     "init_temperature": 0.1, "reward_scale": 0.001, "stochastic": True, "entropy_reg": True,

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import OdtbenchError, UnknownChoiceError
-from odtbench.nets import CausalTransformer, SquashedGaussian, _GaussianHead
+from odtbench.nets import EMBED_DROPOUT, CausalTransformer, SquashedGaussian, _GaussianHead
 from odtbench.optim import Lamb, linear_warmup
 
 LATENT_LOG_STD = (-10.0, 2.0)
@@ -110,7 +110,7 @@ class PDTModel(nn.Module):
     """Actor, future encoder, prior and return predictor (§2); unused heads are dropped."""
 
     def __init__(self, state_dim: int, act_dim: int, embed_dim: int, n_layer: int, n_head: int,
-                 dropout: float, z_dim: int = 16):
+                 dropout: float, z_dim: int = 16, embed_dropout: float = EMBED_DROPOUT):
         super().__init__()
         H = embed_dim
         self.z_dim = z_dim
@@ -119,13 +119,14 @@ class PDTModel(nn.Module):
         self.embed_z = nn.Linear(z_dim, H)
         self.embed_action = nn.Linear(act_dim, H)
         self.embed_ln = nn.LayerNorm(H)
-        self.transformer = CausalTransformer(H, n_layer, n_head, dropout)
+        self.transformer = CausalTransformer(H, n_layer, n_head, dropout,
+                                             embed_dropout=embed_dropout)
         self.policy_head = _GaussianHead(H, act_dim)  # ODT's tanh-Gaussian head
         # future encoder: its own embeddings, LayerNorm and trunk of the same size
         self.enc_embed_state = nn.Linear(state_dim, H)
         self.enc_embed_action = nn.Linear(act_dim, H)
         self.enc_ln = nn.LayerNorm(H)
-        self.encoder = CausalTransformer(H, n_layer, n_head, dropout)
+        self.encoder = CausalTransformer(H, n_layer, n_head, dropout, embed_dropout=embed_dropout)
         self.enc_head = DiagGaussianHead(H, z_dim)
         self.prior_head = DiagGaussianHead(H, z_dim)
         self.return_head = DiagGaussianHead(2 * H, 1)
@@ -268,7 +269,8 @@ class PDTAgent:
             raise OdtbenchError("pdt_sample_topk must lie in 1..pdt_prior_samples; fix the override")
         self.hp, self.device = hp, torch.device(device)
         self.model = PDTModel(state_dim, act_dim, int(hp["embed_dim"]), int(hp["n_layer"]),
-                              int(hp["n_head"]), float(hp["dropout"]), int(hp["pdt_z_dim"])
+                              int(hp["n_head"]), float(hp["dropout"]), int(hp["pdt_z_dim"]),
+                              float(hp["embed_dropout"])
                               ).to(self.device)
         # one LAMB over every parameter, ODT's warm-up, grad clip 0.25 (§4)
         self.opt = Lamb(self.model.parameters(), lr=float(hp["lr_actor"]), eps=1e-8,

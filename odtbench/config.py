@@ -19,7 +19,7 @@ SCALES = ("smoke", "quick", "paper")
 SRC_CODE = "authors' code get_args.py (algorithm.md §9.1)"
 DEFAULTS: dict[str, Any] = {
     # Decision transformer (Tab. 8: 512/4/4, dropout 0.1, ReLU, no positional embedding)
-    "embed_dim": 512, "n_layer": 4, "n_head": 4, "dropout": 0.1,
+    "embed_dim": 512, "n_layer": 4, "n_head": 4, "dropout": 0.1, "embed_dropout": 0.1,
     "context_len": 20, "eval_context_len": 5, "batch_size": 256,
     # actor optimiser: LAMB + 10k-step linear warm-up, grad-norm clip 0.25
     "actor_optimizer": "lamb", "lr_actor": 1e-4, "weight_decay": 5e-4, "warmup_steps": 10_000, "grad_clip": 0.25,
@@ -42,6 +42,14 @@ DEFAULTS: dict[str, Any] = {
     "eval_rtg": 3600.0, "online_rtg": 7200.0, "reward_scale": 0.001,
     "max_episode_len": 1000, "drop_lowest_return": True,
     "checkpoint_every_updates": 2000, "divergence_q_bound": 1e6,
+    # the toy's protocol only (docs/fidelity.md): new optimisers online, a constant RTG input
+    "fresh_optimizers_online": False, "train_rtg_constant": None,
+}
+
+# Defaults whose source is not get_args.py (docs/fidelity.md).
+DEFAULT_SOURCES: dict[str, str] = {
+    "embed_dropout": "authors' GPT-2 config: embd_pdrop never set, HF default 0.1 "
+                     "(docs/fidelity.md)",
 }
 
 SRC_TOY = "toy preset (paper App. F.2.1 / motivation.py, adapted to the DT agent: docs/toy.md)"
@@ -49,7 +57,7 @@ SRC_TOY = "toy preset (paper App. F.2.1 / motivation.py, adapted to the DT agent
 # epochs of 64 rollouts each trained for one pass over the growing dataset, RTG 1,
 # exploration noise of width 0.01. Here the same protocol drives the suite's DT agent.
 TOY: dict[str, Any] = {
-    "embed_dim": 64, "n_layer": 1, "n_head": 1, "dropout": 0.0,
+    "embed_dim": 64, "n_layer": 1, "n_head": 1, "dropout": 0.0, "embed_dropout": 0.0,
     # Tuned (docs/toy.md): batch 16 (two passes' worth of steps per epoch instead of one)
     # and the suite's usual Gaussian exploration noise 0.1 instead of U(-0.01, 0.01).
     "context_len": 1, "eval_context_len": 1, "batch_size": 16,
@@ -61,10 +69,16 @@ TOY: dict[str, Any] = {
     "eval_rtg": 1.0, "online_rtg": 1.0, "reward_scale": 1.0,
     "expl_noise": 0.1, "max_episode_len": 1, "actor_update_interval": 1,
     "checkpoint_every_updates": 100,
+    # motivation.py creates fresh Adam optimisers after pretraining, for every method
+    "fresh_optimizers_online": True,
 }
 TOY_ACTOR = {"stochastic": False, "entropy_reg": False, "grad_clip": 0.0}
-# In the toy the study weights the supervised term 0.02 against the full Q term.
-TOY_RL_METHODS = {"rl_coeff": 1.0, "sup_coeff": 0.02}
+# In the toy the study weights the supervised term 0.02 against the full Q term, and its RL
+# methods pretrain with that loss already (DDPG: -Q; ODT+DDPG: 0.02 MSE - Q; motivation.py).
+TOY_RL_METHODS = {"rl_coeff": 1.0, "sup_coeff": 0.02, "rl_from_start": True}
+# The RL-only method is the study's DDPG panel: no supervised term, and its actor is pi(1), a
+# constant RTG input of 1 (the rollout RTG) in every batch instead of the data's RTG.
+TOY_RL_ONLY = {"sup_coeff": 0.0, "train_rtg_constant": 1.0}
 
 SRC_SCALE = "scale {scale}"
 SCALE_OVERRIDES: dict[str, dict[str, Any]] = {
@@ -159,6 +173,7 @@ def resolve(task_key: str, method: str, scale: str, seed: int = 0,
     hp: dict[str, Any] = {}
     src: dict[str, str] = {}
     _apply(hp, src, DEFAULTS, SRC_CODE)
+    src.update(DEFAULT_SOURCES)
     if task.domain == "toy":
         _apply(hp, src, TOY, SRC_TOY)
     else:
@@ -174,7 +189,7 @@ def resolve(task_key: str, method: str, scale: str, seed: int = 0,
         if hp.get("rl_kind", "none") != "none" and hp.get("rl_coeff", 0) > 0:
             toy_coeffs = dict(TOY_RL_METHODS)
             if hp["sup_coeff"] == 0:  # the RL-only "TD3" method stays RL-only
-                toy_coeffs["sup_coeff"] = 0.0
+                toy_coeffs.update(TOY_RL_ONLY)
             _apply(hp, src, toy_coeffs, SRC_TOY)
         _apply(hp, src, TOY_SCALE_OVERRIDES[scale], SRC_SCALE.format(scale=scale))
     else:

@@ -305,6 +305,8 @@ class Run:
         if st["phase"] == "pretrain":
             # A new trainer at the phase switch hard-resets both targets (§3.5, §10.8).
             self.agent.reset_targets()
+            if hp["fresh_optimizers_online"]:  # the toy's protocol (docs/fidelity.md)
+                self.agent.reset_optimizers()
             self.buffer = TrajectoryBuffer(hp["replay_size"], self.offline.trajectories)
             st["phase"] = "online"
             self.save_checkpoint()

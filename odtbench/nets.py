@@ -13,9 +13,13 @@ from torch import Tensor, nn
 
 from odtbench.errors import OdtbenchError
 
-# The authors' (HF GPT-2) additive value for padded keys: finite, so a query row whose keys
-# are all padding still gets a well-defined (uniform) softmax instead of NaN.
+# The authors' GPT-2 (HF 4.11 style) masking value: causally masked logits are *replaced* by
+# -1e4 and padded keys then get a further -1e4 added (docs/fidelity.md, "Padded attention").
+# A real query row never sees padding or the future (exp(-1e4) is 0 in every float type), but
+# a padded query row's own (padded) keys then score w - 1e4 against exactly -1e4 for the later
+# real keys, so it attends mostly to those. ODT's entropy averages over padded rows too.
 PAD_LOGIT = -1e4
+EMBED_DROPOUT = 0.1  # the authors' embd_pdrop: never set, GPT2Config's default (docs/fidelity.md)
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
 
@@ -71,30 +75,44 @@ class _SelfAttention(nn.Module):
         self.resid_drop = Dropout(dropout)
         self.attn_drop = Dropout(dropout)
 
-    def forward(self, x: Tensor, attn_mask: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, pad_bias: Tensor | None) -> Tensor:
+        """pad_bias (B, 1, 1, L): -1e4 on padded keys, 0 elsewhere; None = no padding."""
         b, n, d = x.shape
         q, k, v = (
             t.view(b, n, self.n_head, d // self.n_head).transpose(1, 2)
             for t in self.qkv(x).split(d, dim=-1)
         )
-        if self.training and self.attn_pdrop > 0 and x.device.type == "cpu":
-            # Written out so the attention-weight dropout uses the cheap CPU masks; the same
-            # computation as SDPA's (scale 1/sqrt(head_dim), dropout after the softmax).
-            scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))
-            if attn_mask is None:
-                causal = torch.ones(n, n, dtype=torch.bool, device=x.device).triu(1)
-                scores = scores.masked_fill(causal, float("-inf"))
-            else:
-                scores = scores + attn_mask
-            att = scores.softmax(dim=-1)
-            y = (att * self.attn_drop.scaled_keep_mask(att)) @ v
-        else:
-            # SDPA's default scale is 1/sqrt(head_dim), as in GPT-2.
+        cheap_dropout = self.training and self.attn_pdrop > 0 and x.device.type == "cpu"
+        if pad_bias is None and not cheap_dropout:
+            # No padding: SDPA's causal fast path gives the same numbers as the -1e4 rule
+            # (a masked logit's softmax weight is exactly 0 either way). Scale 1/sqrt(head_dim).
             y = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=attn_mask, is_causal=attn_mask is None,
-                dropout_p=self.attn_pdrop if self.training else 0.0,
+                q, k, v, is_causal=True, dropout_p=self.attn_pdrop if self.training else 0.0,
             )
+        else:
+            # Written out: SDPA only takes an additive mask, and the authors' rule *replaces*
+            # the causally masked logits (see PAD_LOGIT). Also the path of the cheap CPU
+            # dropout masks (dropout after the softmax, as in SDPA).
+            att = causal_attention_weights(q, k, pad_bias)
+            if cheap_dropout:
+                att = att * self.attn_drop.scaled_keep_mask(att)
+            elif self.training and self.attn_pdrop > 0:
+                att = F.dropout(att, self.attn_pdrop, True)
+            y = att @ v
         return self.resid_drop(self.proj(y.transpose(1, 2).reshape(b, n, d)))
+
+
+def causal_attention_weights(q: Tensor, k: Tensor, pad_bias: Tensor | None) -> Tensor:
+    """softmax(masked_fill(q k^T / sqrt(d), future, -1e4) + pad_bias): the authors' GPT-2 rule.
+
+    q, k (B, H, L, d); pad_bias broadcastable to (B, H, L, L) or None."""
+    n = q.shape[-2]
+    scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))
+    future = torch.ones(n, n, dtype=torch.bool, device=q.device).triu(1)
+    scores = scores.masked_fill(future, PAD_LOGIT)
+    if pad_bias is not None:
+        scores = scores + pad_bias
+    return scores.softmax(dim=-1)
 
 
 class _Block(nn.Module):
@@ -114,8 +132,8 @@ class _Block(nn.Module):
             Dropout(dropout),
         )
 
-    def forward(self, x: Tensor, attn_mask: Tensor | None) -> Tensor:
-        x = x + self.attn(self.ln_1(x), attn_mask)
+    def forward(self, x: Tensor, pad_bias: Tensor | None) -> Tensor:
+        x = x + self.attn(self.ln_1(x), pad_bias)
         return x + self.mlp(self.ln_2(x).flatten(0, -2)).view_as(x)
 
 
@@ -123,12 +141,14 @@ class CausalTransformer(nn.Module):
     """GPT-2 trunk without token or positional embeddings (the DT feeds its own embeddings)."""
 
     def __init__(self, embed_dim: int, n_layer: int, n_head: int, dropout: float,
-                 n_inner: int | None = None):
+                 n_inner: int | None = None, embed_dropout: float = EMBED_DROPOUT):
         super().__init__()
         if embed_dim % n_head:
             raise OdtbenchError(f"embed_dim {embed_dim} is not divisible by n_head {n_head}; "
                                 "choose n_head dividing embed_dim")
-        self.embed_drop = Dropout(dropout)
+        # embedding dropout is its own rate: the authors' embd_pdrop stays 0.1 whatever
+        # `dropout` (resid/attn) is set to
+        self.embed_drop = Dropout(embed_dropout)
         self.blocks = nn.ModuleList(
             _Block(embed_dim, n_head, dropout, n_inner or 4 * embed_dim) for _ in range(n_layer)
         )
@@ -136,16 +156,15 @@ class CausalTransformer(nn.Module):
         self.apply(_init_gpt2)
 
     def forward(self, x: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
-        """x (B, L, D); key_padding_mask (B, L), 1 = real, 0 = padding, or None (no padding)."""
-        attn_mask = None  # None -> SDPA's is_causal fast path
+        """x (B, L, D); key_padding_mask (B, L), 1 = real, 0 = padding, or None (no padding).
+
+        Outputs at padded positions follow the authors' -1e4 rule (see PAD_LOGIT)."""
+        pad_bias = None  # None -> SDPA's is_causal fast path
         if key_padding_mask is not None:
-            n = x.shape[1]
-            causal = torch.full((n, n), float("-inf"), device=x.device, dtype=x.dtype).triu(1)
-            pad = (1.0 - key_padding_mask.to(x.dtype)) * PAD_LOGIT
-            attn_mask = causal + pad[:, None, None, :]  # (B, 1, L, L), broadcast over heads
+            pad_bias = ((1.0 - key_padding_mask.to(x.dtype)) * PAD_LOGIT)[:, None, None, :]
         x = self.embed_drop(x)
         for block in self.blocks:
-            x = block(x, attn_mask)
+            x = block(x, pad_bias)
         return self.ln_f(x)
 
 
@@ -219,7 +238,8 @@ class DecisionTransformer(nn.Module):
     """
 
     def __init__(self, state_dim: int, act_dim: int, embed_dim: int, n_layer: int,
-                 n_head: int, dropout: float, stochastic: bool):
+                 n_head: int, dropout: float, stochastic: bool,
+                 embed_dropout: float = EMBED_DROPOUT):
         super().__init__()
         self.state_dim, self.act_dim, self.stochastic = state_dim, act_dim, stochastic
         # Embeddings and heads keep PyTorch's default init; only the trunk is GPT-2-initialised.
@@ -227,7 +247,8 @@ class DecisionTransformer(nn.Module):
         self.embed_state = nn.Linear(state_dim, embed_dim)
         self.embed_action = nn.Linear(act_dim, embed_dim)
         self.embed_ln = nn.LayerNorm(embed_dim)
-        self.transformer = CausalTransformer(embed_dim, n_layer, n_head, dropout)
+        self.transformer = CausalTransformer(embed_dim, n_layer, n_head, dropout,
+                                             embed_dropout=embed_dropout)
         self.head = (_GaussianHead if stochastic else _TanhHead)(embed_dim, act_dim)
 
     def forward(self, states: Tensor, actions: Tensor, rtg: Tensor,

@@ -78,7 +78,8 @@ def test_prior_term_sees_the_posterior_detached_and_the_kl_weights_apply():
 
 def _model(seed: int = 0) -> pdt.PDTModel:
     torch.manual_seed(seed)
-    return pdt.PDTModel(S, A, embed_dim=8, n_layer=1, n_head=2, dropout=0.0, z_dim=Z).eval()
+    return pdt.PDTModel(S, A, embed_dim=8, n_layer=1, n_head=2, dropout=0.0, z_dim=Z,
+                        embed_dropout=0.0).eval()
 
 
 def _batch(b: int = 3, seed: int = 1) -> dict[str, torch.Tensor]:
@@ -190,7 +191,7 @@ def test_return_weighting_and_fixed_trajectories():
 def _agent(**hp) -> pdt.PDTAgent:
     torch.manual_seed(0)
     base = {**get_method("PDT").preset, "embed_dim": 8, "n_layer": 1, "n_head": 2,
-            "dropout": 0.0, "pdt_z_dim": Z, "pdt_prior_samples": 16, **hp}
+            "dropout": 0.0, "embed_dropout": 0.0, "pdt_z_dim": Z, "pdt_prior_samples": 16, **hp}
     return pdt.PDTAgent(base, S, A)
 
 

@@ -16,7 +16,7 @@ S, A, B, K = 11, 3, 4, 5
 
 
 def _hp(method: str = "TD3+ODT") -> dict:
-    return resolve("mujoco/hopper-random", method, "smoke", 0, {"dropout": 0.0}).hyperparameters
+    return resolve("mujoco/hopper-random", method, "smoke", 0, {"dropout": 0.0, "embed_dropout": 0.0}).hyperparameters
 
 
 def _batch(seed: int = 0) -> dict[str, torch.Tensor]:

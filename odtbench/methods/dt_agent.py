@@ -50,7 +50,7 @@ RL_KINDS = ("td3", "ddpg", "none")
 ACTION_BOUND = 1.0 - 1e-6
 TEMPERATURE_LR = 1e-4  # fixed in the authors' code (algorithm.md §2.2)
 HP_KEYS = (
-    "embed_dim", "n_layer", "n_head", "dropout", "context_len", "stochastic", "entropy_reg",
+    "embed_dim", "n_layer", "n_head", "dropout", "embed_dropout", "context_len", "stochastic", "entropy_reg",
     "init_temperature", "lr_actor", "weight_decay", "warmup_steps", "grad_clip",
     "critic_hidden", "critic_layernorm", "n_critics", "lr_critic", "critic_weight_decay",
     "gamma", "tau", "policy_noise", "noise_clip", "rl_kind",
@@ -144,6 +144,7 @@ class DTAgent:
         self.actor = DecisionTransformer(
             self.state_dim, self.act_dim, int(hp["embed_dim"]), int(hp["n_layer"]),
             int(hp["n_head"]), float(hp["dropout"]), self.stochastic,
+            embed_dropout=float(hp["embed_dropout"]),
         ).to(self.device)
         self.actor_target = _frozen_copy(self.actor)
         # Each network's parameters live in one flat buffer (and its gradients in another):
@@ -151,22 +152,6 @@ class DTAgent:
         # (docs/performance.md). Gradients are zeroed in place to keep the views bound.
         self._actor_flat = FlatParameters(self.actor)
         self._actor_target_flat = FlatParameters(self.actor_target, with_grad=False)
-        # foreach=True: multi-tensor kernels, bit-identical to torch's CPU default (a Python
-        # loop over parameters); fused=True only as a speed option (it rounds differently).
-        adam_kw: dict[str, Any] = ({"fused": True} if self.speed.fused_optim
-                                   else {"foreach": True})
-        if hp.get("actor_optimizer", "lamb") == "adam":  # the study's toy uses Adam (App. F.2.1)
-            self.actor_opt = torch.optim.Adam([self._actor_flat.param], lr=float(hp["lr_actor"]),
-                                              weight_decay=float(hp["weight_decay"]), **adam_kw)
-        else:
-            # LAMB's own global clip at 1.0 is a no-op after the actor's grad-norm clip at
-            # <= 1.0 (algorithm.md §2.3: the divisor is exactly 1), so it is skipped then.
-            redundant = 0 < self.grad_clip <= Lamb.DEFAULT_MAX_GRAD_NORM
-            self.actor_opt = Lamb([self._actor_flat.param], lr=float(hp["lr_actor"]),
-                                  weight_decay=float(hp["weight_decay"]),
-                                  max_grad_norm=None if redundant else Lamb.DEFAULT_MAX_GRAD_NORM,
-                                  segments=self._actor_flat.sizes)  # trust ratio per tensor
-        self.scheduler = linear_warmup(self.actor_opt, int(hp["warmup_steps"]))
 
         self.critic: QEnsemble | None = None
         self.critic_target: torch.nn.Module | None = None
@@ -178,16 +163,19 @@ class DTAgent:
             self.critic_target = _frozen_copy(self.critic)
             self._critic_flat = FlatParameters(self.critic)
             self._critic_target_flat = FlatParameters(self.critic_target, with_grad=False)
-            self.critic_opt = torch.optim.AdamW([self._critic_flat.param], lr=float(hp["lr_critic"]),
-                                                weight_decay=float(hp["critic_weight_decay"]),
-                                                **adam_kw)
 
         # ODT's temperature is a standalone scalar with its own Adam (algorithm.md §2.2).
         self.log_temperature = torch.tensor(math.log(float(hp["init_temperature"])),
                                             device=self.device, requires_grad=True)
-        self.temperature_opt = torch.optim.Adam([self.log_temperature], lr=TEMPERATURE_LR,
-                                                betas=(0.9, 0.999), **adam_kw)
         self.target_entropy = -float(self.act_dim)
+        self._opt_hp = {k: hp[k] for k in ("lr_actor", "weight_decay", "warmup_steps",
+                                           "lr_critic", "critic_weight_decay")}
+        self._opt_hp["actor_optimizer"] = hp.get("actor_optimizer", "lamb")
+        self.reset_optimizers()
+        # A constant RTG input for training batches instead of their hindsight RTG (None =
+        # the data's): the toy's RL-only actor is pi(1), as the study's DDPG (docs/fidelity.md).
+        constant = hp.get("train_rtg_constant")
+        self.train_rtg_constant = None if constant is None else float(constant)
 
         self._critic_loss_fn: Callable[..., Any] = self._critic_loss
         self._actor_loss_fn: Callable[..., Any] = self._actor_loss
@@ -197,6 +185,39 @@ class DTAgent:
             opts = dict(mode=self.speed.compile_mode, dynamic=False)
             self._critic_loss_fn = torch.compile(self._critic_loss, **opts)
             self._actor_loss_fn = torch.compile(self._actor_loss, **opts)
+
+    def reset_optimizers(self) -> None:
+        """Fresh optimiser and warm-up states for actor, critic and temperature (also what
+        __init__ builds). The study's toy starts its online phase with new Adams."""
+        hp = self._opt_hp
+        # foreach=True: multi-tensor kernels, bit-identical to torch's CPU default (a Python
+        # loop over parameters); fused=True only as a speed option (it rounds differently).
+        adam_kw: dict[str, Any] = ({"fused": True} if self.speed.fused_optim
+                                   else {"foreach": True})
+        if hp["actor_optimizer"] == "adam":  # the study's toy uses Adam (App. F.2.1)
+            self.actor_opt = torch.optim.Adam([self._actor_flat.param], lr=float(hp["lr_actor"]),
+                                              weight_decay=float(hp["weight_decay"]), **adam_kw)
+        else:
+            # LAMB's own global clip at 1.0 is a no-op after the actor's grad-norm clip at
+            # <= 1.0 (algorithm.md §2.3: the divisor is exactly 1), so it is skipped then.
+            redundant = 0 < self.grad_clip <= Lamb.DEFAULT_MAX_GRAD_NORM
+            self.actor_opt = Lamb([self._actor_flat.param], lr=float(hp["lr_actor"]),
+                                  weight_decay=float(hp["weight_decay"]),
+                                  max_grad_norm=None if redundant else Lamb.DEFAULT_MAX_GRAD_NORM,
+                                  segments=self._actor_flat.sizes)  # trust ratio per tensor
+        self.scheduler = linear_warmup(self.actor_opt, int(hp["warmup_steps"]))
+        if self.critic is not None:
+            self.critic_opt = torch.optim.AdamW([self._critic_flat.param], lr=float(hp["lr_critic"]),
+                                                weight_decay=float(hp["critic_weight_decay"]),
+                                                **adam_kw)
+        self.temperature_opt = torch.optim.Adam([self.log_temperature], lr=TEMPERATURE_LR,
+                                                betas=(0.9, 0.999), **adam_kw)
+
+    def _rtg_input(self, rtg: Tensor) -> Tensor:
+        """The RTG tokens a training batch feeds the DT (see train_rtg_constant)."""
+        if self.train_rtg_constant is None:
+            return rtg
+        return torch.full_like(rtg, self.train_rtg_constant)
 
     def _dt(self, net: torch.nn.Module, *inputs: Tensor | None) -> Tensor | SquashedGaussian:
         """Run a DT (online or target), under bf16 autocast when asked; outputs are fp32."""
@@ -225,7 +246,8 @@ class DTAgent:
         """Target DT on the shifted window: s'_{1..K}, (a_2..a_K, 0), R_{2..K+1}, mask all ones."""
         actions = batch["actions"]
         shifted = torch.cat((actions[:, 1:], torch.zeros_like(actions[:, :1])), dim=1)
-        out = self._dt(self.actor_target, batch["next_states"], shifted, batch["rtg"][:, 1:], None)
+        out = self._dt(self.actor_target, batch["next_states"], shifted,
+                       self._rtg_input(batch["rtg"][:, 1:]), None)
         next_actions = out.rsample() if isinstance(out, SquashedGaussian) else out
         return next_actions.clamp(-ACTION_BOUND, ACTION_BOUND)
 
@@ -265,7 +287,7 @@ class DTAgent:
         """(L_sup, L_RL or None, stats) of paper Eq. 2 on one batch (docs/methods/td3-odt.md)."""
         states, actions, mask = batch["states"], batch["actions"], batch["mask"]
         n_real = mask.sum()
-        out = self._dt(self.actor, states, actions, batch["rtg"][:, :-1], mask)
+        out = self._dt(self.actor, states, actions, self._rtg_input(batch["rtg"][:, :-1]), mask)
         stats: dict[str, Tensor] = {}
         if isinstance(out, SquashedGaussian):
             # L_sup = -(mean_real log pi(a_t | ctx_t) + lambda_H * T * mean_all H), T detached
