@@ -1,0 +1,189 @@
+"""Issue 17: where odtbench follows the original code (docs/fidelity.md), on hand-built data."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from odtbench.config import resolve
+from odtbench.methods.dt_agent import DTAgent
+from odtbench.nets import CausalTransformer, DecisionTransformer, SquashedGaussian
+
+S, A, K = 3, 2, 4
+# left padding as the sampler makes it: 5 of 12 steps are padding (~42 %)
+MASK = torch.tensor([[0, 0, 1, 1], [0, 0, 0, 1], [1, 1, 1, 1]], dtype=torch.float32)
+
+
+def _hp(**overrides) -> dict:
+    hp = dict(embed_dim=16, n_layer=2, n_head=2, dropout=0.0, embed_dropout=0.0, context_len=K,
+              stochastic=True, entropy_reg=True, init_temperature=0.1, lr_actor=1e-3,
+              weight_decay=1e-4, warmup_steps=1, grad_clip=0.25, critic_hidden=8,
+              critic_layernorm=False, n_critics=2, lr_critic=1e-3, critic_weight_decay=0.01,
+              gamma=0.99, tau=0.005, policy_noise=0.2, noise_clip=0.5, rl_kind="none")
+    hp.update(overrides)
+    return hp
+
+
+def _batch(seed: int = 1) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    b = MASK.shape[0]
+    return {"states": torch.randn(b, K, S, generator=g) * MASK[..., None],
+            "next_states": torch.randn(b, K, S, generator=g),
+            "actions": (torch.rand(b, K, A, generator=g) * 1.8 - 0.9) * MASK[..., None],
+            "rewards": torch.randn(b, K, generator=g) * MASK, "dones": 2.0 * (1 - MASK),
+            "mask": MASK.clone(), "rtg": torch.randn(b, K + 1, generator=g)}
+
+
+# ------------------------------------------------------------------- 1. padded attention
+
+def _reference_trunk(tr: CausalTransformer, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+    """GPT-2 forward (eval) written from the authors' rule: logits of future keys are
+    *replaced* by -1e4, then -1e4 is *added* on padded keys; per sequence and head."""
+    b, n, d = x.shape
+    pad_add = (1.0 - key_mask) * -10000.0
+    future = torch.arange(n)[None, :] > torch.arange(n)[:, None]
+    for blk in tr.blocks:
+        h = F.layer_norm(x, (d,), blk.ln_1.weight, blk.ln_1.bias, 1e-5)
+        q, k, v = F.linear(h, blk.attn.qkv.weight, blk.attn.qkv.bias).split(d, dim=-1)
+        nh = blk.attn.n_head
+        hd = d // nh
+        rows = []
+        for i in range(b):
+            heads = []
+            for j in range(nh):
+                sl = slice(j * hd, (j + 1) * hd)
+                w = q[i, :, sl] @ k[i, :, sl].T / math.sqrt(hd)
+                w = torch.where(future, torch.full_like(w, -10000.0), w) + pad_add[i][None, :]
+                heads.append(torch.softmax(w, dim=-1) @ v[i, :, sl])
+            rows.append(torch.cat(heads, dim=-1))
+        x = x + F.linear(torch.stack(rows), blk.attn.proj.weight, blk.attn.proj.bias)
+        h = F.layer_norm(x, (d,), blk.ln_2.weight, blk.ln_2.bias, 1e-5)
+        lin1, _, lin2, _ = blk.mlp
+        x = x + F.linear(F.relu(F.linear(h, lin1.weight, lin1.bias)), lin2.weight, lin2.bias)
+    return F.layer_norm(x, (d,), tr.ln_f.weight, tr.ln_f.bias, 1e-5)
+
+
+def _reference_dt(dt: DecisionTransformer, states, actions, rtg, mask) -> SquashedGaussian:
+    b, t, _ = states.shape
+    tokens = torch.stack((dt.embed_return(rtg.unsqueeze(-1)), dt.embed_state(states),
+                          dt.embed_action(actions)), dim=2).reshape(b, 3 * t, -1)
+    h = _reference_trunk(dt.transformer, dt.embed_ln(tokens), mask.repeat_interleave(3, dim=1))
+    return dt.head(h.reshape(b, t, 3, -1)[:, :, 1])
+
+
+def test_padded_positions_follow_the_minus_1e4_rule():
+    torch.manual_seed(0)
+    dt = DecisionTransformer(S, A, 16, 2, 2, 0.0, stochastic=True).double().eval()
+    bt = {k: v.double() for k, v in _batch().items()}
+    args = (bt["states"], bt["actions"], bt["rtg"][:, :-1], bt["mask"])
+    out, ref = dt(*args), _reference_dt(dt, *args)
+    # every position, padded ones included (a -inf causal fill differs there by ~1e-1)
+    torch.testing.assert_close(out.mu, ref.mu, rtol=0, atol=1e-10)
+    torch.testing.assert_close(out.log_std, ref.log_std, rtol=0, atol=1e-10)
+
+
+def test_odt_entropy_temperature_loss_and_gradients_match_the_reference():
+    torch.manual_seed(0)
+    agent = DTAgent(_hp(), S, A)
+    batch = _batch()
+    T = agent.log_temperature.exp().item()
+    # reference: the same weights through the hand-built forward, the same entropy sample
+    torch.manual_seed(5)
+    dist = _reference_dt(agent.actor, batch["states"], batch["actions"], batch["rtg"][:, :-1],
+                         batch["mask"])
+    log_lik = (dist.log_prob(batch["actions"]) * MASK).sum() / MASK.sum()
+    entropy = dist.entropy().mean()  # over all positions, padding included (the authors')
+    ref_loss = -(log_lik + T * entropy)
+    params = [p for p in agent.actor.parameters()]
+    ref_grads = torch.autograd.grad(ref_loss, params)
+
+    torch.manual_seed(5)
+    loss, stats = agent._actor_loss(batch, 0.0, 1.0)
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    assert stats["entropy"].item() == pytest.approx(entropy.item(), abs=1e-5)
+    assert loss.item() == pytest.approx(ref_loss.item(), abs=1e-5)
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(torch.zeros_like(r) if g is None else g, r, rtol=1e-4, atol=1e-6)
+    # the temperature loss T (H - target): its gradient wrt log T after a real actor step
+    torch.manual_seed(5)
+    agent.actor_step(batch, rl_coeff=0.0, sup_coeff=1.0)
+    expected = T * (entropy.item() - agent.target_entropy)
+    assert agent.log_temperature.grad.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_real_positions_ignore_padding_so_td3_odt_is_unaffected():
+    """Deterministic DT: each real position's action equals the unpadded segment's."""
+    torch.manual_seed(0)
+    dt = DecisionTransformer(S, A, 16, 2, 2, 0.0, stochastic=False).eval()
+    bt = _batch()
+    out = dt(bt["states"], bt["actions"], bt["rtg"][:, :-1], bt["mask"])
+    for i in range(MASK.shape[0]):
+        real = MASK[i].bool()
+        alone = dt(bt["states"][i:i + 1, real], bt["actions"][i:i + 1, real],
+                   bt["rtg"][i:i + 1, :-1][:, real], None)
+        torch.testing.assert_close(out[i, real], alone[0], rtol=0, atol=1e-6)
+
+
+# ---------------------------------------------------------------- 2. embedding dropout
+
+def test_embedding_dropout_is_its_own_hyperparameter_at_0_1():
+    cfg = resolve("mujoco/hopper-random", "ODT", "paper", 0, {"dropout": 0.0})
+    hp = cfg.hyperparameters
+    assert hp["embed_dropout"] == 0.1 and "embd_pdrop" in cfg.sources["embed_dropout"]
+    agent = DTAgent(hp, S, A)
+    assert agent.actor.transformer.embed_drop.p == 0.1
+    assert all(blk.attn.attn_drop.p == 0.0 for blk in agent.actor.transformer.blocks)
+    assert resolve("toy/bandit", "ODT", "quick").hyperparameters["embed_dropout"] == 0.0
+    assert resolve("mujoco/hopper-random", "PDT", "paper").hyperparameters["embed_dropout"] == 0.1
+
+
+# ------------------------------------------------------------------------------ 5. toy
+
+def test_toy_protocol_follows_motivation_py():
+    hp = {m: resolve("toy/bandit", m, "quick").hyperparameters
+          for m in ("ODT", "DDPG+ODT", "TD3+ODT", "TD3")}
+    for m in ("DDPG+ODT", "TD3+ODT"):  # 0.02 MSE - Q from the first pretraining step
+        assert (hp[m]["rl_from_start"], hp[m]["rl_coeff"], hp[m]["sup_coeff"]) == (True, 1.0, 0.02)
+        assert hp[m]["train_rtg_constant"] is None
+    # the DDPG panel: -Q only, pretraining included, on pi(1)
+    assert (hp["TD3"]["rl_from_start"], hp["TD3"]["sup_coeff"]) == (True, 0.0)
+    assert hp["TD3"]["train_rtg_constant"] == 1.0 == hp["TD3"]["online_rtg"]
+    assert all(h["fresh_optimizers_online"] for h in hp.values())
+    mujoco = resolve("mujoco/hopper-random", "TD3", "paper").hyperparameters
+    assert not mujoco["fresh_optimizers_online"] and mujoco["train_rtg_constant"] is None
+
+
+def test_constant_rtg_input_ignores_the_batch_rtg():
+    torch.manual_seed(0)
+    agent = DTAgent(_hp(stochastic=False, entropy_reg=False, rl_kind="td3",
+                        train_rtg_constant=1.0), S, A)
+    batch = _batch()
+    other = dict(batch, rtg=batch["rtg"] * 7.0 + 3.0)
+    torch.manual_seed(1)
+    a = agent._actor_loss(batch, 1.0, 0.0)[0]
+    torch.manual_seed(1)
+    b = agent._actor_loss(other, 1.0, 0.0)[0]
+    assert a.item() == b.item()
+    ones = dict(batch, rtg=torch.ones_like(batch["rtg"]))
+    torch.testing.assert_close(agent._target_next_actions(other), agent._target_next_actions(ones))
+
+
+def test_reset_optimizers_gives_fresh_state():
+    torch.manual_seed(0)
+    agent = DTAgent(_hp(stochastic=False, entropy_reg=False, rl_kind="td3",
+                        actor_optimizer="adam", warmup_steps=10), S, A)
+    batch = _batch()
+    agent.critic_step(batch)
+    agent.actor_step(batch, 1.0, 0.02)
+    assert agent.actor_opt.state and agent.critic_opt.state and agent.scheduler.last_epoch == 1
+    before = agent.actor.embed_state.weight.detach().clone()
+    agent.reset_optimizers()
+    assert not agent.actor_opt.state and not agent.critic_opt.state
+    assert agent.scheduler.last_epoch == 0 and agent.actor_opt.param_groups[0]["lr"] == pytest.approx(1e-4)
+    torch.testing.assert_close(agent.actor.embed_state.weight, before)  # weights kept
+    agent.critic_step(batch)
+    agent.actor_step(batch, 1.0, 0.02)  # the new optimisers drive the same parameters
+    assert not torch.equal(agent.actor.embed_state.weight, before)
