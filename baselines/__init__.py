@@ -28,6 +28,8 @@ MLP_COMMON: dict[str, Any] = {
     # of >= 1 episode (<= 1000 steps) or >= 1000 steps (random datasets)
     "mlp_eval_every": 10_000,
     "mlp_checkpoint_every": 50_000,  # updates; checkpoints fall between episodes
+    # replay FIFO size in transitions; None = offline + online budget (nothing evicted)
+    "mlp_replay_size": None,
 }
 MLP_SCALES: dict[str, dict[str, Any]] = {
     "paper": {},
@@ -54,14 +56,20 @@ IQL_PRESET: dict[str, Any] = {
     **MLP_COMMON,
     "iql_expectile": 0.7, "iql_temperature": 3.0,  # MuJoCo
     "iql_actor_lr": 3e-4, "iql_critic_lr": 3e-4, "iql_value_lr": 3e-4,
+    # "cosine": decay over pretraining + online budget; "cosine_pretrain": over the pretraining
+    # updates only (the official 1M-step horizon: the actor is frozen online); "constant"
+    # (docs/fidelity.md)
     "iql_actor_schedule": "cosine", "iql_max_weight": 100.0,
+    "iql_dropout": 0.0,  # actor MLP dropout (official: none on MuJoCo and AntMaze)
+    "mlp_replay_size": 1_000_000,  # train_finetune.py: a 1M-transition FIFO
     "iql_log_std_min": -5.0, "iql_log_std_max": 2.0,
     "iql_normalize_rewards": True, "iql_scale_online_rewards": False,
 }
 IQL_SUITES: dict[str, dict[str, Any]] = {
     # antmaze_finetune_config.py: tau 0.9, beta 10, no learning-rate decay when finetuning
     "antmaze": {"iql_expectile": 0.9, "iql_temperature": 10.0, "iql_actor_schedule": "constant"},
-    "adroit": {"iql_expectile": 0.7, "iql_temperature": 0.5},  # paper: kitchen/adroit row
+    # paper: kitchen/adroit row; the official Adroit/kitchen config's actor dropout 0.1
+    "adroit": {"iql_expectile": 0.7, "iql_temperature": 0.5, "iql_dropout": 0.1},
 }
 
 # --- PDT: Xie et al. 2023, official code defaults (reference/pdt.md §7) -----------------
@@ -75,6 +83,9 @@ PDT_PRESET: dict[str, Any] = {
     # the study: 40K pretraining steps = 40 iterations x 1000 updates (README cadence)
     "pretrain_iters": 40, "pretrain_updates": 1000,
     "online_updates_per_iter": 300, "replay_size": 1000, "eval_interval": 10,
+    # one episode per online iteration on every dataset (pdt.md §5), not the ODT family's
+    # >= 1000 transitions on random data: the study ran PDT with its defaults
+    "min_transitions_per_iter": 0,
     "pdt_z_dim": 16, "pdt_kl_weight": 1.0, "pdt_prior_weight": 1.0, "pdt_return_weight": 1.0,
     "pdt_warmup_samples": 10_000, "pdt_warmup_envs": 10,
     "pdt_return_warmup_iters": 5, "pdt_return_warmup_batches": 300, "pdt_return_warmup_lr": 1e-3,
@@ -86,7 +97,9 @@ PDT_SCALES: dict[str, dict[str, Any]] = {
     # the generic quick/smoke DT sizes apply; these shrink PDT's own budgets to match
     "quick": {"pretrain_iters": 4, "pdt_warmup_samples": 2_000, "pdt_warmup_envs": 5,
               "pdt_return_warmup_batches": 50},
-    "smoke": {"pretrain_iters": 2, "pdt_warmup_samples": 40, "pdt_warmup_envs": 2,
+    # (smoke's generic >= 40 transitions per iteration would change the algorithm: reset)
+    "smoke": {"min_transitions_per_iter": 0, "pretrain_iters": 2, "pdt_warmup_samples": 40,
+              "pdt_warmup_envs": 2,
               "pdt_return_warmup_iters": 2, "pdt_return_warmup_batches": 3,
               "pdt_prior_samples": 8},
 }

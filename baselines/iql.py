@@ -20,10 +20,14 @@ Offline-to-online details (official `train_finetune.py`):
   data; online rewards enter unscaled. `iql_scale_online_rewards` (False = the code) applies
   the factor online too.
 - Online actions are sampled from the policy and clipped to [-1, 1]; evaluation uses tanh(f(s)).
-- The cosine decay spans pretraining plus the online budget here, so the actor keeps learning
-  online (a horizon of the pretraining length alone would reach 0 at the switch and freeze
-  the policy); the official AntMaze finetuning config turns the decay off, which
-  `iql_actor_schedule: constant` reproduces (the antmaze suite preset).
+- `iql_actor_schedule` (docs/fidelity.md): "cosine" (the default) decays over pretraining plus
+  the online budget, so the actor keeps learning online; "cosine_pretrain" decays over the
+  pretraining updates only, as the official code's fixed 1M-step horizon does, which reaches
+  0 at the switch and freezes the actor online; "constant" is the official AntMaze
+  finetuning config (no decay; the antmaze suite preset).
+- The replay buffer is a 1M-transition FIFO (`mlp_replay_size`): online transitions replace
+  offline ones once it is full. Adroit's actor uses dropout 0.1 (`iql_dropout`) after each
+  hidden ReLU, in its updates only (acting and evaluation run it without dropout).
 - IQL's Q target uses the current V, not a Polyak V (unlike the authors' IQL+ODT variant,
   algorithm.md §4).
 """
@@ -49,7 +53,7 @@ from odtbench.optim import polyak_
 
 # train_finetune.py normalises the rewards of these locomotion domains only.
 REWARD_NORM_DOMAINS = ("hopper", "halfcheetah", "walker2d")
-SCHEDULES = ("cosine", "constant")
+SCHEDULES = ("cosine", "cosine_pretrain", "constant")
 
 
 def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
@@ -68,9 +72,16 @@ class GaussianPolicy(nn.Module):
     """N(tanh(f(s)), diag exp(2 log_std)) with a learned state-independent log_std."""
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...],
-                 log_std_min: float = -5.0, log_std_max: float = 2.0):
+                 log_std_min: float = -5.0, log_std_max: float = 2.0, dropout: float = 0.0):
         super().__init__()
         self.net = mlp([obs_dim, *hidden, act_dim])
+        if dropout > 0:  # after each hidden ReLU, as the official MLP's dropout_rate
+            layers: list[nn.Module] = []
+            for layer in self.net:
+                layers.append(layer)
+                if isinstance(layer, nn.ReLU):
+                    layers.append(nn.Dropout(dropout))
+            self.net = nn.Sequential(*layers)
         self.log_std = nn.Parameter(torch.zeros(act_dim))
         self.log_std_min, self.log_std_max = log_std_min, log_std_max
 
@@ -88,13 +99,15 @@ class GaussianPolicy(nn.Module):
 class IQLAgent:
     """IQL learner with the MLP-loop agent interface (see mlp_loop)."""
 
-    def __init__(self, hp: Mapping[str, Any], obs_dim: int, act_dim: int, total_updates: int):
+    def __init__(self, hp: Mapping[str, Any], obs_dim: int, act_dim: int, total_updates: int,
+                 pretrain_updates: int | None = None):
         hidden = (int(hp["mlp_hidden"]),) * int(hp["mlp_layers"])
         self.expectile, self.temperature = float(hp["iql_expectile"]), float(hp["iql_temperature"])
         self.max_weight = float(hp["iql_max_weight"])
         self.gamma, self.tau = float(hp["mlp_discount"]), float(hp["mlp_tau"])
         self.actor = GaussianPolicy(obs_dim, act_dim, hidden, float(hp["iql_log_std_min"]),
-                                    float(hp["iql_log_std_max"]))
+                                    float(hp["iql_log_std_max"]), float(hp["iql_dropout"]))
+        self.actor.eval()  # dropout only inside `update`
         self.critic = TwinCritic(obs_dim, act_dim, hidden)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.value = mlp([obs_dim, *hidden, 1])
@@ -105,6 +118,9 @@ class IQLAgent:
         if schedule not in SCHEDULES:
             raise UnknownChoiceError("iql_actor_schedule", schedule, SCHEDULES)
         horizon = max(1, int(total_updates))
+        if schedule == "cosine_pretrain":
+            n_pre = hp["mlp_pretrain_steps"] if pretrain_updates is None else pretrain_updates
+            horizon = max(1, int(n_pre))
 
         def lr_factor(step: int) -> float:  # cosine decay to 0 over `horizon` updates
             if schedule == "constant":
@@ -126,7 +142,9 @@ class IQLAgent:
         # 2. policy: advantage-weighted regression, with the updated V
         with torch.no_grad():
             w = awr_weights(q_targ, self.value(obs).squeeze(-1), self.temperature, self.max_weight)
+        self.actor.train()
         actor_loss = -(w * self.actor.log_prob(obs, act)).mean()
+        self.actor.eval()
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_opt.step()
@@ -191,7 +209,7 @@ def preprocess(trajs: list[Trajectory], hp: Mapping[str, Any], task: Any) -> Pre
 
 def make_agent(hp: Mapping[str, Any], obs_dim: int, act_dim: int, low: np.ndarray,
                high: np.ndarray, total_updates: int) -> IQLAgent:
-    return IQLAgent(hp, obs_dim, act_dim, total_updates)
+    return IQLAgent(hp, obs_dim, act_dim, total_updates, int(hp["mlp_pretrain_steps"]))
 
 
 METHOD = MLPMethod(name="IQL", preprocess=preprocess, make_agent=make_agent)

@@ -5,10 +5,13 @@
    evaluating every `mlp_pretrain_eval_every` updates and at the end (the last one is the
    "before finetuning" score).
 2. Online finetuning: one environment step, then one update, until `online_budget` online
-   transitions (the study's budget, shared with the DT family); the replay buffer is seeded
-   with every offline transition and grows with the online ones (nothing is evicted: its
-   capacity is offline size + budget). Evaluation every `mlp_eval_every` online transitions
-   and at the end, with the suite's evaluation episodes (`odtbench.evaluation.rollout`).
+   transitions (the study's budget, shared with the DT family). The replay buffer is a FIFO
+   of `mlp_replay_size` transitions (IQL: 1M, the official code's; None = offline size +
+   budget, nothing evicted), seeded with the offline transitions (a random subset of
+   them if they do not fit, as the official code), whose oldest entries online transitions
+   overwrite once it is full (docs/fidelity.md). Evaluation every `mlp_eval_every` online
+   transitions and at the end, with the suite's evaluation episodes
+   (`odtbench.evaluation.rollout`).
 
 Time-limit ends bootstrap, true terminations do not (both codebases). States are normalised
 and rewards scaled once, on the way into the buffer, with statistics of the offline data
@@ -17,8 +20,9 @@ and rewards scaled once, on the way into the buffer, with statistics of the offl
 The run reuses `odtbench.loop.Run` for everything that is not MLP-specific: evaluation rows,
 config.json, summary.json, the logger and the driver (`execute`). Checkpoints are taken only
 between episodes (an env's physics state cannot be saved portably); with every RNG state
-saved, a resumed run replays the lost steps exactly. The online part of the buffer is saved
-as append-only chunks, so a checkpoint never rewrites the transitions saved before it.
+saved, a resumed run replays the lost steps exactly. The online transitions are saved as
+append-only chunks (numbered by arrival, not by buffer slot), so a checkpoint never rewrites
+the transitions saved before it; a resume re-inserts them in order through the FIFO.
 
 An agent (TD3BCAgent, IQLAgent) provides: `update(batch) -> dict of floats` (with "q_mean"),
 `actor_updates`, `explore(obs, rng) -> action`, `act(states, actions, rtg, deterministic)`
@@ -38,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from odtbench.agents.td3 import ReplayBuffer
+from odtbench.agents.td3 import FIFOReplayBuffer
 from odtbench.checkpoint import load as load_checkpoint
 from odtbench.checkpoint import rng_state, save_atomic, set_rng_state
 from odtbench.config import RunConfig
@@ -47,8 +51,25 @@ from odtbench.data.trajectories import Trajectory
 from odtbench.errors import OdtbenchError
 from odtbench.loop import _KILL_AT, Run
 
-BUFFER_FIELDS = ("observations", "next_observations", "actions", "rewards", "terminations",
-                 "truncations")
+BUFFER_FIELDS = FIFOReplayBuffer.FIELDS
+
+
+def replay_capacity(hp: Mapping[str, Any], n_offline: int) -> int:
+    """`mlp_replay_size`, or offline size + online budget (never evicts) when None."""
+    size = hp.get("mlp_replay_size")
+    if size is None:
+        return n_offline + int(hp["online_budget"])
+    if int(size) < 1:
+        raise OdtbenchError(f"mlp_replay_size must be >= 1 or null, got {size}; fix the override")
+    return int(size)
+
+
+def offline_slots(n_offline: int, capacity: int, seed: int) -> np.ndarray:
+    """Which offline transitions seed the buffer: all, in order, if they fit; else a random
+    subset of `capacity` of them in random order (the official IQL initialisation)."""
+    if n_offline <= capacity:
+        return np.arange(n_offline)
+    return np.random.default_rng(seed).permutation(n_offline)[:capacity]
 
 
 @dataclass(frozen=True)
@@ -104,10 +125,12 @@ class MLPRun(Run):
         self.agent = method.make_agent(self.hp, S, A, np.asarray(space.low, np.float32),
                                        np.asarray(space.high, np.float32), total)
         self.n_offline = sum(len(t) for t in trajs)
-        self.buffer = ReplayBuffer(S, A, self.n_offline + int(self.hp["online_budget"]))
+        self.buffer = FIFOReplayBuffer(S, A, replay_capacity(self.hp, self.n_offline))
+        self._offline_slots = offline_slots(self.n_offline, self.buffer.capacity, cfg.seed)
         self._fill_offline(trajs)
+        # online_saved: how many online transitions (by arrival) the chunks hold
         self.st.update({"pretrain_steps": 0, "updates": 0, "updates_at_checkpoint": 0,
-                        "buffer_saved": self.n_offline, "chunks": []})
+                        "online_saved": 0, "chunks": []})
         self.log = self._make_logger()
 
     # ------------------------------------------------------------------ data
@@ -116,15 +139,15 @@ class MLPRun(Run):
                 / self.offline.state_std).astype(np.float32)
 
     def _fill_offline(self, trajs: list[Trajectory]) -> None:
-        b, n = self.buffer, self.n_offline
-        cat = np.concatenate
-        b.observations[:n] = self._norm(cat([t.observations for t in trajs]))
-        b.next_observations[:n] = self._norm(cat([t.next_observations for t in trajs]))
-        b.actions[:n] = cat([t.actions for t in trajs])
-        b.rewards[:n] = cat([t.rewards for t in trajs]) * self.reward_scale
-        b.terminations[:n] = cat([t.terminations for t in trajs])
-        b.truncations[:n] = cat([t.truncations for t in trajs])
-        b.size = n
+        cat, keep = np.concatenate, self._offline_slots
+        self.buffer.extend({
+            "observations": self._norm(cat([t.observations for t in trajs]))[keep],
+            "next_observations": self._norm(cat([t.next_observations for t in trajs]))[keep],
+            "actions": cat([t.actions for t in trajs])[keep],
+            "rewards": (cat([t.rewards for t in trajs]) * self.reward_scale)[keep],
+            "terminations": cat([t.terminations for t in trajs])[keep],
+            "truncations": cat([t.truncations for t in trajs])[keep],
+        })
 
     # ------------------------------------------------------------------ checkpoints
     def _chunk_path(self, k: int) -> Path:
@@ -134,16 +157,21 @@ class MLPRun(Run):
         st, b = self.st, self.buffer
         st["wall_time_s"] += time.perf_counter() - self._t0
         self._t0 = time.perf_counter()
-        lo, hi = st["buffer_saved"], b.size
+        lo, hi = st["online_saved"], st["online_transitions"]
         if hi > lo:  # the online transitions since the last checkpoint, as a new chunk
+            if hi - lo > b.capacity:
+                raise OdtbenchError(f"{hi - lo} online transitions since the last checkpoint "
+                                    f"exceed the replay size {b.capacity}; lower "
+                                    "mlp_checkpoint_every or raise mlp_replay_size")
+            pos = b.positions_of_last(hi - lo)
             path = self._chunk_path(len(st["chunks"]))
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
             with open(tmp, "wb") as fh:
-                np.savez(fh, **{k: getattr(b, k)[lo:hi] for k in BUFFER_FIELDS})
+                np.savez(fh, **{k: getattr(b, k)[pos] for k in BUFFER_FIELDS})
             os.replace(tmp, path)
             st["chunks"].append([lo, hi])
-            st["buffer_saved"] = hi
+            st["online_saved"] = hi
         st["updates_at_checkpoint"] = st["updates"]
         save_atomic({"state": st, "agent": self.agent.state_dict(), "rng": rng_state(self.gen),
                      "np_rng": self.np_rng.bit_generator.state}, self.ckpt_path)
@@ -156,16 +184,16 @@ class MLPRun(Run):
         self.agent.load_state_dict(payload["agent"])
         set_rng_state(payload["rng"], self.gen)
         self.np_rng.bit_generator.state = payload["np_rng"]
-        b = self.buffer
-        b.size = self.n_offline
+        # the buffer holds the offline transitions only (as __init__ left it): re-insert the
+        # online ones in arrival order
+        expected = 0
         for k, (lo, hi) in enumerate(self.st["chunks"]):
-            if lo != b.size:
+            if lo != expected:
                 raise OdtbenchError(f"{self._chunk_path(k)}: buffer chunks are not contiguous; "
                                     "delete the run directory and re-run")
             with np.load(self._chunk_path(k)) as data:
-                for f in BUFFER_FIELDS:
-                    getattr(b, f)[lo:hi] = data[f]
-            b.size = hi
+                self.buffer.extend({f: data[f] for f in BUFFER_FIELDS})
+            expected = hi
         self.log.info("resumed from checkpoint: %s",
                       {k: v for k, v in self.st.items() if k not in ("curve", "chunks")})
         return True

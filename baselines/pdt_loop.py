@@ -16,8 +16,10 @@ post-warm-up transitions, whichever comes first. We run PDT on the study's budge
 the same as the DT family: until `online_budget` online transitions (500K on MuJoCo) or
 `max_online_iters` iterations; the 210K cap is dropped. The warm-up episodes are online
 interaction, so they count towards `online_transitions` (the official logs leave them out).
-As for the DT family, an iteration collects at least `min_transitions_per_iter` transitions
-(>= 1000 on random datasets, paper Tab. 8; else one episode, as in the official code).
+An iteration collects one episode on every dataset, as the official code: PDT's preset sets
+`min_transitions_per_iter` to 0, where the ODT family collects >= 1000 transitions per
+iteration on random datasets (paper Tab. 8; docs/fidelity.md). On short-episode data the
+`max_online_iters` cap (1500 on MuJoCo, the official one too) then ends a run early.
 
 Reused from `odtbench.loop.Run`: evaluation rows, online collection (`collect`), config and
 summary files, the driver, checkpointing, the pretraining schedule and the end of an

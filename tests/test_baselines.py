@@ -224,3 +224,38 @@ def test_killed_mlp_run_resumes_to_the_same_results(finished, tmp_path, monkeypa
     ca = validate_run(finished["TD3+BC"]).curve.drop(columns="wall_time_s")
     cb = validate_run(out).curve.drop(columns="wall_time_s")
     assert ca.equals(cb)
+
+
+def test_iql_replay_fifo_keeps_the_latest_online_transitions_and_resumes(hopper_data, tmp_path,
+                                                                          monkeypatch):
+    """Capacity 30 < offline data < 120 online transitions: the buffer ends holding the last
+    30 online transitions, and a killed run resumes through the wrapped FIFO identically."""
+    import baselines.mlp_loop as mlp_loop
+
+    cfg = resolve(TASK, "IQL", "smoke", seed=0, overrides={"mlp_replay_size": 30})
+    r = mlp_loop.MLPRun(iql.METHOD, cfg, tmp_path / "full")
+    assert r.n_offline > 30 and r.buffer.size == 30  # a random offline subset fits
+    r.execute()
+    chunks = sorted((tmp_path / "full" / "checkpoint").glob("online_*.npz"))
+    online = np.concatenate([np.load(c)["rewards"] for c in chunks])
+    assert len(online) == 120
+    assert np.array_equal(r.buffer.rewards[r.buffer.positions_of_last(30)], online[-30:])
+
+    class Killed(Exception):
+        pass
+
+    def fake_kill(pid, sig):
+        raise Killed
+
+    out = tmp_path / "killed"
+    monkeypatch.setattr(mlp_loop, "_KILL_AT", 110)  # 20 offline + 90 online updates
+    monkeypatch.setattr(mlp_loop.os, "kill", fake_kill)
+    with pytest.raises(Killed):
+        iql.run(cfg, out)
+    monkeypatch.setattr(mlp_loop, "_KILL_AT", -1)
+    iql.run(cfg, out)
+    a = json.loads((tmp_path / "full" / "summary.json").read_text())
+    b = json.loads((out / "summary.json").read_text())
+    for d in (a, b):
+        d.pop("wall_time_s")
+    assert a == b

@@ -187,3 +187,111 @@ def test_reset_optimizers_gives_fresh_state():
     agent.critic_step(batch)
     agent.actor_step(batch, 1.0, 0.02)  # the new optimisers drive the same parameters
     assert not torch.equal(agent.actor.embed_state.weight, before)
+
+
+# ------------------------------------------------------------------------ 3. PDT collection
+
+def _collect_episodes(hp: dict, monkeypatch, length: int = 7) -> int:
+    """How many episodes `Run.collect` gathers in one iteration (rollouts faked)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    import odtbench.loop as loop
+
+    def fake_rollout(agent, envs, seeds, **kw):
+        return SimpleNamespace(trajectories=[seeds[0]], lengths=np.array([length]))
+
+    monkeypatch.setattr(loop, "rollout", fake_rollout)
+    stub = SimpleNamespace(hp=hp, st={"episodes": 0, "online_transitions": 0},
+                           cfg=SimpleNamespace(seed=0), agent=None, online_env=None, gen=None,
+                           offline=SimpleNamespace(state_mean=0.0, state_std=1.0))
+    new = loop.Run.collect(stub)
+    assert stub.st["online_transitions"] == length * len(new)
+    return len(new)
+
+
+@pytest.mark.parametrize("scale", ["paper", "quick", "smoke"])
+def test_pdt_collects_one_episode_per_iteration_on_random_data(scale, monkeypatch):
+    pdt = resolve("mujoco/hopper-random", "PDT", scale).hyperparameters
+    assert pdt["min_transitions_per_iter"] == 0
+    assert _collect_episodes(pdt, monkeypatch) == 1
+    odt = resolve("mujoco/hopper-random", "TD3+ODT", "paper").hyperparameters
+    assert _collect_episodes(odt, monkeypatch) == 143  # >= 1000 transitions of 7-step episodes
+    assert resolve("adroit/pen-human", "PDT", "paper").hyperparameters["min_transitions_per_iter"] == 0
+
+
+# ------------------------------------------------------------------------------- 4. IQL
+
+def _arrays(values) -> dict:
+    import numpy as np
+
+    v = np.asarray(values, np.float32)
+    return {"observations": v[:, None], "next_observations": v[:, None] + 0.5,
+            "actions": -v[:, None], "rewards": v, "terminations": v > 100,
+            "truncations": v < -100}
+
+
+def test_fifo_replay_overwrites_the_oldest_offline_transitions_first():
+    import numpy as np
+
+    from odtbench.agents.td3 import FIFOReplayBuffer
+
+    buf = FIFOReplayBuffer(1, 1, 4)
+    buf.extend(_arrays([0, 1, 2]))  # offline
+    buf.add(np.array([10.0]), np.array([-10.0]), 10.0, np.array([10.5]), False, False)
+    assert buf.size == 4 and sorted(buf.rewards) == [0, 1, 2, 10]
+    buf.add(np.array([11.0]), np.array([-11.0]), 11.0, np.array([11.5]), False, False)
+    assert sorted(buf.rewards) == [1, 2, 10, 11]  # offline 0 (the oldest) went first
+    assert buf.rewards[buf.positions_of_last(2)].tolist() == [10, 11]
+    # extend == the same adds, wrap-around and more than capacity at once included
+    ref = FIFOReplayBuffer(1, 1, 4)
+    ref.extend(_arrays([0, 1, 2]))
+    for v in range(20, 27):
+        a = _arrays([v])
+        ref.add(a["observations"][0], a["actions"][0], a["rewards"][0],
+                a["next_observations"][0], a["terminations"][0], a["truncations"][0])
+    got = FIFOReplayBuffer(1, 1, 4)
+    got.extend(_arrays([0, 1, 2]))
+    got.extend(_arrays(list(range(20, 27))))
+    for k in FIFOReplayBuffer.FIELDS:
+        assert np.array_equal(getattr(got, k), getattr(ref, k)), k
+    assert (got.size, got.insert_index) == (ref.size, ref.insert_index)
+
+
+def test_iql_presets_replay_dropout_and_schedule_options():
+    from baselines import iql
+
+    mujoco = resolve("mujoco/hopper-random", "IQL", "paper").hyperparameters
+    adroit = resolve("adroit/pen-human", "IQL", "paper").hyperparameters
+    assert mujoco["mlp_replay_size"] == 1_000_000 == adroit["mlp_replay_size"]
+    assert (mujoco["iql_dropout"], adroit["iql_dropout"]) == (0.0, 0.1)
+    assert resolve("mujoco/hopper-random", "TD3+BC", "paper").hyperparameters["mlp_replay_size"] is None
+
+    hp = {**adroit, "mlp_hidden": 8, "mlp_pretrain_steps": 4}
+    agent = iql.IQLAgent(hp, 3, 2, total_updates=10, pretrain_updates=4)
+    drops = [m for m in agent.actor.net if isinstance(m, torch.nn.Dropout)]
+    assert len(drops) == 2 and all(m.p == 0.1 for m in drops)
+    obs = torch.randn(5, 3)
+    # acting never uses dropout; the update does (its log-likelihood varies with the mask)
+    a1, a2 = (agent.act(obs[:, None], None, None) for _ in range(2))
+    assert torch.equal(a1, a2)
+    agent.actor.train()
+    lp = [agent.actor.log_prob(obs, torch.zeros(5, 2)) for _ in range(2)]
+    agent.actor.eval()
+    assert not torch.equal(*lp)
+
+    def lrs(schedule: str) -> list[float]:
+        a = iql.IQLAgent({**hp, "iql_actor_schedule": schedule}, 3, 2, total_updates=10,
+                         pretrain_updates=4)
+        out = []
+        for _ in range(7):
+            a.actor_opt.step()
+            a.actor_sched.step()
+            out.append(a.actor_opt.param_groups[0]["lr"])
+        return out
+
+    # the official horizon: 0 from the switch on (step 4), i.e. a frozen actor online
+    assert lrs("cosine_pretrain")[3:] == [0.0] * 4
+    assert all(lr > 0 for lr in lrs("cosine")[3:])  # spans pretraining + online
+    assert lrs("constant") == [3e-4] * 7

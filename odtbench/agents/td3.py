@@ -241,3 +241,43 @@ class ReplayBuffer:
         for k in ("observations", "next_observations", "actions", "rewards", "terminations", "truncations"):
             getattr(self, k)[:n] = state[k]
         self.size = n
+
+
+class FIFOReplayBuffer(ReplayBuffer):
+    """Fixed-capacity ring buffer: once full, each new transition overwrites the oldest one
+    (the official IQL code's `ReplayBuffer.insert`). Seed it with offline data through
+    `extend`; online transitions then replace the offline ones, oldest first."""
+
+    FIELDS = ("observations", "next_observations", "actions", "rewards", "terminations",
+              "truncations")
+
+    def __init__(self, obs_dim: int, act_dim: int, capacity: int):
+        if capacity < 1:
+            raise ValueError(f"replay capacity must be >= 1, got {capacity}")
+        super().__init__(obs_dim, act_dim, capacity)
+        self.insert_index = 0
+
+    def add(self, obs, act, rew, next_obs, terminated: bool, truncated: bool) -> None:
+        i = self.insert_index
+        self.observations[i], self.actions[i], self.rewards[i] = obs, act, rew
+        self.next_observations[i] = next_obs
+        self.terminations[i], self.truncations[i] = terminated, truncated
+        self.insert_index = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def extend(self, arrays: dict[str, np.ndarray]) -> None:
+        """Insert n transitions in order, as n `add` calls would (fields as in FIELDS)."""
+        n = len(arrays["rewards"])
+        skip = max(0, n - self.capacity)  # only the last `capacity` ones survive
+        start = (self.insert_index + skip) % self.capacity
+        pos = (start + np.arange(n - skip)) % self.capacity
+        for k in self.FIELDS:
+            getattr(self, k)[pos] = arrays[k][skip:]
+        self.insert_index = (self.insert_index + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
+
+    def positions_of_last(self, n: int) -> np.ndarray:
+        """Buffer indices of the n most recently inserted transitions, oldest first."""
+        if n > self.size:
+            raise ValueError(f"only {self.size} transitions are held, asked for the last {n}")
+        return (self.insert_index - n + np.arange(n)) % self.capacity
