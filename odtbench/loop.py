@@ -41,7 +41,22 @@ _KILL_AT = int(os.environ.get("ODTBENCH_KILL_AT_UPDATE", "-1"))
 
 
 class Diverged(Exception):
-    """A loss or critic value became non-finite or exploded past the bound."""
+    """A loss, critic value or evaluation return became non-finite: the run stops."""
+
+
+def divergence_check(metrics: dict[str, torch.Tensor], q_bound: float, where: str) -> str | None:
+    """One host sync per chunk. Non-finite values raise Diverged (the run stops); |Q| past the
+    bound returns the reason to record (the run goes on, evaluating on schedule, so its
+    scores are the ones the study would have recorded: docs/fidelity.md); else None."""
+    if not metrics:
+        return None
+    vals = torch.stack([v.detach().float().reshape(()) for v in metrics.values()])
+    if not bool(torch.isfinite(vals).all()):
+        raise Diverged(f"non-finite loss at {where}")
+    q = metrics.get("q_mean")
+    if q is not None and abs(float(q)) > q_bound:
+        return f"|Q| {abs(float(q)):.3g} > {q_bound:g} at {where}"
+    return None
 
 
 class Run:
@@ -142,15 +157,12 @@ class Run:
         return [self.gen, self.sample_gen] if extra else [self.gen]
 
     def _check(self, metrics: dict[str, torch.Tensor], where: str) -> None:
-        """One host sync per chunk: non-finite losses or exploding Q end the run as diverged."""
-        if not metrics:
-            return
-        vals = torch.stack([v.detach().float().reshape(()) for v in metrics.values()])
-        if not bool(torch.isfinite(vals).all()):
-            raise Diverged(f"non-finite loss at {where}")
-        q = metrics.get("q_mean")
-        if q is not None and abs(float(q)) > self.hp["divergence_q_bound"]:
-            raise Diverged(f"|Q| {abs(float(q)):.3g} > {self.hp['divergence_q_bound']:g} at {where}")
+        """Non-finite values stop the run; the first |Q| past the bound marks it diverged
+        and it goes on (`divergence_check`)."""
+        reason = divergence_check(metrics, self.hp["divergence_q_bound"], where)
+        if reason is not None and self.st["status"] != "diverged":
+            self.st["status"], self.st["diverged_reason"] = "diverged", reason
+            self.log.info("diverged (continuing while finite): %s", reason)
 
     # ------------------------------------------------------------------ training
     def _units(self, sampler: SegmentSampler, n_units: int, rl: float, sup: float) -> dict:
@@ -372,9 +384,12 @@ class Run:
                 self.pretrain()
             if self.st["phase"] != "done":
                 self.online()
-            self.st["status"] = "complete"
+            if self.st["status"] != "diverged":  # a |Q| blow-up keeps its status
+                self.st["status"] = "complete"
         except Diverged as exc:
-            self.st["status"], self.st["diverged_reason"] = "diverged", str(exc)
+            first = self.st["diverged_reason"] if self.st["status"] == "diverged" else None
+            self.st["status"] = "diverged"
+            self.st["diverged_reason"] = f"{first}; stopped: {exc}" if first else str(exc)
             self.log.info("diverged: %s", exc)
         finally:
             self._bar.close()

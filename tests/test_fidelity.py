@@ -295,3 +295,64 @@ def test_iql_presets_replay_dropout_and_schedule_options():
     assert lrs("cosine_pretrain")[3:] == [0.0] * 4
     assert all(lr > 0 for lr in lrs("cosine")[3:])  # spans pretraining + online
     assert lrs("constant") == [3e-4] * 7
+
+
+# ------------------------------------------------------------------------ 6. diverged runs
+
+def test_divergence_check_marks_a_q_blow_up_and_stops_only_on_non_finite_values():
+    from odtbench.loop import Diverged, divergence_check
+
+    ok = {"critic_loss": torch.tensor(3.0), "q_mean": torch.tensor(-5e5)}
+    assert divergence_check(ok, 1e6, "x") is None
+    big = {"critic_loss": torch.tensor(3.0), "q_mean": torch.tensor(-2e6)}
+    assert divergence_check(big, 1e6, "online iteration 4") == "|Q| 2e+06 > 1e+06 at online iteration 4"
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(Diverged, match="non-finite"):
+            divergence_check({"critic_loss": torch.tensor(bad), "q_mean": torch.tensor(1.0)}, 1e6, "x")
+
+
+@pytest.fixture()
+def toy_data(tmp_path, monkeypatch):
+    from odtbench.data.build import build_dataset
+
+    root = tmp_path / "minari"
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
+    monkeypatch.setenv("ODTBENCH_PROGRESS", "0")
+    build_dataset("toy/bandit", "smoke", root=root)
+    return root
+
+
+def test_a_diverged_run_keeps_evaluating_on_schedule(toy_data, tmp_path):
+    from odtbench.loop import run
+    from odtbench.results import validate_run
+
+    normal = run(resolve("toy/bandit", "TD3+ODT", "smoke", seed=1), tmp_path / "normal")
+    # a bound every Q exceeds: diverged at the first check, yet the run goes to its end
+    cfg = resolve("toy/bandit", "TD3+ODT", "smoke", seed=1, overrides={"divergence_q_bound": 0.0})
+    s = run(cfg, tmp_path / "diverged")
+    assert s["status"] == "diverged" and s["diverged_reason"].startswith("|Q| ")
+    assert "pretraining update" in s["diverged_reason"]  # the first time, kept
+    rec, ref = validate_run(tmp_path / "diverged"), validate_run(tmp_path / "normal")
+    assert len(rec.curve) == len(ref.curve)  # every scheduled evaluation was made
+    assert s["online_transitions"] == normal["online_transitions"]
+    assert s["final_score"] == rec.curve.score_mean.iloc[-1] == normal["final_score"]
+
+
+def test_tables_count_diverged_runs_with_the_scores_they_reached():
+    import pandas as pd
+
+    from odtbench.analysis import tables
+    from odtbench.analysis.scores import cell_summary
+
+    rows = [("ODT", 0, 20.0, "complete"), ("ODT", 1, 30.0, "complete"),
+            ("TD3+BC", 0, 2.0, "diverged"), ("TD3+BC", 1, 4.0, "complete")]
+    scores = pd.DataFrame([{"dataset": "hopper-random", "method": m, "seed": s,
+                            "final_score": f, "before_score": 1.0, "increase": f - 1.0,
+                            "best_score": f, "status": st} for m, s, f, st in rows])
+    cells = cell_summary(scores).set_index("method")
+    assert cells.loc["TD3+BC", "final"] == 3.0 and cells.loc["TD3+BC", "n"] == 2
+    assert cells.loc["TD3+BC", "n_diverged"] == 1 and cells.loc["ODT", "n_diverged"] == 0
+    t = tables.paper_table(cells.reset_index(), average=False)
+    marks = {m: c.mark for m, c in zip(t.columns, t.cells[0], strict=True)}
+    assert marks == {"TD3+BC": "‡", "ODT": ""}
+    assert any(n.startswith("‡") for n in t.footnotes)

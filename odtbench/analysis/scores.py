@@ -137,15 +137,18 @@ def load_scores(path: str | os.PathLike) -> pd.DataFrame:
 
 def cell_summary(scores: pd.DataFrame) -> pd.DataFrame:
     """Per (dataset, method): mean final, increase, before and best over runs with a final
-    score, with the number of such runs (n) and of runs planned (n_runs)."""
+    score, with the number of such runs (n), how many of them diverged (n_diverged: they count
+    with the scores they reached, as in the study's tables) and of runs planned (n_runs)."""
     ok = scores[scores["final_score"].notna()]
     g = ok.groupby(["dataset", "method"])
     out = pd.DataFrame({
         "final": g["final_score"].mean(), "final_std": g["final_score"].std(ddof=0),
         "increase": g["increase"].mean(), "before": g["before_score"].mean(),
         "best": g["best_score"].mean(), "n": g.size(),
+        "n_diverged": g["status"].agg(lambda s: int((s == "diverged").sum())),
     })
     n_runs = scores.groupby(["dataset", "method"]).size().rename("n_runs")
     out = out.join(n_runs, how="right").reset_index()
     out["n"] = out["n"].fillna(0).astype(int)
+    out["n_diverged"] = out["n_diverged"].fillna(0).astype(int)
     return out

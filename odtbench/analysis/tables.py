@@ -82,7 +82,8 @@ def paper_table(cells: pd.DataFrame, *, kind: str = "final_increase", title: str
     """Table from per-cell numbers: columns dataset, method, final, increase [, before, n, n_runs].
 
     `before` defaults to final - increase. Cells with n < n_runs get a † (fewer runs than
-    planned); the Average row averages each method over the datasets it has."""
+    planned), cells with n_diverged > 0 a ‡ (their diverged runs are in the mean); the
+    Average row averages each method over the datasets it has."""
     if kind not in KINDS:
         raise OdtbenchError(f"unknown table kind {kind!r}; valid choices: {', '.join(KINDS)}")
     missing = {"dataset", "method", "final", "increase"} - set(cells.columns)
@@ -96,7 +97,7 @@ def paper_table(cells: pd.DataFrame, *, kind: str = "final_increase", title: str
     datasets = list(dict.fromkeys(df["dataset"])) if datasets is None else list(datasets)
     labels = labels or {}
     by = {(r.dataset, r.method): r for r in df.itertuples(index=False)}
-    rows, grid, dagger = [], [], False
+    rows, grid, dagger, diverged = [], [], False, False
     for d in datasets:
         row = []
         for m in methods:
@@ -107,6 +108,8 @@ def paper_table(cells: pd.DataFrame, *, kind: str = "final_increase", title: str
             mark = ""
             if hasattr(r, "n_runs") and hasattr(r, "n") and r.n < r.n_runs:
                 mark, dagger = "†", True
+            if getattr(r, "n_diverged", 0) > 0:  # counted like any run, as the study does
+                mark, diverged = mark + "‡", True
             row.append(Cell(_cell_text(kind, r.final, r.increase, r.before), float(r.final), "", mark))
         rows.append(labels.get(d, d))
         grid.append(row)
@@ -137,6 +140,9 @@ def paper_table(cells: pd.DataFrame, *, kind: str = "final_increase", title: str
         notes.insert(0, "Cells: score before online finetuning → final score.")
     if dagger:
         notes.append("†: fewer finished runs than planned in this cell (see the runs table).")
+    if diverged:
+        notes.append("‡: includes diverged run(s) (critic |Q| past the bound), counted with the "
+                     "scores they reached, as the study reports such runs (see the runs table).")
     if average and any(c.mark == "*" for c in grid[-1]):
         notes.append("*: averaged over the datasets this method has results for only.")
     return Table(title, methods, rows, grid, notes)
