@@ -198,14 +198,20 @@ def _collect_episodes(hp: dict, monkeypatch, length: int = 7) -> int:
     import numpy as np
 
     import odtbench.loop as loop
+    from odtbench.data.trajectories import Trajectory
+    from odtbench.diagnostics import OnlineEpisodeStats
 
     def fake_rollout(agent, envs, seeds, **kw):
-        return SimpleNamespace(trajectories=[seeds[0]], lengths=np.array([length]))
+        z = np.zeros((length, 1), np.float32)
+        t = Trajectory(z, z, np.zeros(length, np.float32), z, np.zeros(length, bool),
+                       np.zeros(length, bool))
+        return SimpleNamespace(trajectories=[t], lengths=np.array([length]))
 
     monkeypatch.setattr(loop, "rollout", fake_rollout)
-    stub = SimpleNamespace(hp=hp, st={"episodes": 0, "online_transitions": 0},
-                           cfg=SimpleNamespace(seed=0), agent=None, online_env=None, gen=None,
-                           offline=SimpleNamespace(state_mean=0.0, state_std=1.0))
+    st = {"episodes": 0, "online_transitions": 0, "online_stats": OnlineEpisodeStats.empty()}
+    stub = SimpleNamespace(hp=hp, st=st, cfg=SimpleNamespace(seed=0), agent=None,
+                           online_env=None, gen=None,
+                           offline=SimpleNamespace(state_mean=np.zeros(1), state_std=np.ones(1)))
     new = loop.Run.collect(stub)
     assert stub.st["online_transitions"] == length * len(new)
     return len(new)
