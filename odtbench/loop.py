@@ -87,9 +87,7 @@ class Run:
         self.device, self.probe = device, None
         seed_everything(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
-        # Some suites evaluate on a different env than they collect in (AntMaze eval maps).
-        make_eval = getattr(self.task, "make_eval_env", self.task.make_env)
-        self.eval_envs = [make_eval() for _ in range(self.hp["eval_episodes"])]
+        self.eval_envs = [self.task.make_eval_env() for _ in range(self.hp["eval_episodes"])]
         self.online_env = self.task.make_env()
         self.st: dict[str, Any] = {
             "phase": "pretrain", "pretrain_iter": 0, "pretrain_units": 0, "online_iter": 0,
@@ -181,10 +179,7 @@ class Run:
                       state_std=self.offline.state_std, target_rtg=hp["eval_rtg"],
                       reward_scale=hp["reward_scale"], context_len=hp["eval_context_len"],
                       max_len=hp["max_episode_len"], deterministic=True)
-        if self.task.score_kind == "success_rate" and res.successes is not None:
-            scores = 100.0 * res.successes.astype(np.float64)
-        else:
-            scores = np.asarray(self.task.normalize(res.returns), dtype=np.float64)
+        scores = self.task.score(res.returns, res.successes)
         row = {"phase": phase, "iteration": iteration,
                "online_transitions": self.st["online_transitions"],
                "gradient_steps": self.st["gradient_steps"],

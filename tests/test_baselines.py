@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from baselines import iql, td3bc
-from baselines.mlp_loop import MLPRun
 from odtbench.config import resolve
 from odtbench.errors import OdtbenchError
 from odtbench.methods import get_method, list_methods
 from odtbench.results import validate_run
+from odtbench_baselines import iql, td3bc
+from odtbench_baselines.mlp_loop import MLPRun
 
 torch.set_num_threads(1)
 TASK = "mujoco/hopper-random"
@@ -119,7 +119,7 @@ def test_iql_reward_scale_is_1000_over_the_return_spread():
 
 def test_all_seven_methods_are_registered_in_the_study_legend_order():
     assert list_methods()[:7] == ["TD3+BC", "IQL", "ODT", "PDT", "TD3", "DDPG+ODT", "TD3+ODT"]
-    assert get_method("TD3+BC").runner == "baselines.td3bc:run"
+    assert get_method("TD3+BC").runner == "odtbench_baselines.td3bc:run"
     assert get_method("IQL").family == get_method("TD3+BC").family == "mlp"
 
 
@@ -198,7 +198,7 @@ def test_smoke_run_writes_valid_contract_files(method, finished):
 def test_killed_mlp_run_resumes_to_the_same_results(finished, tmp_path, monkeypatch):
     """A crash mid-way through the online phase, then a fresh process-like restart: the
     buffer chunks and RNG states reproduce the uninterrupted run exactly."""
-    import baselines.mlp_loop as mlp_loop
+    import odtbench_baselines.mlp_loop as mlp_loop
 
     class Killed(Exception):
         pass

@@ -70,7 +70,7 @@ def test_list_methods_follows_legend_order_and_unknown_names_fail():
     assert legend == [n for n in registry.LEGEND_ORDER if n in names]
     with pytest.raises(UnknownChoiceError, match="unknown method 'SAC'; valid choices: .*TD3\\+ODT"):
         get_method("SAC")
-    assert "baselines" in sys.modules  # baselines are imported lazily so they can register
+    assert "odtbench_baselines" in sys.modules  # baselines load lazily, from their entry point
 
 
 def test_register_rejects_duplicates_and_bad_specs(monkeypatch):

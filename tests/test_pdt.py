@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from baselines import pdt, pdt_loop
 from odtbench import loop
 from odtbench.config import resolve
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import OdtbenchError
 from odtbench.methods import get_method
 from odtbench.results import validate_run
+from odtbench_baselines import pdt, pdt_loop
 
 torch.set_num_threads(1)
 TASK = "mujoco/hopper-random"

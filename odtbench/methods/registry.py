@@ -3,16 +3,16 @@
 A method is a `MethodSpec`: a name, a family, the hyperparameter overrides that define it
 (applied by `odtbench.config` on top of the domain defaults) and the dotted path of the
 function that runs it. The four DT methods of the study are presets of one agent
-(`odtbench.methods.dt_agent.DTAgent`). Baselines (TD3+BC, IQL, PDT) register themselves when
-the `baselines` package is imported; third-party packages register through the
-"odtbench.methods" entry-point group. Both are loaded lazily, on the first lookup.
+(`odtbench.methods.dt_agent.DTAgent`), registered here. Every other method, the study's
+baselines (TD3+BC, IQL, PDT in `odtbench_baselines`) included, is a plug-in: it registers
+through the "odtbench.methods" entry-point group, loaded lazily on the first lookup, so the
+core never imports its plug-ins.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import importlib.util
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,13 +95,11 @@ def _register_entry_point_value(value: Any, source: str) -> None:
 
 
 def _load_plugins() -> None:
-    """Import `baselines` (if installed) and the "odtbench.methods" entry points, once."""
+    """Load the "odtbench.methods" entry points (the baselines' among them), once."""
     global _plugins_loaded
     if _plugins_loaded:
         return
     _plugins_loaded = True  # set first: plugins call register(), which must not recurse here
-    if importlib.util.find_spec("baselines") is not None:
-        importlib.import_module("baselines")
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
             value = ep.load()

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
+from odtbench.suites.prep import OfflinePrep
 from odtbench.tasks import Task
 
 ENV_MODULE = "odtbench.suites.envs"  # imported before gymnasium.make: registers the ids below
@@ -123,22 +124,6 @@ def define_env(recipe: EnvRecipe) -> EnvRecipe:
         raise OdtbenchError(f"env recipe {recipe.name} is defined twice with different settings")
     ENV_RECIPES[recipe.name] = recipe
     return recipe
-
-
-@dataclass(frozen=True)
-class OfflinePrep:
-    """The authors' load-time preprocessing of offline data (algorithm.md §5.1–§5.2)."""
-
-    reward_shift: float = 0.0
-    reward_scale: float = 1.0
-    delay: int = 1
-    # AntMaze: split at goal-region steps (D4RL's terminals), every split end terminal, then
-    # keep only the first `keep_one_step` one-step trajectories (`--remove_trivial_trajs 1`)
-    antmaze: bool = False
-    keep_one_step: int = 9
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import numpy as np
 
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import OdtbenchError
-from odtbench.suites.common import OfflinePrep
+from odtbench.suites.prep import OfflinePrep
 
 
 def affine_reward(r: np.ndarray | float, shift: float, scale: float) -> np.ndarray | float:

@@ -22,7 +22,7 @@ from odtbench.methods import MethodSpec, register
 EXTERNAL_METHODS = config.get("external_methods") or {}
 for _name, _command in EXTERNAL_METHODS.items():
     register(
-        MethodSpec(name=_name, family="external", runner="baselines:external_runner",
+        MethodSpec(name=_name, family="external", runner="odtbench_baselines:external_runner",
                    description=f"external command (workflows/config.yaml): {_command}"),
         replace=True,
     )

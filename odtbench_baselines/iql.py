@@ -40,12 +40,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from baselines.mlp_loop import MLPMethod, Preprocessing, run_mlp
 from odtbench.agents.td3 import Batch, TwinCritic, _adam, mlp
 from odtbench.config import RunConfig
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import UnknownChoiceError
 from odtbench.optim import polyak_
+from odtbench_baselines.mlp_loop import MLPMethod, Preprocessing, run_mlp
 
 # train_finetune.py normalises the rewards of these locomotion domains only.
 REWARD_NORM_DOMAINS = ("hopper", "halfcheetah", "walker2d")

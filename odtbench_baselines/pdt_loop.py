@@ -31,12 +31,12 @@ from pathlib import Path
 
 import torch
 
-from baselines.pdt import FutureSampler, PDTAgent
 from odtbench.config import RunConfig
 from odtbench.data.replay import TrajectoryBuffer, prepare_offline
 from odtbench.errors import OdtbenchError
 from odtbench.evaluation import rollout
 from odtbench.loop import Run
+from odtbench_baselines.pdt import FutureSampler, PDTAgent
 
 
 class PDTRun(Run):

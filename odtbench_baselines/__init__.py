@@ -1,7 +1,7 @@
-"""The study's baselines, registered as methods of the suite on import.
+"""The study's baselines (TD3+BC, IQL, PDT) as method specs, a plug-in of the suite.
 
-`odtbench.methods` imports this package lazily, on the first registry lookup, so TD3+BC, IQL
-and PDT are found like the DT methods (`odtbench list methods`, the workflow's config, the
+`BASELINES` is this distribution's "odtbench.methods" entry point (pyproject.toml); the
+registry loads it on its first lookup, so TD3+BC, IQL and PDT are found like the DT methods (`odtbench list methods`, the workflow's config, the
 reports). This module holds only the specs and their hyperparameters (no torch import, so
 listing methods stays fast); the code is in `td3bc`, `iql`, `mlp_loop`, `pdt`, `pdt_loop`.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from odtbench.methods.registry import MethodSpec, register
+from odtbench.methods.registry import MethodSpec
 
 # --- TD3+BC and IQL: the shared MLP protocol (baselines/mlp_loop.py) ---------------------
 MLP_COMMON: dict[str, Any] = {
@@ -93,26 +93,24 @@ PDT_SCALES: dict[str, dict[str, Any]] = {
 
 BASELINES = (
     MethodSpec(
-        name="TD3+BC", family="mlp", paper_name="TD3+BC", runner="baselines.td3bc:run",
+        name="TD3+BC", family="mlp", paper_name="TD3+BC", runner="odtbench_baselines.td3bc:run",
         preset=TD3BC_PRESET, scale_presets=MLP_SCALES,
         description="TD3 + behaviour cloning (Fujimoto & Gu 2021), alpha 2.5, normalised "
                     "states; 1M offline steps, then one update per online step",
     ),
     MethodSpec(
-        name="IQL", family="mlp", paper_name="IQL", runner="baselines.iql:run",
+        name="IQL", family="mlp", paper_name="IQL", runner="odtbench_baselines.iql:run",
         preset=IQL_PRESET, suite_presets=IQL_SUITES, scale_presets=MLP_SCALES,
         description="Implicit Q-learning (Kostrikov et al. 2022): expectile V, AWR policy; "
                     "1M offline steps, then one update per online step",
     ),
     MethodSpec(
-        name="PDT", family="pdt", paper_name="PDT", runner="baselines.pdt_loop:run",
+        name="PDT", family="pdt", paper_name="PDT", runner="odtbench_baselines.pdt_loop:run",
         preset=PDT_PRESET, suite_presets=PDT_SUITES, scale_presets=PDT_SCALES,
         description="Pretrained Decision Transformer (Xie et al. 2023): reward-free "
                     "future-conditioned pretraining, return-guided latent online",
     ),
 )
-for _spec in BASELINES:
-    register(_spec)
 
 
 def external_runner(cfg: Any, out_dir: Any, **_: Any) -> dict:
