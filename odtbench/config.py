@@ -15,8 +15,8 @@ from odtbench.presets import DOMAINS, RANDOM_DATASET, SRC_TAB9  # paper Tab. 9 r
 
 SCALES = ("smoke", "quick", "paper")
 
-# The authors' get_args.py defaults (algorithm.md §9.1) and paper Tab. 8.
-SRC_CODE = "authors' code get_args.py (algorithm.md §9.1)"
+# The authors' code defaults and paper Tab. 8 (docs/methods/dt-family.md §6).
+SRC_CODE = "authors' code get_args.py (docs/methods/dt-family.md §6)"
 DEFAULTS: dict[str, Any] = {
     # Decision transformer (Tab. 8: 512/4/4, dropout 0.1, ReLU, no positional embedding)
     "embed_dim": 512, "n_layer": 4, "n_head": 4, "dropout": 0.1,

@@ -34,8 +34,8 @@ def rollout(agent, envs: list[gym.Env], seeds: list[int], *, state_mean: np.ndar
     """Run one episode per env in lockstep with the DT policy.
 
     RTG starts at `target_rtg * reward_scale` and is decremented by `r_t * reward_scale`
-    (algorithm.md §1.4). Exploration: Gaussian noise of std `noise_std` added to the
-    deterministic action, unclipped before the final clamp (§3.5).
+    (docs/methods/dt-family.md §1). Exploration: Gaussian noise of std `noise_std` added to the
+    deterministic action, unclipped before the final clamp (docs/methods/dt-family.md §5).
     """
     n = len(envs)
     S = int(np.prod(envs[0].observation_space.shape))
@@ -92,7 +92,7 @@ def rollout(agent, envs: list[gym.Env], seeds: list[int], *, state_mean: np.ndar
         term = np.zeros(L, dtype=bool)
         trunc = np.zeros(L, dtype=bool)
         # The authors store every online episode end as terminal, time-limit ends included
-        # (algorithm.md §5.5, §10.4); `truncations` keeps the true cause for the record.
+        # (docs/methods/dt-family.md §7); `truncations` keeps the true cause for the record.
         term[-1] = True
         trunc[-1] = truncated[i]
         trajs.append(Trajectory(observations=raw_obs[i, :L].copy(),

@@ -1,4 +1,4 @@
-"""The offline→online protocol shared by the ODT family (algorithm.md §6).
+"""The offline→online protocol shared by the ODT family (docs/methods/dt-family.md §5).
 
 pretrain (critic always trained; actor supervised unless rl_from_start) → hard-reset the
 targets → online iterations: collect >= min transitions (>= 1 episode) into the trajectory
@@ -238,7 +238,7 @@ class Run:
                               self.device)
 
     def _pretrain_updates(self, sampler, n: int) -> dict:
-        """n pretraining updates; supervised-only unless rl_from_start (AntMaze), §3.6."""
+        """n pretraining updates; supervised-only unless rl_from_start (AntMaze), docs/methods/dt-family.md §5."""
         hp = self.hp
         rl, sup = (hp["rl_coeff"], hp["sup_coeff"]) if hp["rl_from_start"] else (0.0, 1.0)
         return self._units(sampler, n, rl, sup)
@@ -276,7 +276,7 @@ class Run:
         hp, st = self.hp, self.st
         new, n = [], 0
         stochastic = hp["stochastic"]
-        while True:  # >= 1 episode, until >= min_transitions_per_iter (§5.5)
+        while True:  # >= 1 episode, until >= min_transitions_per_iter
             seed = 100 + st["episodes"] + 1_000_000 * self.cfg.seed
             res = rollout(self.agent, [self.online_env], [seed], state_mean=self.offline.state_mean,
                           state_std=self.offline.state_std, target_rtg=hp["online_rtg"],
@@ -298,7 +298,7 @@ class Run:
     def online(self) -> None:
         hp, st = self.hp, self.st
         if st["phase"] == "pretrain":
-            # A new trainer at the phase switch hard-resets both targets (§3.5, §10.8).
+            # A new trainer at the phase switch hard-resets both targets (docs/methods/dt-family.md §5).
             self.agent.reset_targets()
             self.buffer = TrajectoryBuffer(hp["replay_size"], self.offline.trajectories)
             st["phase"] = "online"
@@ -310,7 +310,7 @@ class Run:
             sampler = SegmentSampler(self.buffer.trajectories, self.offline.state_mean,
                                      self.offline.state_std, hp["context_len"], hp["reward_scale"],
                                      self.device)
-            if hp["online_updates_mode"] == "epoch":  # toy: one pass over the data (§8)
+            if hp["online_updates_mode"] == "epoch":  # toy: one pass over the data (docs/toy.md)
                 n_units = max(1, sampler.num_transitions // hp["batch_size"])
             else:
                 n_units = hp["online_updates_per_iter"]

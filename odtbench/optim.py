@@ -2,7 +2,7 @@
 flat parameter buffers that make all of them a few whole-buffer operations.
 
 torch ships no LAMB and timm would pull in torchvision, so LAMB is written here from
-algorithm.md §2.3. Every per-parameter operation goes through `torch._foreach_*` (or, on a
+docs/methods/dt-family.md §4. Every per-parameter operation goes through `torch._foreach_*` (or, on a
 flat buffer, one op on one tensor) and no value is read back to the host.
 """
 
@@ -68,7 +68,7 @@ class Lamb(torch.optim.Optimizer):
     holds; r is then taken per segment, exactly as if each tensor were its own parameter.
     """
 
-    DEFAULT_MAX_GRAD_NORM = 1.0  # timm's default, which the authors keep (algorithm.md §2.3)
+    DEFAULT_MAX_GRAD_NORM = 1.0  # timm's default, which the authors keep (docs/methods/dt-family.md §4)
 
     def __init__(self, params: Iterable, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0,

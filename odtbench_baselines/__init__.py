@@ -22,7 +22,7 @@ from odtbench.methods.registry import MethodSpec
 MLP_COMMON: dict[str, Any] = {
     "mlp_hidden": 256, "mlp_layers": 2,  # both codebases: 2 x 256 ReLU
     "mlp_batch_size": 256, "mlp_discount": 0.99, "mlp_tau": 0.005,  # both codebases
-    # paper §3 "Baseline settings": pretrained 1M steps, the codebases' default
+    # the study's "Baseline settings": pretrained 1M steps, the codebases' default
     "mlp_pretrain_steps": 1_000_000, "mlp_pretrain_eval_every": 100_000,
     # online evaluation every 10k transitions: the DT family evaluates every 10 iterations
     # of >= 1 episode (<= 1000 steps) or >= 1000 steps (random datasets)
@@ -64,7 +64,7 @@ IQL_SUITES: dict[str, dict[str, Any]] = {
     "adroit": {"iql_expectile": 0.7, "iql_temperature": 0.5},  # paper: kitchen/adroit row
 }
 
-# --- PDT: Xie et al. 2023, official code defaults (reference/pdt.md §7) -----------------
+# --- PDT: Xie et al. 2023, official code defaults (docs/methods/pdt.md §4) -----------------
 PDT_PRESET: dict[str, Any] = {
     # the DT keys, reset to PDT's defaults (the domain rows of Tab. 9 are TD3+ODT's)
     "embed_dim": 512, "n_layer": 4, "n_head": 4, "dropout": 0.1,

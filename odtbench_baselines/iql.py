@@ -24,8 +24,8 @@ Offline-to-online details (official `train_finetune.py`):
   online (a horizon of the pretraining length alone would reach 0 at the switch and freeze
   the policy); the official AntMaze finetuning config turns the decay off, which
   `iql_actor_schedule: constant` reproduces (the antmaze suite preset).
-- IQL's Q target uses the current V, not a Polyak V (unlike the authors' IQL+ODT variant,
-  algorithm.md §4).
+- IQL's Q target uses the current V, not a Polyak V (unlike the IQL variant in the authors'
+  TD3+ODT code). docs/methods/iql.md has the equations, sources and deviations.
 """
 
 from __future__ import annotations

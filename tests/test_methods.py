@@ -196,3 +196,16 @@ def test_state_dict_round_trip_reproduces_next_update_bit_for_bit(overrides):
     other = DTAgent(_hp(rl_kind="td3" if overrides else "none"), S, A)
     with pytest.raises(OdtbenchError, match="checkpoint"):
         other.load_state_dict(copy.deepcopy(agent.state_dict()))
+
+
+def test_every_registered_method_has_its_documentation_page():
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    for name in list_methods():
+        if get_method(name).family == "external":
+            continue
+        page = repo / registry.doc_page(name)
+        assert page.is_file(), f"{name}: write {page.relative_to(repo)}"
+        text = page.read_text()
+        assert "## " in text and "eviation" in text, f"{page.name}: needs its ledger of deviations"

@@ -161,7 +161,8 @@ def build_dataset(task_key: str, scale: str, root: str | os.PathLike | None = No
 def _info(task: Task, did: str, root: Path, scale: str, trajs: list[Trajectory], recipe: dict) -> dict:
     return {
         "schema": "odtbench.dataset/1", "task": task.key, "scale": scale, "id": did,
-        "source": task.source, "path": str(root / did),
+        # relative to the datasets root, so run files never carry a machine's path
+        "source": task.source, "path": did,
         "checksum": minari_io.trajectories_checksum(trajs),
         "reference": {k: v for k, v in task.reference.items() if k != "score_kind"},
         "score_kind": task.score_kind, "env_id": task.env_id,
@@ -200,6 +201,7 @@ def load_task_dataset(task_key: str, scale: str, root: str | os.PathLike | None 
     info_file = _info_path(task, did, root_path)
     if info_file.is_file():
         info = json.loads(info_file.read_text())
+        info["path"] = did  # datasets built before paths were relative recorded an absolute one
         if info.get("checksum") != minari_io.trajectories_checksum(trajs):
             raise DatasetError(f"dataset {did} at {root_path / did} no longer matches its recorded checksum; "
                                f"rebuild it with `odtbench dataset build --task {task.key} --scale {scale} --force`")

@@ -58,6 +58,11 @@ class MethodSpec:
                                 f"({exc}); fix the spec's runner path") from exc
 
 
+def doc_page(name: str) -> str:
+    """The method's page, relative to the repository root: "TD3+ODT" -> docs/methods/td3-odt.md."""
+    return f"docs/methods/{name.lower().replace('+', '-')}.md"
+
+
 _REGISTRY: dict[str, MethodSpec] = {}
 _plugins_loaded = False
 
@@ -125,7 +130,7 @@ def get_method(name: str) -> MethodSpec:
         raise UnknownChoiceError("method", name, list_methods()) from None
 
 
-# The study's four DT methods: presets of one agent (algorithm.md §0, §4; paper §4.2).
+# The study's four DT methods: presets of one agent (docs/methods/; paper §4.2).
 DT_METHODS = (
     MethodSpec(
         name="ODT", family="dt", paper_name="ODT",
