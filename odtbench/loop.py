@@ -175,9 +175,12 @@ class Run:
     def evaluate(self, phase: str, iteration: int) -> dict:
         hp = self.hp
         seeds = [self.cfg.seed * 1000 + i for i in range(hp["eval_episodes"])]
+        # A family without a return token (MLP, PDT) has no RTG target, and a Markov policy
+        # (MLP) no context: its agent reads the last state only.
         res = rollout(self.agent, self.eval_envs, seeds, state_mean=self.offline.state_mean,
-                      state_std=self.offline.state_std, target_rtg=hp["eval_rtg"],
-                      reward_scale=hp["reward_scale"], context_len=hp["eval_context_len"],
+                      state_std=self.offline.state_std, target_rtg=hp.get("eval_rtg", 0.0),
+                      reward_scale=hp.get("reward_scale", 0.0),
+                      context_len=hp.get("eval_context_len", 1),
                       max_len=hp["max_episode_len"], deterministic=True)
         scores = self.task.score(res.returns, res.successes)
         row = {"phase": phase, "iteration": iteration,
@@ -275,11 +278,11 @@ class Run:
     def collect(self) -> list:
         hp, st = self.hp, self.st
         new, n = [], 0
-        stochastic = hp["stochastic"]
+        stochastic = self.agent.stochastic  # sampled actions, else noise on the deterministic ones
         while True:  # >= 1 episode, until >= min_transitions_per_iter
             seed = 100 + st["episodes"] + 1_000_000 * self.cfg.seed
             res = rollout(self.agent, [self.online_env], [seed], state_mean=self.offline.state_mean,
-                          state_std=self.offline.state_std, target_rtg=hp["online_rtg"],
+                          state_std=self.offline.state_std, target_rtg=hp.get("online_rtg", 0.0),
                           reward_scale=hp["reward_scale"], context_len=hp["eval_context_len"],
                           max_len=hp["max_episode_len"], deterministic=not stochastic,
                           noise_std=0.0 if stochastic else hp["expl_noise"], generator=self.gen)

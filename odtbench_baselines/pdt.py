@@ -262,6 +262,8 @@ class PDTAgent:
     """PDT's model, optimisers and acting; `act` follows the rollout interface of
     `odtbench.evaluation.rollout` with `mode` "prior" (z ~ P) or "guided" (argmax F)."""
 
+    stochastic = True  # the tanh-Gaussian head: online actions are sampled, never noised
+
     def __init__(self, hp: Mapping[str, Any], state_dim: int, act_dim: int,
                  device: str | torch.device = "cpu"):
         if int(hp["pdt_sample_topk"]) < 1 or int(hp["pdt_sample_topk"]) > int(hp["pdt_prior_samples"]):

@@ -1,8 +1,8 @@
 """The one registry of the suite's methods.
 
-A method is a `MethodSpec`: a name, a family, the hyperparameter overrides that define it
-(applied by `odtbench.config` on top of the domain defaults) and the dotted path of the
-function that runs it. The four DT methods of the study are presets of one agent
+A method is a `MethodSpec`: a name, a family, its family's typed hyperparameter schema, the
+overrides that define it (applied by `odtbench.config` on top of the domain defaults) and the
+dotted path of the function that runs it. Each method's page is `doc_page(name)`. The four DT methods of the study are presets of one agent
 (`odtbench.methods.dt_agent.DTAgent`), registered here. Every other method, the study's
 baselines (TD3+BC, IQL, PDT in `odtbench_baselines`) included, is a plug-in: it registers
 through the "odtbench.methods" entry-point group, loaded lazily on the first lookup, so the
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
+from odtbench.hyperparameters import DTHyperparameters
 
 ENTRY_POINT_GROUP = "odtbench.methods"
 # The study's legend order (paper figures and tables); others follow in registration order.
@@ -39,6 +40,9 @@ class MethodSpec:
     # (e.g. a baseline's own pretraining budget); applied after the generic layers.
     suite_presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     scale_presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The family's typed schema (`odtbench.hyperparameters`): the only keys a run of this
+    # method resolves, records and accepts. None: the shared protocol plus the preset's keys.
+    hyperparameters: type | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not self.family:
@@ -133,7 +137,7 @@ def get_method(name: str) -> MethodSpec:
 # The study's four DT methods: presets of one agent (docs/methods/; paper §4.2).
 DT_METHODS = (
     MethodSpec(
-        name="ODT", family="dt", paper_name="ODT",
+        name="ODT", family="dt", hyperparameters=DTHyperparameters, paper_name="ODT",
         preset={"stochastic": True, "entropy_reg": True, "rl_kind": "none",
                 "rl_coeff": 0.0, "sup_coeff": 1.0},
         description="Online Decision Transformer: squashed-Gaussian DT, supervised NLL with "
@@ -141,20 +145,20 @@ DT_METHODS = (
                     "unused critic; skipping it changes nothing the actor sees)",
     ),
     MethodSpec(
-        name="TD3+ODT", family="dt", paper_name="TD3+ODT",
+        name="TD3+ODT", family="dt", hyperparameters=DTHyperparameters, paper_name="TD3+ODT",
         preset={"stochastic": False, "entropy_reg": False, "rl_kind": "td3",
                 "rl_coeff": 0.1, "sup_coeff": 1.0},
         description="deterministic DT; supervised MSE plus 0.1 x TD3 actor gradient (the study)",
     ),
     MethodSpec(
-        name="DDPG+ODT", family="dt", paper_name="DDPG+ODT",
+        name="DDPG+ODT", family="dt", hyperparameters=DTHyperparameters, paper_name="DDPG+ODT",
         preset={"stochastic": False, "entropy_reg": False, "rl_kind": "ddpg",
                 "n_critics": 1, "policy_noise": 0.0, "actor_update_interval": 1,
                 "rl_coeff": 0.1, "sup_coeff": 1.0},
         description="as TD3+ODT with a DDPG critic: one critic, no target smoothing, no delay",
     ),
     MethodSpec(
-        name="TD3", family="dt", paper_name="TD3",
+        name="TD3", family="dt", hyperparameters=DTHyperparameters, paper_name="TD3",
         preset={"stochastic": False, "entropy_reg": False, "rl_kind": "td3",
                 "rl_coeff": 0.1, "sup_coeff": 0.0},
         description="TD3 gradient only during online finetuning of a DT actor; pretraining "
