@@ -19,6 +19,17 @@ from odtbench.data.trajectories import Trajectory
 ACTION_EPS = 1e-6
 
 
+def eval_seeds(run_seed: int, n: int) -> list[int]:
+    """Env seeds of a run's `n` evaluation episodes (the same at every evaluation)."""
+    return [run_seed * 1000 + i for i in range(n)]
+
+
+def online_seeds(run_seed: int, episode: int, n: int = 1) -> list[int]:
+    """Env seeds of `n` online episodes starting at the run's `episode`-th: 100 + episode, as
+    the authors seed their online envs, offset per run seed."""
+    return [100 + episode + i + 1_000_000 * run_seed for i in range(n)]
+
+
 @dataclass
 class RolloutResult:
     trajectories: list[Trajectory]

@@ -7,7 +7,8 @@ its own family and no other. The values of every layer live in `odtbench.config`
 `odtbench.presets` and the method specs; a schema holds names and types only.
 
 Families: `Protocol` (what every method shares: the budget and the evaluation; also the
-schema of external methods), `DTHyperparameters` (ODT, TD3+ODT, DDPG+ODT, TD3:
+schema of external methods), `TrajectoryTransformer` (the transformer and iteration keys
+the DT family and PDT share), `DTHyperparameters` (ODT, TD3+ODT, DDPG+ODT, TD3:
 docs/methods/dt-family.md). The baselines declare theirs next to their specs
 (`odtbench_baselines`).
 """
@@ -35,10 +36,10 @@ class Protocol:
 
 
 @dataclass(frozen=True, kw_only=True)
-class DTHyperparameters(Protocol):
-    """The DT family's agent and protocol (docs/methods/dt-family.md §6)."""
+class TrajectoryTransformer(Protocol):
+    """A transformer over trajectory segments and its iteration protocol: what the DT family
+    and PDT share (docs/methods/dt-family.md §1, §5)."""
 
-    # transformer actor
     embed_dim: int
     n_layer: int
     n_head: int
@@ -46,15 +47,36 @@ class DTHyperparameters(Protocol):
     context_len: int
     eval_context_len: int
     batch_size: int
-    # actor optimiser and head
-    actor_optimizer: str
+    # LAMB with a linear warm-up, and the stochastic head's temperature
     lr_actor: float
     weight_decay: float
     warmup_steps: int
     grad_clip: float
+    init_temperature: float
+    reward_scale: float  # RTG scale at the input
+    drop_lowest_return: bool
+    # pretraining iterations, online iterations, trajectory FIFO, evaluation schedule
+    pretrain_iters: int
+    pretrain_updates: int
+    checkpoint_every_updates: int
+    online_updates_per_iter: int
+    min_transitions_per_iter: int
+    max_online_iters: int
+    replay_size: int
+    eval_interval: int
+
+    def __post_init__(self) -> None:
+        if self.embed_dim % self.n_head:
+            raise OdtbenchError(f"embed_dim {self.embed_dim} is not divisible by n_head {self.n_head}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DTHyperparameters(TrajectoryTransformer):
+    """The DT family's agent and protocol (docs/methods/dt-family.md §6)."""
+
+    actor_optimizer: str  # "lamb" (the study), "adam" (the toy)
     stochastic: bool
     entropy_reg: bool
-    init_temperature: float
     # critic and TD3
     critic_hidden: int
     critic_layernorm: bool
@@ -71,26 +93,15 @@ class DTHyperparameters(Protocol):
     rl_coeff: float
     sup_coeff: float
     rl_from_start: bool
-    # protocol
-    pretrain_updates: int
-    pretrain_iters: int
-    online_updates_per_iter: int
-    online_updates_mode: str
-    min_transitions_per_iter: int
-    max_online_iters: int
-    replay_size: int
-    eval_interval: int
+    # online iterations and evaluation
+    online_updates_mode: str  # "fixed" updates per iteration, or one "epoch" (the toy)
     eval_rtg: float
     online_rtg: float
-    reward_scale: float
-    drop_lowest_return: bool
-    checkpoint_every_updates: int
 
     def __post_init__(self) -> None:
         if self.n_critics < 1 or self.actor_update_interval < 1:
             raise OdtbenchError("n_critics and actor_update_interval must be >= 1")
-        if self.embed_dim % self.n_head:
-            raise OdtbenchError(f"embed_dim {self.embed_dim} is not divisible by n_head {self.n_head}")
+        super().__post_init__()
 
 
 @cache

@@ -24,7 +24,7 @@ from odtbench.checkpoint import rng_state, save_atomic, seed_everything, set_rng
 from odtbench.config import RunConfig
 from odtbench.data.replay import SegmentSampler, TrajectoryBuffer, prepare_offline
 from odtbench.diagnostics import OnlineEpisodeStats, critic_vs_returns, online_share
-from odtbench.evaluation import rollout
+from odtbench.evaluation import eval_seeds, online_seeds, rollout
 from odtbench.methods.dt_agent import SPEED_ENV, SpeedOptions
 from odtbench.results import (
     CURVE_COLUMNS,
@@ -113,11 +113,13 @@ class Run:
         return self.out / "checkpoint" / CKPT_NAME
 
     def save_checkpoint(self) -> None:
+        """One checkpoint format for every run: run state, agent and RNG streams, plus what
+        the method adds (`_checkpoint_extras`)."""
         self.st["wall_time_s"] += time.perf_counter() - self._t0
         self._t0 = time.perf_counter()
-        payload = {"state": self.st, "agent": self.agent.state_dict(), "rng": rng_state(*self._generators),
-                   "buffer": None if self.buffer is None else self.buffer.state_dict(),
-                   "probe": self.probe.to_json() if self.probe else None}
+        extras = self._checkpoint_extras()
+        payload = {"state": self.st, "agent": self.agent.state_dict(),
+                   "rng": rng_state(*self._generators), **extras}
         save_atomic(payload, self.ckpt_path)
 
     def load_checkpoint(self) -> bool:
@@ -126,13 +128,22 @@ class Run:
             return False
         self.st = payload["state"]
         self.agent.load_state_dict(payload["agent"])
+        set_rng_state(payload["rng"], *self._generators)
+        self._restore_extras(payload)
+        self.log.info("resumed from checkpoint: %s",
+                      {k: v for k, v in self.st.items() if k not in ("curve", "chunks")})
+        return True
+
+    def _checkpoint_extras(self) -> dict[str, Any]:
+        """The DT loop's trajectory FIFO and toy probe."""
+        return {"buffer": None if self.buffer is None else self.buffer.state_dict(),
+                "probe": self.probe.to_json() if self.probe else None}
+
+    def _restore_extras(self, payload: dict[str, Any]) -> None:
         if payload["buffer"] is not None:
             self.buffer = TrajectoryBuffer.from_state_dict(payload["buffer"])
         if self.probe and payload["probe"]:
             self.probe.load(payload["probe"])
-        set_rng_state(payload["rng"], *self._generators)
-        self.log.info("resumed from checkpoint: %s", {k: v for k, v in self.st.items() if k != "curve"})
-        return True
 
     @property
     def _generators(self) -> list[torch.Generator]:
@@ -166,15 +177,16 @@ class Run:
             self.st["last_critic_loss"] = float(metrics["critic_loss"])
         return metrics
 
-    def _count_update(self) -> None:
-        """One more gradient step; the resume test's SIGKILL fires here (tests/test_loop.py)."""
-        self.st["gradient_steps"] += 1
-        if self.st["gradient_steps"] == _KILL_AT:
+    def _count_update(self, counter: str = "gradient_steps") -> None:
+        """One more update of `counter`: the one update counter of every run loop, where the
+        resume tests' SIGKILL fires ($ODTBENCH_KILL_AT_UPDATE, tests/test_loop.py)."""
+        self.st[counter] += 1
+        if self.st[counter] == _KILL_AT:
             os.kill(os.getpid(), signal.SIGKILL)
 
     def evaluate(self, phase: str, iteration: int) -> dict:
         hp = self.hp
-        seeds = [self.cfg.seed * 1000 + i for i in range(hp["eval_episodes"])]
+        seeds = eval_seeds(self.cfg.seed, hp["eval_episodes"])
         # A family without a return token (MLP, PDT) has no RTG target, and a Markov policy
         # (MLP) no context: its agent reads the last state only.
         res = rollout(self.agent, self.eval_envs, seeds, state_mean=self.offline.state_mean,
@@ -280,8 +292,8 @@ class Run:
         new, n = [], 0
         stochastic = self.agent.stochastic  # sampled actions, else noise on the deterministic ones
         while True:  # >= 1 episode, until >= min_transitions_per_iter
-            seed = 100 + st["episodes"] + 1_000_000 * self.cfg.seed
-            res = rollout(self.agent, [self.online_env], [seed], state_mean=self.offline.state_mean,
+            seeds = online_seeds(self.cfg.seed, st["episodes"])
+            res = rollout(self.agent, [self.online_env], seeds, state_mean=self.offline.state_mean,
                           state_std=self.offline.state_std, target_rtg=hp.get("online_rtg", 0.0),
                           reward_scale=hp["reward_scale"], context_len=hp["eval_context_len"],
                           max_len=hp["max_episode_len"], deterministic=not stochastic,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -168,3 +169,21 @@ def polyak_(target_params: Iterable[Tensor], online_params: Iterable[Tensor], ta
         raise OdtbenchError(f"polyak: {len(target)} target vs {len(online)} online tensors; "
                             "pass the parameters of two copies of the same network")
     torch._foreach_lerp_(target, online, tau)
+
+
+def adam(params: Iterable[Tensor], lr: float, *, kernel: str = "default",
+         **kwargs: Any) -> torch.optim.Adam:
+    """The one Adam builder. `kernel`: "default" (torch's choice), "foreach" (multi-tensor,
+    bit-identical to the CPU default) or "fused" (fastest; rounds differently; torch's
+    default where the fused kernel is unavailable)."""
+    params = list(params)
+    if kernel == "fused":
+        try:
+            return torch.optim.Adam(params, lr=lr, fused=True, **kwargs)
+        except (RuntimeError, TypeError):
+            return torch.optim.Adam(params, lr=lr, **kwargs)
+    if kernel == "foreach":
+        return torch.optim.Adam(params, lr=lr, foreach=True, **kwargs)
+    if kernel != "default":
+        raise OdtbenchError(f"unknown Adam kernel {kernel!r}; use default, foreach or fused")
+    return torch.optim.Adam(params, lr=lr, **kwargs)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from odtbench.errors import OdtbenchError
-from odtbench.hyperparameters import Protocol
+from odtbench.hyperparameters import Protocol, TrajectoryTransformer
 from odtbench.methods.registry import MethodSpec
 
 
@@ -70,31 +70,9 @@ class IQLHyperparameters(MLPHyperparameters):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PDTHyperparameters(Protocol):
-    """PDT (docs/methods/pdt.md): the DT keys its transformer and protocol read, and its own."""
+class PDTHyperparameters(TrajectoryTransformer):
+    """PDT (docs/methods/pdt.md): the transformer and iteration keys, and its own."""
 
-    embed_dim: int
-    n_layer: int
-    n_head: int
-    dropout: float
-    context_len: int
-    eval_context_len: int
-    batch_size: int
-    lr_actor: float
-    weight_decay: float
-    warmup_steps: int
-    grad_clip: float
-    init_temperature: float
-    reward_scale: float
-    drop_lowest_return: bool
-    pretrain_iters: int
-    pretrain_updates: int
-    checkpoint_every_updates: int
-    online_updates_per_iter: int
-    min_transitions_per_iter: int
-    max_online_iters: int
-    replay_size: int
-    eval_interval: int
     pdt_z_dim: int
     pdt_kl_weight: float
     pdt_prior_weight: float
@@ -106,10 +84,6 @@ class PDTHyperparameters(Protocol):
     pdt_return_warmup_lr: float
     pdt_prior_samples: int
     pdt_sample_topk: int
-
-    def __post_init__(self) -> None:
-        if self.embed_dim % self.n_head:
-            raise OdtbenchError(f"embed_dim {self.embed_dim} is not divisible by n_head {self.n_head}")
 
 
 # --- TD3+BC and IQL: the shared MLP protocol (baselines/mlp_loop.py) ---------------------
@@ -202,10 +176,10 @@ BASELINES = (
     ),
     MethodSpec(
         name="PDT", family="pdt", paper_name="PDT", runner="odtbench_baselines.pdt_loop:run",
-        hyperparameters=PDTHyperparameters,
-        preset=PDT_PRESET, suite_presets=PDT_SUITES, scale_presets=PDT_SCALES,
         description="Pretrained Decision Transformer (Xie et al. 2023): reward-free "
                     "future-conditioned pretraining, return-guided latent online",
+        hyperparameters=PDTHyperparameters,
+        preset=PDT_PRESET, suite_presets=PDT_SUITES, scale_presets=PDT_SCALES,
     ),
 )
 

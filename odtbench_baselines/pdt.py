@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import OdtbenchError, UnknownChoiceError
 from odtbench.nets import CausalTransformer, SquashedGaussian, _GaussianHead
-from odtbench.optim import Lamb, linear_warmup
+from odtbench.optim import Lamb, adam, linear_warmup
 
 LATENT_LOG_STD = (-10.0, 2.0)
 ACTION_BOUND = 1.0 - 1e-6
@@ -91,18 +91,11 @@ def pdt_loss(log_prob: Tensor, entropy: Tensor, q_mu: Tensor, q_log_std: Tensor,
 
 # ----------------------------------------------------------------------------- model
 
-class DiagGaussianHead(nn.Module):
-    """Linear mean and clamped Linear log sigma; orthogonal weights, zero biases."""
+class DiagGaussianHead(_GaussianHead):
+    """Linear mean and clamped Linear log sigma: the actor head's layers and initialisation
+    (orthogonal weights, zero biases), read as a plain diagonal Gaussian."""
 
-    def __init__(self, d_in: int, d_out: int):
-        super().__init__()
-        self.mu = nn.Linear(d_in, d_out)
-        self.log_std = nn.Linear(d_in, d_out)
-        for layer in (self.mu, self.log_std):
-            nn.init.orthogonal_(layer.weight)
-            nn.init.zeros_(layer.bias)
-
-    def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
         return self.mu(h), self.log_std(h).clamp(*LATENT_LOG_STD)
 
 
@@ -279,12 +272,10 @@ class PDTAgent:
         self.grad_clip = float(hp["grad_clip"] or 0.0)
         self.log_temperature = torch.tensor(math.log(float(hp["init_temperature"])),
                                             device=self.device, requires_grad=True)
-        self.temperature_opt = torch.optim.Adam([self.log_temperature], lr=TEMPERATURE_LR,
-                                                betas=(0.9, 0.999))
+        self.temperature_opt = adam([self.log_temperature], TEMPERATURE_LR, betas=(0.9, 0.999))
         self.target_entropy = -float(act_dim)
         # return warm-up: a separate Adam over F's two output layers only
-        self.return_opt = torch.optim.Adam(self.model.return_head.parameters(),
-                                           lr=float(hp["pdt_return_warmup_lr"]))
+        self.return_opt = adam(self.model.return_head.parameters(), float(hp["pdt_return_warmup_lr"]))
         self.mode = "prior"
         self._latents: dict[bytes, Tensor] = {}
 

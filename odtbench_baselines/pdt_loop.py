@@ -34,7 +34,7 @@ import torch
 from odtbench.config import RunConfig
 from odtbench.data.replay import TrajectoryBuffer, prepare_offline
 from odtbench.errors import OdtbenchError
-from odtbench.evaluation import rollout
+from odtbench.evaluation import online_seeds, rollout
 from odtbench.loop import Run
 from odtbench_baselines.pdt import FutureSampler, PDTAgent
 
@@ -85,7 +85,7 @@ class PDTRun(Run):
         self.agent.mode = "prior"
         n_envs = len(self.warmup_envs)
         while st["warmup_transitions"] < hp["pdt_warmup_samples"]:
-            seeds = [100 + st["episodes"] + i + 1_000_000 * self.cfg.seed for i in range(n_envs)]
+            seeds = online_seeds(self.cfg.seed, st["episodes"], n_envs)
             res = rollout(self.agent, self.warmup_envs, seeds, state_mean=self.offline.state_mean,
                           state_std=self.offline.state_std, target_rtg=0.0, reward_scale=0.0,
                           context_len=hp["eval_context_len"], max_len=hp["max_episode_len"],

@@ -45,7 +45,7 @@ from torch import Tensor
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
 from odtbench.nets import DecisionTransformer, QEnsemble, SquashedGaussian
-from odtbench.optim import FlatParameters, Lamb, linear_warmup, polyak_
+from odtbench.optim import FlatParameters, Lamb, adam, linear_warmup, polyak_
 
 RL_KINDS = ("td3", "ddpg", "none")
 ACTION_BOUND = 1.0 - 1e-6
@@ -154,11 +154,11 @@ class DTAgent:
         self._actor_target_flat = FlatParameters(self.actor_target, with_grad=False)
         # foreach=True: multi-tensor kernels, bit-identical to torch's CPU default (a Python
         # loop over parameters); fused=True only as a speed option (it rounds differently).
-        adam_kw: dict[str, Any] = ({"fused": True} if self.speed.fused_optim
-                                   else {"foreach": True})
+        kernel = "fused" if self.speed.fused_optim else "foreach"
+        adam_kw: dict[str, Any] = {kernel: True}  # the same choice for the critic's AdamW
         if hp.get("actor_optimizer", "lamb") == "adam":  # the study's toy uses Adam (App. F.2.1)
-            self.actor_opt = torch.optim.Adam([self._actor_flat.param], lr=float(hp["lr_actor"]),
-                                              weight_decay=float(hp["weight_decay"]), **adam_kw)
+            self.actor_opt = adam([self._actor_flat.param], float(hp["lr_actor"]), kernel=kernel,
+                                  weight_decay=float(hp["weight_decay"]))
         else:
             # LAMB's own global clip at 1.0 is a no-op after the actor's grad-norm clip at
             # <= 1.0 (docs/methods/dt-family.md §4: the divisor is exactly 1), so it is skipped then.
@@ -186,8 +186,8 @@ class DTAgent:
         # ODT's temperature is a standalone scalar with its own Adam (docs/methods/dt-family.md §2).
         self.log_temperature = torch.tensor(math.log(float(hp["init_temperature"])),
                                             device=self.device, requires_grad=True)
-        self.temperature_opt = torch.optim.Adam([self.log_temperature], lr=TEMPERATURE_LR,
-                                                betas=(0.9, 0.999), **adam_kw)
+        self.temperature_opt = adam([self.log_temperature], TEMPERATURE_LR, kernel=kernel,
+                                    betas=(0.9, 0.999))
         self.target_entropy = -float(self.act_dim)
 
         self._critic_loss_fn: Callable[..., Any] = self._critic_loss
