@@ -234,7 +234,7 @@ class Run:
         if sampler is not None and hasattr(agent, "actor_gradient_stats"):
             # A batch from a generator of its own: the run's sampling stream is untouched.
             gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + st["gradient_steps"])
-            rl, sup = self._diag_coeffs
+            rl, sup = self._diag_coeffs or self._pretrain_coeffs()
             d.update(agent.actor_gradient_stats(sampler.sample(self.hp["batch_size"], gen),
                                                 rl, sup))
         d["critic_loss"] = st.get("last_critic_loss")
@@ -252,18 +252,22 @@ class Run:
                               self.offline.state_std, hp["context_len"], hp["reward_scale"],
                               self.device)
 
-    def _pretrain_updates(self, sampler, n: int) -> dict:
-        """n pretraining updates; supervised-only unless rl_from_start (AntMaze), docs/methods/dt-family.md §5."""
+    def _pretrain_coeffs(self) -> tuple[float, float]:
+        """(rl, sup) of pretraining: supervised only unless rl_from_start (AntMaze),
+        docs/methods/dt-family.md §5."""
         hp = self.hp
-        rl, sup = (hp["rl_coeff"], hp["sup_coeff"]) if hp["rl_from_start"] else (0.0, 1.0)
-        return self._units(sampler, n, rl, sup)
+        return (hp["rl_coeff"], hp["sup_coeff"]) if hp["rl_from_start"] else (0.0, 1.0)
+
+    def _pretrain_updates(self, sampler, n: int) -> dict:
+        """n pretraining updates with the pretraining coefficients."""
+        return self._units(sampler, n, *self._pretrain_coeffs())
 
     def pretrain(self) -> None:
         """`pretrain_iters` x `pretrain_updates`, a checkpoint per chunk, an evaluation per iteration."""
         hp, st = self.hp, self.st
         sampler = self._pretrain_sampler()
-        pre = (hp["rl_coeff"], hp["sup_coeff"]) if hp["rl_from_start"] else (0.0, 1.0)
-        self._diag_sampler, self._diag_coeffs = sampler, pre
+        # None: the pretraining coefficients, looked up only by agents with gradient diagnostics
+        self._diag_sampler, self._diag_coeffs = sampler, None
         while st["pretrain_iter"] < hp["pretrain_iters"]:
             while st["pretrain_units"] < hp["pretrain_updates"]:
                 n = min(hp["checkpoint_every_updates"], hp["pretrain_updates"] - st["pretrain_units"])

@@ -290,7 +290,7 @@ class DTAgent:
 
     def _actor_loss(self, batch: Mapping[str, Tensor], rl_coeff: float,
                     sup_coeff: float) -> tuple[Tensor, dict[str, Tensor]]:
-        """L = sup_coeff * L_sup + rl_coeff * L_RL (paper Eq. 2, algorithm.md §2, §3.4)."""
+        """L = sup_coeff * L_sup + rl_coeff * L_RL (paper Eq. 2, docs/methods/dt-family.md §4)."""
         sup, rl, stats = self._actor_terms(batch, with_rl=rl_coeff != 0)
         loss = sup_coeff * sup
         stats["sup_loss"] = sup.detach()
