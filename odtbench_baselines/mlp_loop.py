@@ -82,8 +82,6 @@ def _check_hp(hp: Mapping[str, Any]) -> None:
 class MLPRun(Run):
     """One TD3+BC / IQL run on one task and seed, writing the run-result files."""
 
-    _diagnose = False  # diagnostics.csv reads the DT agent's hooks and trajectory buffer
-
     def __init__(self, method: MLPMethod, cfg: RunConfig, out_dir: Path | str):
         # Not Run.__init__: that builds the DT agent and ODT's offline preprocessing.
         _check_hp(cfg.hyperparameters)
