@@ -32,6 +32,7 @@ try:
 except WorkflowError:
     stop(schema_error(Path(workflow.basedir) / "workflows/schemas/config.schema.yaml"))
 
+
 include: "workflows/rules/external.smk"  # registers external_methods: before check_config
 
 
@@ -58,6 +59,6 @@ include: "workflows/rules/analysis.smk"
 # Default target: the report of every suite configured at the chosen scale.
 rule all:
     default_target: True
-    localrule: True
     input:
         expand("reports/{suite}.html", suite=configured_suites()),
+    localrule: True

@@ -1,4 +1,4 @@
-"""The `odtbench` command: run | dataset | list | aggregate | figures | report.
+"""The `odtbench` command: run | config | dataset | list | aggregate | figures | report.
 
 Every subcommand imports its heavy modules (torch, the analysis) lazily, so `--help` and
 `list` stay fast. User errors (`OdtbenchError`, bad arguments) print ONE line,
@@ -97,6 +97,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     final_txt = "n/a" if final is None else f"{final:.2f}"
     print(f"{cfg.method} on {cfg.task_key} seed {cfg.seed} ({cfg.scale}): {summary.get('status')}, "
           f"final score {final_txt} -> {out}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """Print a run's resolved hyperparameters, each with its source (no run, no files)."""
+    from odtbench.config import parse_overrides, resolve
+
+    cfg = resolve(args.task, args.method, _check_scale(args.scale), 0, parse_overrides(args.set))
+    if args.json:
+        print(json.dumps({"hyperparameters": cfg.hyperparameters,
+                          "hyperparameter_sources": cfg.sources}, indent=1, default=str))
+        return 0
+    width = max(len(k) for k in cfg.hyperparameters)
+    print(f"# {cfg.method} on {cfg.task_key} ({cfg.scale}): {len(cfg.hyperparameters)} keys")
+    for k, v in cfg.hyperparameters.items():
+        print(f"{k:<{width}}  {json.dumps(v, default=str):<12}  {cfg.sources[k]}")
     return 0
 
 
@@ -262,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="odtbench", description="Offline-to-online RL benchmark for Decision "
                 "Transformers (reproduces TD3+ODT, NeurIPS 2024).")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser,
-                           metavar="{run,dataset,list,aggregate,figures,report}")
+                           metavar="{run,config,dataset,list,aggregate,figures,report}")
 
     r = sub.add_parser("run", help="train and evaluate one method on one task and seed",
                        description="Resolve the hyperparameters of one run and execute it, "
@@ -281,6 +297,18 @@ def build_parser() -> argparse.ArgumentParser:
                    "stopping (the workflow passes it: Snakemake re-runs a job whose resolved "
                    "hyperparameters changed)")
     r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("config", aliases=["resolve"],
+                       help="print a run's resolved hyperparameters with their sources",
+                       description="Resolve the hyperparameters `odtbench run` would use (only "
+                       "the method family's own keys) and print each with its source.")
+    c.add_argument("--task", required=True, help="SUITE/DATASET, e.g. toy/bandit")
+    c.add_argument("--method", required=True, help="e.g. TD3+BC (odtbench list methods)")
+    c.add_argument("--scale", required=True, help="smoke | quick | paper")
+    c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one hyperparameter, as for `odtbench run`; repeatable")
+    c.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    c.set_defaults(func=cmd_config)
 
     d = sub.add_parser("dataset", help="build or inspect a task's offline dataset",
                        description="Offline datasets in Minari format (built once, then reused).")

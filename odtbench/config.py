@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
+from odtbench.hyperparameters import Protocol, build, check_value, schema_types
 from odtbench.presets import DOMAINS, RANDOM_DATASET, SRC_TAB9  # paper Tab. 9 rows
 
 SCALES = ("smoke", "quick", "paper")
 
-# The authors' get_args.py defaults (algorithm.md §9.1) and paper Tab. 8.
-SRC_CODE = "authors' code get_args.py (algorithm.md §9.1)"
+# The authors' code defaults and paper Tab. 8 (docs/methods/dt-family.md §6).
+SRC_CODE = "authors' code get_args.py (docs/methods/dt-family.md §6)"
 DEFAULTS: dict[str, Any] = {
     # Decision transformer (Tab. 8: 512/4/4, dropout 0.1, ReLU, no positional embedding)
     "embed_dim": 512, "n_layer": 4, "n_head": 4, "dropout": 0.1, "embed_dropout": 0.1,
@@ -51,6 +52,10 @@ DEFAULT_SOURCES: dict[str, str] = {
     "embed_dropout": "authors' GPT-2 config: embd_pdrop never set, HF default 0.1 "
                      "(docs/fidelity.md)",
 }
+
+# The budget and evaluation every method shares (the study's tables: 500K MuJoCo transitions,
+# 10 evaluation episodes of <= 1000 steps) and the suite's divergence bound.
+SRC_PROTOCOL = "protocol of every method (docs/methods/dt-family.md §5)"
 
 SRC_TOY = "toy preset (paper App. F.2.1 / motivation.py, adapted to the DT agent: docs/toy.md)"
 # The study's toy uses 2x128 MLPs, Adam lr 1e-3, batch 32, 20 pretraining steps, 16 online
@@ -138,10 +143,51 @@ class RunConfig:
         return self.task_key.split("/", 1)[1]
 
 
-def _apply(hp: dict, src: dict, values: Mapping[str, Any], source: str) -> None:
-    for k, v in values.items():
-        hp[k] = v
-        src[k] = source
+class _Layers:
+    """Applies layers of values to one method's keys only, recording each value's source.
+
+    A generic layer (defaults, domain row, scale) sets the keys the method's schema has and
+    passes over the others (another family's); a layer of the method's own (its presets, a
+    user override) must name only keys the method has.
+    """
+
+    def __init__(self, spec: Any):
+        self.spec = spec
+        self.types = method_keys(spec)
+        self.hp: dict[str, Any] = {}
+        self.src: dict[str, str] = {}
+
+    def generic(self, values: Mapping[str, Any], source: str,
+                per_key: Mapping[str, str] | None = None) -> None:
+        for k, v in values.items():
+            if k in self.types:
+                self.hp[k], self.src[k] = v, (per_key or {}).get(k, source)
+
+    def own(self, values: Mapping[str, Any], source: str) -> None:
+        for k, v in values.items():
+            if k not in self.types:
+                raise OdtbenchError(f"{source} sets {k!r}, which {self.spec.name} does not have "
+                                    f"(family {self.spec.family}); remove it from the preset")
+            self.hp[k], self.src[k] = v, source
+
+
+def method_keys(spec: Any) -> dict[str, type]:
+    """{key: type} of the hyperparameters a method has: its schema's fields, or (a method
+    without a schema) the shared protocol's plus its presets' keys, typed by their values."""
+    if spec.hyperparameters is not None:
+        return schema_types(spec.hyperparameters)
+    keys = dict(schema_types(Protocol))
+    for layer in (spec.preset, *spec.suite_presets.values(), *spec.scale_presets.values()):
+        for k, v in layer.items():
+            keys.setdefault(k, type(v))
+    return keys
+
+
+def _all_known_keys() -> set[str]:
+    """Every key some registered method has (to tell another family's key from a typo)."""
+    from odtbench.methods import get_method, list_methods
+
+    return {k for m in list_methods() for k in method_keys(get_method(m))}
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
@@ -170,43 +216,47 @@ def resolve(task_key: str, method: str, scale: str, seed: int = 0,
         raise UnknownChoiceError("scale", scale, SCALES)
     task = get_task(task_key)
     spec = get_method(method)
-    hp: dict[str, Any] = {}
-    src: dict[str, str] = {}
-    _apply(hp, src, DEFAULTS, SRC_CODE)
-    src.update(DEFAULT_SOURCES)
+    lay = _Layers(spec)
+    lay.generic(DEFAULTS, SRC_CODE, {**{k: SRC_PROTOCOL for k in schema_types(Protocol)},
+                                     **DEFAULT_SOURCES})
     if task.domain == "toy":
-        _apply(hp, src, TOY, SRC_TOY)
+        lay.generic(TOY, SRC_TOY)
     else:
-        _apply(hp, src, DOMAINS.get(task.domain, {}), SRC_TAB9)
+        lay.generic(DOMAINS.get(task.domain, {}), SRC_TAB9)
         if task.quality == "random":
-            _apply(hp, src, RANDOM_DATASET, "paper Tab. 8 (>=1000 steps/epoch on random data)")
-    _apply(hp, src, spec.preset, f"method preset {spec.name}")
-    _apply(hp, src, spec.suite_presets.get(task.suite, {}), f"method preset {spec.name} ({task.suite})")
+            lay.generic(RANDOM_DATASET, "paper Tab. 8 (>=1000 steps/epoch on random data)")
+    lay.own(spec.preset, f"method preset {spec.name}")
+    lay.own(spec.suite_presets.get(task.suite, {}), f"method preset {spec.name} ({task.suite})")
+    hp = lay.hp
     if task.domain == "toy":
         # The study's toy actors are all deterministic with tiny uniform exploration noise;
         # its "ODT" is plain RTG-conditioned regression (App. F.2.1, motivation.py).
-        _apply(hp, src, TOY_ACTOR, SRC_TOY)
+        lay.generic(TOY_ACTOR, SRC_TOY)
         if hp.get("rl_kind", "none") != "none" and hp.get("rl_coeff", 0) > 0:
             toy_coeffs = dict(TOY_RL_METHODS)
             if hp["sup_coeff"] == 0:  # the RL-only "TD3" method stays RL-only
                 toy_coeffs.update(TOY_RL_ONLY)
-            _apply(hp, src, toy_coeffs, SRC_TOY)
-        _apply(hp, src, TOY_SCALE_OVERRIDES[scale], SRC_SCALE.format(scale=scale))
+            lay.generic(toy_coeffs, SRC_TOY)
+        lay.generic(TOY_SCALE_OVERRIDES[scale], SRC_SCALE.format(scale=scale))
     else:
         scaled = dict(SCALE_OVERRIDES[scale])
         for k in CAPPED_BY_SCALE:  # a scale may shorten these, never lengthen a domain's value
-            if k in scaled:
+            if k in scaled and k in hp:
                 scaled[k] = min(scaled[k], hp[k])
-        _apply(hp, src, scaled, SRC_SCALE.format(scale=scale))
-    _apply(hp, src, spec.scale_presets.get(scale, {}), f"method preset {spec.name} (scale {scale})")
+        lay.generic(scaled, SRC_SCALE.format(scale=scale))
+    lay.own(spec.scale_presets.get(scale, {}), f"method preset {spec.name} (scale {scale})")
     user = dict(overrides or {})
-    unknown = sorted(set(user) - set(hp))
-    if unknown:
-        raise UnknownChoiceError("hyperparameter", unknown[0], hp)
-    _apply(hp, src, user, "user override")
-    if hp["n_critics"] < 1 or hp["actor_update_interval"] < 1:
-        raise OdtbenchError("n_critics and actor_update_interval must be >= 1")
-    if hp["embed_dim"] % hp["n_head"]:
-        raise OdtbenchError(f"embed_dim {hp['embed_dim']} is not divisible by n_head {hp['n_head']}")
+    for k in sorted(user):
+        if k not in lay.types:
+            if k in _all_known_keys():
+                raise OdtbenchError(f"{spec.name} has no hyperparameter {k!r} (another family's "
+                                    f"key); `odtbench config --method {spec.name!r}` lists its keys")
+            raise UnknownChoiceError("hyperparameter", k, lay.types)
+    lay.own(user, "user override")
+    for k, v in hp.items():
+        check_value(k, v, lay.types[k], spec.name)
+    if spec.hyperparameters is not None:
+        build(spec.hyperparameters, hp, spec.name)  # complete, typed, and the schema's checks
+    src = lay.src
     return RunConfig(task_key=task.key, method=spec.name, scale=scale, seed=int(seed),
                      hyperparameters=hp, sources=src)

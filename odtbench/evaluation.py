@@ -19,6 +19,17 @@ from odtbench.data.trajectories import Trajectory
 ACTION_EPS = 1e-6
 
 
+def eval_seeds(run_seed: int, n: int) -> list[int]:
+    """Env seeds of a run's `n` evaluation episodes (the same at every evaluation)."""
+    return [run_seed * 1000 + i for i in range(n)]
+
+
+def online_seeds(run_seed: int, episode: int, n: int = 1) -> list[int]:
+    """Env seeds of `n` online episodes starting at the run's `episode`-th: 100 + episode, as
+    the authors seed their online envs, offset per run seed."""
+    return [100 + episode + i + 1_000_000 * run_seed for i in range(n)]
+
+
 @dataclass
 class RolloutResult:
     trajectories: list[Trajectory]
@@ -34,8 +45,8 @@ def rollout(agent, envs: list[gym.Env], seeds: list[int], *, state_mean: np.ndar
     """Run one episode per env in lockstep with the DT policy.
 
     RTG starts at `target_rtg * reward_scale` and is decremented by `r_t * reward_scale`
-    (algorithm.md §1.4). Exploration: Gaussian noise of std `noise_std` added to the
-    deterministic action, unclipped before the final clamp (§3.5).
+    (docs/methods/dt-family.md §1). Exploration: Gaussian noise of std `noise_std` added to the
+    deterministic action, unclipped before the final clamp (docs/methods/dt-family.md §5).
     """
     n = len(envs)
     S = int(np.prod(envs[0].observation_space.shape))
@@ -92,7 +103,7 @@ def rollout(agent, envs: list[gym.Env], seeds: list[int], *, state_mean: np.ndar
         term = np.zeros(L, dtype=bool)
         trunc = np.zeros(L, dtype=bool)
         # The authors store every online episode end as terminal, time-limit ends included
-        # (algorithm.md §5.5, §10.4); `truncations` keeps the true cause for the record.
+        # (docs/methods/dt-family.md §7); `truncations` keeps the true cause for the record.
         term[-1] = True
         trunc[-1] = truncated[i]
         trajs.append(Trajectory(observations=raw_obs[i, :L].copy(),

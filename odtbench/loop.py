@@ -1,4 +1,4 @@
-"""The offline→online protocol shared by the ODT family (algorithm.md §6).
+"""The offline→online protocol shared by the ODT family (docs/methods/dt-family.md §5).
 
 pretrain (critic always trained; actor supervised unless rl_from_start) → hard-reset the
 targets → online iterations: collect >= min transitions (>= 1 episode) into the trajectory
@@ -24,7 +24,7 @@ from odtbench.checkpoint import rng_state, save_atomic, seed_everything, set_rng
 from odtbench.config import RunConfig
 from odtbench.data.replay import SegmentSampler, TrajectoryBuffer, prepare_offline
 from odtbench.diagnostics import OnlineEpisodeStats, critic_vs_returns, online_share
-from odtbench.evaluation import rollout
+from odtbench.evaluation import eval_seeds, online_seeds, rollout
 from odtbench.methods.dt_agent import SPEED_ENV, SpeedOptions
 from odtbench.results import (
     CURVE_COLUMNS,
@@ -102,9 +102,7 @@ class Run:
         self.device, self.probe = device, None
         seed_everything(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
-        # Some suites evaluate on a different env than they collect in (AntMaze eval maps).
-        make_eval = getattr(self.task, "make_eval_env", self.task.make_env)
-        self.eval_envs = [make_eval() for _ in range(self.hp["eval_episodes"])]
+        self.eval_envs = [self.task.make_eval_env() for _ in range(self.hp["eval_episodes"])]
         self.online_env = self.task.make_env()
         self.st: dict[str, Any] = {
             "phase": "pretrain", "pretrain_iter": 0, "pretrain_units": 0, "online_iter": 0,
@@ -130,11 +128,13 @@ class Run:
         return self.out / "checkpoint" / CKPT_NAME
 
     def save_checkpoint(self) -> None:
+        """One checkpoint format for every run: run state, agent and RNG streams, plus what
+        the method adds (`_checkpoint_extras`)."""
         self.st["wall_time_s"] += time.perf_counter() - self._t0
         self._t0 = time.perf_counter()
-        payload = {"state": self.st, "agent": self.agent.state_dict(), "rng": rng_state(*self._generators),
-                   "buffer": None if self.buffer is None else self.buffer.state_dict(),
-                   "probe": self.probe.to_json() if self.probe else None}
+        extras = self._checkpoint_extras()
+        payload = {"state": self.st, "agent": self.agent.state_dict(),
+                   "rng": rng_state(*self._generators), **extras}
         save_atomic(payload, self.ckpt_path)
 
     def load_checkpoint(self) -> bool:
@@ -143,13 +143,22 @@ class Run:
             return False
         self.st = payload["state"]
         self.agent.load_state_dict(payload["agent"])
+        set_rng_state(payload["rng"], *self._generators)
+        self._restore_extras(payload)
+        self.log.info("resumed from checkpoint: %s",
+                      {k: v for k, v in self.st.items() if k not in ("curve", "chunks")})
+        return True
+
+    def _checkpoint_extras(self) -> dict[str, Any]:
+        """The DT loop's trajectory FIFO and toy probe."""
+        return {"buffer": None if self.buffer is None else self.buffer.state_dict(),
+                "probe": self.probe.to_json() if self.probe else None}
+
+    def _restore_extras(self, payload: dict[str, Any]) -> None:
         if payload["buffer"] is not None:
             self.buffer = TrajectoryBuffer.from_state_dict(payload["buffer"])
         if self.probe and payload["probe"]:
             self.probe.load(payload["probe"])
-        set_rng_state(payload["rng"], *self._generators)
-        self.log.info("resumed from checkpoint: %s", {k: v for k, v in self.st.items() if k != "curve"})
-        return True
 
     @property
     def _generators(self) -> list[torch.Generator]:
@@ -180,23 +189,24 @@ class Run:
             self.st["last_critic_loss"] = float(metrics["critic_loss"])
         return metrics
 
-    def _count_update(self) -> None:
-        """One more gradient step; the resume test's SIGKILL fires here (tests/test_loop.py)."""
-        self.st["gradient_steps"] += 1
-        if self.st["gradient_steps"] == _KILL_AT:
+    def _count_update(self, counter: str = "gradient_steps") -> None:
+        """One more update of `counter`: the one update counter of every run loop, where the
+        resume tests' SIGKILL fires ($ODTBENCH_KILL_AT_UPDATE, tests/test_loop.py)."""
+        self.st[counter] += 1
+        if self.st[counter] == _KILL_AT:
             os.kill(os.getpid(), signal.SIGKILL)
 
     def evaluate(self, phase: str, iteration: int) -> dict:
         hp = self.hp
-        seeds = [self.cfg.seed * 1000 + i for i in range(hp["eval_episodes"])]
+        seeds = eval_seeds(self.cfg.seed, hp["eval_episodes"])
+        # A family without a return token (MLP, PDT) has no RTG target, and a Markov policy
+        # (MLP) no context: its agent reads the last state only.
         res = rollout(self.agent, self.eval_envs, seeds, state_mean=self.offline.state_mean,
-                      state_std=self.offline.state_std, target_rtg=hp["eval_rtg"],
-                      reward_scale=hp["reward_scale"], context_len=hp["eval_context_len"],
+                      state_std=self.offline.state_std, target_rtg=hp.get("eval_rtg", 0.0),
+                      reward_scale=hp.get("reward_scale", 0.0),
+                      context_len=hp.get("eval_context_len", 1),
                       max_len=hp["max_episode_len"], deterministic=True)
-        if self.task.score_kind == "success_rate" and res.successes is not None:
-            scores = 100.0 * res.successes.astype(np.float64)
-        else:
-            scores = np.asarray(self.task.normalize(res.returns), dtype=np.float64)
+        scores = self.task.score(res.returns, res.successes)
         row = {"phase": phase, "iteration": iteration,
                "online_transitions": self.st["online_transitions"],
                "gradient_steps": self.st["gradient_steps"],
@@ -236,7 +246,7 @@ class Run:
         if sampler is not None and hasattr(agent, "actor_gradient_stats"):
             # A batch from a generator of its own: the run's sampling stream is untouched.
             gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + st["gradient_steps"])
-            rl, sup = self._diag_coeffs
+            rl, sup = self._diag_coeffs or self._pretrain_coeffs()
             d.update(agent.actor_gradient_stats(sampler.sample(self.hp["batch_size"], gen),
                                                 rl, sup))
         d["critic_loss"] = st.get("last_critic_loss")
@@ -254,18 +264,22 @@ class Run:
                               self.offline.state_std, hp["context_len"], hp["reward_scale"],
                               self.device)
 
-    def _pretrain_updates(self, sampler, n: int) -> dict:
-        """n pretraining updates; supervised-only unless rl_from_start (AntMaze), §3.6."""
+    def _pretrain_coeffs(self) -> tuple[float, float]:
+        """(rl, sup) of pretraining: supervised only unless rl_from_start (AntMaze),
+        docs/methods/dt-family.md §5."""
         hp = self.hp
-        rl, sup = (hp["rl_coeff"], hp["sup_coeff"]) if hp["rl_from_start"] else (0.0, 1.0)
-        return self._units(sampler, n, rl, sup)
+        return (hp["rl_coeff"], hp["sup_coeff"]) if hp["rl_from_start"] else (0.0, 1.0)
+
+    def _pretrain_updates(self, sampler, n: int) -> dict:
+        """n pretraining updates with the pretraining coefficients."""
+        return self._units(sampler, n, *self._pretrain_coeffs())
 
     def pretrain(self) -> None:
         """`pretrain_iters` x `pretrain_updates`, a checkpoint per chunk, an evaluation per iteration."""
         hp, st = self.hp, self.st
         sampler = self._pretrain_sampler()
-        pre = (hp["rl_coeff"], hp["sup_coeff"]) if hp["rl_from_start"] else (0.0, 1.0)
-        self._diag_sampler, self._diag_coeffs = sampler, pre
+        # None: the pretraining coefficients, looked up only by agents with gradient diagnostics
+        self._diag_sampler, self._diag_coeffs = sampler, None
         while st["pretrain_iter"] < hp["pretrain_iters"]:
             while st["pretrain_units"] < hp["pretrain_updates"]:
                 n = min(hp["checkpoint_every_updates"], hp["pretrain_updates"] - st["pretrain_units"])
@@ -292,11 +306,11 @@ class Run:
     def collect(self) -> list:
         hp, st = self.hp, self.st
         new, n = [], 0
-        stochastic = hp["stochastic"]
-        while True:  # >= 1 episode, until >= min_transitions_per_iter (§5.5)
-            seed = 100 + st["episodes"] + 1_000_000 * self.cfg.seed
-            res = rollout(self.agent, [self.online_env], [seed], state_mean=self.offline.state_mean,
-                          state_std=self.offline.state_std, target_rtg=hp["online_rtg"],
+        stochastic = self.agent.stochastic  # sampled actions, else noise on the deterministic ones
+        while True:  # >= 1 episode, until >= min_transitions_per_iter
+            seeds = online_seeds(self.cfg.seed, st["episodes"])
+            res = rollout(self.agent, [self.online_env], seeds, state_mean=self.offline.state_mean,
+                          state_std=self.offline.state_std, target_rtg=hp.get("online_rtg", 0.0),
                           reward_scale=hp["reward_scale"], context_len=hp["eval_context_len"],
                           max_len=hp["max_episode_len"], deterministic=not stochastic,
                           noise_std=0.0 if stochastic else hp["expl_noise"], generator=self.gen)
@@ -315,7 +329,7 @@ class Run:
     def online(self) -> None:
         hp, st = self.hp, self.st
         if st["phase"] == "pretrain":
-            # A new trainer at the phase switch hard-resets both targets (§3.5, §10.8).
+            # A new trainer at the phase switch hard-resets both targets (docs/methods/dt-family.md §5).
             self.agent.reset_targets()
             if hp["fresh_optimizers_online"]:  # the toy's protocol (docs/fidelity.md)
                 self.agent.reset_optimizers()
@@ -329,7 +343,7 @@ class Run:
             sampler = SegmentSampler(self.buffer.trajectories, self.offline.state_mean,
                                      self.offline.state_std, hp["context_len"], hp["reward_scale"],
                                      self.device)
-            if hp["online_updates_mode"] == "epoch":  # toy: one pass over the data (§8)
+            if hp["online_updates_mode"] == "epoch":  # toy: one pass over the data (docs/toy.md)
                 n_units = max(1, sampler.num_transitions // hp["batch_size"])
             else:
                 n_units = hp["online_updates_per_iter"]

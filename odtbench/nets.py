@@ -1,6 +1,6 @@
 """Networks: GPT-2-style causal transformer, Decision-Transformer actor, batched twin-Q critic.
 
-Written from /work/shared/reference/algorithm.md §1 and §3.1 (the authors' ODT-derived code).
+The networks of docs/methods/dt-family.md §1 (actor) and §3 (critic), as the authors' ODT-derived code builds them.
 """
 
 from __future__ import annotations
@@ -268,7 +268,7 @@ class QEnsemble(nn.Module):
     """n independent Markovian MLP critics Q_i(s, a), evaluated together with batched matmuls.
 
     Each critic: Linear(S+A, H) - [LN] - ReLU - Linear(H, H) - [LN] - ReLU - Linear(H, 1), where
-    LN is parameter-free layer normalisation (algorithm.md §3.1). Weights are stacked as
+    LN is parameter-free layer normalisation (docs/methods/dt-family.md §3). Weights are stacked as
     (n, in, out) so all critics run in one torch.baddbmm per layer.
     """
 

@@ -2,7 +2,7 @@
 flat parameter buffers that make all of them a few whole-buffer operations.
 
 torch ships no LAMB and timm would pull in torchvision, so LAMB is written here from
-algorithm.md §2.3. Every per-parameter operation goes through `torch._foreach_*` (or, on a
+docs/methods/dt-family.md §4. Every per-parameter operation goes through `torch._foreach_*` (or, on a
 flat buffer, one op on one tensor) and no value is read back to the host.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -68,7 +69,7 @@ class Lamb(torch.optim.Optimizer):
     holds; r is then taken per segment, exactly as if each tensor were its own parameter.
     """
 
-    DEFAULT_MAX_GRAD_NORM = 1.0  # timm's default, which the authors keep (algorithm.md §2.3)
+    DEFAULT_MAX_GRAD_NORM = 1.0  # timm's default, which the authors keep (docs/methods/dt-family.md §4)
 
     def __init__(self, params: Iterable, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0,
@@ -168,3 +169,21 @@ def polyak_(target_params: Iterable[Tensor], online_params: Iterable[Tensor], ta
         raise OdtbenchError(f"polyak: {len(target)} target vs {len(online)} online tensors; "
                             "pass the parameters of two copies of the same network")
     torch._foreach_lerp_(target, online, tau)
+
+
+def adam(params: Iterable[Tensor], lr: float, *, kernel: str = "default",
+         **kwargs: Any) -> torch.optim.Adam:
+    """The one Adam builder. `kernel`: "default" (torch's choice), "foreach" (multi-tensor,
+    bit-identical to the CPU default) or "fused" (fastest; rounds differently; torch's
+    default where the fused kernel is unavailable)."""
+    params = list(params)
+    if kernel == "fused":
+        try:
+            return torch.optim.Adam(params, lr=lr, fused=True, **kwargs)
+        except (RuntimeError, TypeError):
+            return torch.optim.Adam(params, lr=lr, **kwargs)
+    if kernel == "foreach":
+        return torch.optim.Adam(params, lr=lr, foreach=True, **kwargs)
+    if kernel != "default":
+        raise OdtbenchError(f"unknown Adam kernel {kernel!r}; use default, foreach or fused")
+    return torch.optim.Adam(params, lr=lr, **kwargs)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-SRC_TAB9 = "paper Tab. 9 / authors' readme (algorithm.md §9.2)"
-# Per-domain rows of the authors' readme commands (algorithm.md §9.2); where the paper's
+SRC_TAB9 = "paper Tab. 9 / authors' readme (docs/methods/dt-family.md §6)"
+# Per-domain rows of the authors' readme commands (docs/methods/dt-family.md §6); where the paper's
 # Tab. 9 differs (ant) the readme is what ran, and we follow it.
 DOMAINS: dict[str, dict[str, Any]] = {
     "hopper": {"eval_rtg": 3600.0, "online_rtg": 7200.0, "weight_decay": 5e-4},
@@ -23,8 +23,8 @@ DOMAINS: dict[str, dict[str, Any]] = {
 RANDOM_DATASET = {"min_transitions_per_iter": 1000}
 
 
-# ---- the study's other domains (algorithm.md §9.2 readme rows; paper Tab. 9) -------------
-# Shared by every non-MuJoCo domain: critic LayerNorm on (§3.1), 1:1 critic:actor updates
+# ---- the study's other domains (the authors' readme rows; paper Tab. 9) -------------
+# Shared by every non-MuJoCo domain: critic LayerNorm on, 1:1 critic:actor updates
 # (d = 1), critic lr 2e-4, actor wd 1e-4, >= 1000 transitions per online iteration, no
 # iteration cap (99999) and a 1M-transition online budget (the paper plots and tabulates 1M;
 # the code stops at >= 1.05M).
@@ -34,7 +34,7 @@ _NON_MUJOCO: dict[str, Any] = {
     "online_budget": 1_000_000,
 }
 # Adroit: K 5, 40K pretraining updates, 5000-trajectory buffer. RTGs in wrapper units (the
-# env rewards are /100, hammer /1000). RTG scale 1.0 except door, which keeps 0.001 (§5.6).
+# env rewards are /100, hammer /1000). RTG scale 1.0 except door, which keeps 0.001 (docs/suites.md, "Domain rules").
 _ADROIT = {**_NON_MUJOCO, "context_len": 5, "pretrain_updates": 40_000, "replay_size": 5000}
 DOMAINS.update({
     # readme: pen T_eval 5, hammer T_eval 1 (paper Tab. 9 swaps them: pen 1, hammer 5)

@@ -1,8 +1,11 @@
 """The task registry: benchmark dataset name -> env, dataset source and reference scores.
 
-A task key is ``"<suite>/<dataset>"`` (``toy/bandit``, ``mujoco/hopper-medium``). Suites are
-registered by small builder functions below; a later suite (adroit, antmaze, maze2d,
-mujoco-delayed) adds one builder and calls `register_task` for each of its tasks.
+A task key is ``"<suite>/<dataset>"`` (``toy/bandit``, ``mujoco/hopper-medium``). The toy and
+MuJoCo suites are registered by the builder functions below. Every other suite is a plug-in:
+a function under the "odtbench.suites" entry-point group (the study's adroit, antmaze, maze2d
+and mujoco-delayed suites: `odtbench.suites.register`) that calls `register_task` for each of
+its tasks. Plug-ins load lazily, on the first lookup, so this module never imports them.
+A task owns its behaviour: the envs it collects and evaluates in and how it scores episodes.
 
 Reference scores come from ``odtbench/data/reference_scores.csv`` (one row per domain and
 reference, with provenance). A task's default reference is D4RL's published random/expert
@@ -15,6 +18,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import importlib
+import importlib.metadata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -127,6 +131,17 @@ class Task:
         steps = kwargs.pop("max_episode_steps", self.max_episode_steps)
         return gym.make(self.env_id, max_episode_steps=steps, **{**dict(self.env_kwargs), **kwargs})
 
+    def make_eval_env(self, **kwargs: Any):
+        """The env evaluation episodes run in (the online env unless a suite says otherwise)."""
+        return self.make_env(**kwargs)
+
+    def score(self, returns: np.ndarray, successes: np.ndarray | None = None) -> np.ndarray:
+        """Per-episode scores of evaluation episodes: 100 x success for a success-rate task,
+        else the normalised return."""
+        if self.score_kind == "success_rate" and successes is not None:
+            return 100.0 * np.asarray(successes, dtype=np.float64)
+        return np.asarray(self.normalize(returns), dtype=np.float64)
+
     def with_reference(self, name: str) -> Task:
         """The same task normalised by another recorded reference of its domain."""
         ref = get_reference(self.domain, name)
@@ -147,6 +162,24 @@ class Task:
 
 
 _REGISTRY: dict[str, Task] = {}
+SUITE_ENTRY_POINT_GROUP = "odtbench.suites"
+_plugins_loaded = False
+
+
+def _load_suite_plugins() -> None:
+    """Call every "odtbench.suites" entry point once (each registers its suite's tasks)."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True  # first: a plug-in may look tasks up (mujoco-delayed reads mujoco)
+    for ep in importlib.metadata.entry_points(group=SUITE_ENTRY_POINT_GROUP):
+        try:
+            ep.load()()
+        except OdtbenchError:
+            raise
+        except Exception as exc:  # a broken plug-in must say which one it is
+            raise OdtbenchError(f"cannot load suite plugin {ep.name!r} ({ep.value}): {exc}; "
+                                "fix or uninstall that package") from exc
 
 
 def register_task(task: Task, *, replace: bool = False) -> Task:
@@ -159,6 +192,7 @@ def register_task(task: Task, *, replace: bool = False) -> Task:
 
 def get_task(key: str, *, source: str | None = None, reference: str | None = None) -> Task:
     """The task `"<suite>/<dataset>"`, optionally with another dataset source or reference."""
+    _load_suite_plugins()
     if key not in _REGISTRY:
         raise UnknownChoiceError("task", key, _REGISTRY)
     task = _REGISTRY[key]
@@ -171,6 +205,7 @@ def get_task(key: str, *, source: str | None = None, reference: str | None = Non
 
 def list_tasks(suite: str | None = None) -> list[Task]:
     """Registered tasks (of one suite), in registration order."""
+    _load_suite_plugins()
     if suite is not None and suite not in list_suites():
         raise UnknownChoiceError("suite", suite, list_suites())
     return [t for t in _REGISTRY.values() if suite is None or t.suite == suite]
@@ -178,6 +213,7 @@ def list_tasks(suite: str | None = None) -> list[Task]:
 
 def list_suites() -> list[str]:
     """Suites with at least one registered task, in registration order."""
+    _load_suite_plugins()
     return list(dict.fromkeys(t.suite for t in _REGISTRY.values()))
 
 
@@ -220,4 +256,3 @@ def _register_mujoco() -> None:
 
 _register_toy()
 _register_mujoco()
-import odtbench.suites  # noqa: E402,F401  (registers adroit, antmaze, maze2d, mujoco-delayed)

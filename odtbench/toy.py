@@ -1,4 +1,4 @@
-"""The study's toy problem (Sec. 3.1, Fig. 2; algorithm.md §8): a one-step continuous bandit.
+"""The study's toy problem (Sec. 3.1, Fig. 2; docs/toy.md): a one-step continuous bandit.
 
 One state, one step, action a in [-1, 1], reward r(a) = (a+1)^2 for a <= 0 and 1 - 2a for a > 0:
 the peak r(0) = 1 is hidden from the offline data, whose actions sit near -1 and in [0.5, 1).
@@ -46,7 +46,7 @@ def make_toy_trajectories(seed: int = DATASET_SEED) -> list[Trajectory]:
     """The 128-action offline dataset: 100 actions ~ U[-1, -0.95), 28 ~ U[0.5, 1).
 
     Each action is a one-step trajectory that terminates. The interval (-1, -0.95) follows
-    the study's main text (paper.md §0 note 6: the appendix lost a minus sign).
+    the study's main text (the appendix's formula lost a minus sign).
     """
     rng = np.random.default_rng(seed)
     actions = np.concatenate([rng.uniform(-1.0, -0.95, 100), rng.uniform(0.5, 1.0, 28)])

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import json
 import math
-import os
 
 import numpy as np
 import pytest
 import torch
 
-from baselines import iql, td3bc
-from baselines.mlp_loop import MLPRun
 from odtbench.config import resolve
 from odtbench.errors import OdtbenchError
 from odtbench.methods import get_method, list_methods
 from odtbench.results import validate_run
+from odtbench_baselines import iql, td3bc
+from odtbench_baselines.mlp_loop import MLPRun
 
 torch.set_num_threads(1)
 TASK = "mujoco/hopper-random"
@@ -119,7 +118,7 @@ def test_iql_reward_scale_is_1000_over_the_return_spread():
 
 def test_all_seven_methods_are_registered_in_the_study_legend_order():
     assert list_methods()[:7] == ["TD3+BC", "IQL", "ODT", "PDT", "TD3", "DDPG+ODT", "TD3+ODT"]
-    assert get_method("TD3+BC").runner == "baselines.td3bc:run"
+    assert get_method("TD3+BC").runner == "odtbench_baselines.td3bc:run"
     assert get_method("IQL").family == get_method("TD3+BC").family == "mlp"
 
 
@@ -148,22 +147,6 @@ def test_bad_protocol_values_raise_one_line_errors(tmp_path):
 
 
 # ----------------------------------------------------------------------------- end to end
-
-@pytest.fixture(scope="module")
-def hopper_data(tmp_path_factory):
-    from odtbench.data.build import build_dataset
-
-    root = tmp_path_factory.mktemp("minari")
-    old = {k: os.environ.get(k) for k in ("MINARI_DATASETS_PATH", "ODTBENCH_PROGRESS")}
-    os.environ.update(MINARI_DATASETS_PATH=str(root), ODTBENCH_PROGRESS="0")
-    build_dataset(TASK, "smoke", root=root, progress=False)
-    yield root
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-
 
 @pytest.fixture(scope="module")
 def finished(hopper_data, tmp_path_factory):
@@ -198,7 +181,7 @@ def test_smoke_run_writes_valid_contract_files(method, finished):
 def test_killed_mlp_run_resumes_to_the_same_results(finished, tmp_path, monkeypatch):
     """A crash mid-way through the online phase, then a fresh process-like restart: the
     buffer chunks and RNG states reproduce the uninterrupted run exactly."""
-    import baselines.mlp_loop as mlp_loop
+    import odtbench.loop as loop  # the one kill hook of every run loop
 
     class Killed(Exception):
         pass
@@ -208,13 +191,13 @@ def test_killed_mlp_run_resumes_to_the_same_results(finished, tmp_path, monkeypa
 
     cfg = resolve(TASK, "TD3+BC", "smoke", seed=0)
     out = tmp_path / "killed"
-    monkeypatch.setattr(mlp_loop, "_KILL_AT", 90)  # online: 20 offline + 70 online updates
-    monkeypatch.setattr(mlp_loop.os, "kill", fake_kill)
+    monkeypatch.setattr(loop, "_KILL_AT", 90)  # online: 20 offline + 70 online updates
+    monkeypatch.setattr(loop.os, "kill", fake_kill)
     with pytest.raises(Killed):
         td3bc.run(cfg, out)
     assert not (out / "summary.json").exists()
     assert any((out / "checkpoint").glob("online_*.npz"))  # online chunks were checkpointed
-    monkeypatch.setattr(mlp_loop, "_KILL_AT", -1)
+    monkeypatch.setattr(loop, "_KILL_AT", -1)
     td3bc.run(cfg, out)
     a = json.loads((finished["TD3+BC"] / "summary.json").read_text())
     b = json.loads((out / "summary.json").read_text())
@@ -230,7 +213,7 @@ def test_iql_replay_fifo_keeps_the_latest_online_transitions_and_resumes(hopper_
                                                                           monkeypatch):
     """Capacity 30 < offline data < 120 online transitions: the buffer ends holding the last
     30 online transitions, and a killed run resumes through the wrapped FIFO identically."""
-    import baselines.mlp_loop as mlp_loop
+    import odtbench_baselines.mlp_loop as mlp_loop
 
     cfg = resolve(TASK, "IQL", "smoke", seed=0, overrides={"mlp_replay_size": 30})
     r = mlp_loop.MLPRun(iql.METHOD, cfg, tmp_path / "full")

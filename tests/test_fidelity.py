@@ -266,7 +266,7 @@ def test_fifo_replay_overwrites_the_oldest_offline_transitions_first():
 
 
 def test_iql_presets_replay_dropout_and_schedule_options():
-    from baselines import iql
+    from odtbench_baselines import iql
 
     mujoco = resolve("mujoco/hopper-random", "IQL", "paper").hyperparameters
     adroit = resolve("adroit/pen-human", "IQL", "paper").hyperparameters

@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import json
 import math
-import os
 
 import numpy as np
 import pytest
 import torch
 
-from baselines import pdt, pdt_loop
 from odtbench import loop
 from odtbench.config import resolve
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import OdtbenchError
 from odtbench.methods import get_method
 from odtbench.results import validate_run
+from odtbench_baselines import pdt, pdt_loop
 
 torch.set_num_threads(1)
 TASK = "mujoco/hopper-random"
@@ -226,22 +225,6 @@ def test_act_keeps_each_steps_latent_and_rejects_unknown_history():
 
 
 # ----------------------------------------------------------------------------- end to end
-
-@pytest.fixture(scope="module")
-def hopper_data(tmp_path_factory):
-    from odtbench.data.build import build_dataset
-
-    root = tmp_path_factory.mktemp("minari")
-    old = {k: os.environ.get(k) for k in ("MINARI_DATASETS_PATH", "ODTBENCH_PROGRESS")}
-    os.environ.update(MINARI_DATASETS_PATH=str(root), ODTBENCH_PROGRESS="0")
-    build_dataset(TASK, "smoke", root=root, progress=False)
-    yield root
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-
 
 @pytest.fixture(scope="module")
 def finished(hopper_data, tmp_path_factory):

@@ -76,15 +76,13 @@ def _run_outputs(dry_run_output: str) -> list[str]:
     return sorted(set(re.findall(r"output: (results/runs/\S+/summary\.json)", dry_run_output)))
 
 
-@pytest.fixture(scope="module")
-def done(tmp_path_factory):
-    """A copy of the workflow on a small smoke config, executed once with the stand-in."""
-    wd = tmp_path_factory.mktemp("wf")
+def _executed_workflow(wd: Path, methods: list[str], seeds: int) -> tuple[Path, dict]:
+    """A copy of the workflow on a small smoke toy config, executed once with the stand-in."""
     _copy_workflow(wd)
     config = yaml.safe_load((REPO / "workflows/config.yaml").read_text())
     config["scale"] = "smoke"
     config["scales"]["smoke"]["suites"] = {
-        "toy": {"datasets": ["bandit"], "methods": ["ODT", "TD3+ODT"], "seeds": 2}}
+        "toy": {"datasets": ["bandit"], "methods": methods, "seeds": seeds}}
     (wd / "workflows/config.yaml").write_text(yaml.safe_dump(config))
     shutil.copytree(REPO / "odtbench", wd / "pkg/odtbench",
                     ignore=shutil.ignore_patterns("__pycache__"))
@@ -97,6 +95,12 @@ def done(tmp_path_factory):
     assert res.returncode == 0, res.stderr[-3000:]
     assert (wd / "reports/toy.html").is_file()
     return wd, env
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    """A copy of the workflow on a small smoke config, executed once with the stand-in."""
+    return _executed_workflow(tmp_path_factory.mktemp("wf"), ["ODT", "TD3+ODT"], 2)
 
 
 def test_default_config_plans_the_toy_study(tmp_path):
@@ -175,6 +179,20 @@ def test_changing_one_methods_hyperparameter_reruns_only_its_runs(done):
     assert "params have changed" in res.stdout
     assert _jobs(res.stdout) == {"run": 2, "aggregate": 1, "figures": 1, "report": 1}
     assert "--set=rl_coeff=0.2" in res.stdout  # the override reaches the run command
+
+
+def test_a_dt_only_preset_change_schedules_no_mlp_run(tmp_path):
+    """The MLP baselines resolve only their own keys, so editing a DT-family value (the toy
+    preset's transformer width) re-runs the DT method's runs and not TD3+BC's."""
+    wd, env = _executed_workflow(tmp_path, ["ODT", "TD3+BC"], 1)
+    config_py = wd / "pkg/odtbench/config.py"
+    text = config_py.read_text()
+    assert text.count('"embed_dim": 64, "n_layer": 1') == 1  # the TOY preset's row
+    config_py.write_text(text.replace('"embed_dim": 64, "n_layer": 1', '"embed_dim": 32, "n_layer": 1'))
+    res = _snakemake(wd, "-n", "reports/toy.html", env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert _run_outputs(res.stdout) == ["results/runs/smoke/toy/bandit/ODT/seed0/summary.json"]
+    assert _jobs(res.stdout) == {"run": 1, "aggregate": 1, "figures": 1, "report": 1}
 
 
 def test_lint_is_clean(tmp_path):

@@ -6,7 +6,6 @@ import base64
 import io
 import re
 from collections.abc import Iterable
-from functools import cache
 from pathlib import Path
 
 import matplotlib
@@ -15,8 +14,6 @@ matplotlib.use("Agg")  # headless everywhere (CI, clusters); rliable's plots go 
 
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-
-from odtbench.errors import OdtbenchError  # noqa: E402
 
 # The study's legend order (Fig. 3/4/6 and the table columns).
 METHOD_ORDER = ("TD3+BC", "IQL", "ODT", "PDT", "TD3", "DDPG+ODT", "TD3+ODT")
@@ -27,9 +24,6 @@ METHOD_COLORS = {
 _EXTRA_COLORS = ("#17becf", "#2ca02c", "#e377c2", "#393b79", "#637939", "#8c6d31")
 OURS = "TD3+ODT"
 # Dataset qualities, longest first so "medium-replay" wins over "medium".
-QUALITIES = ("medium-replay", "medium-expert", "umaze-diverse", "medium-diverse",
-             "medium-play", "large-diverse", "large-play", "medium", "random", "expert",
-             "cloned", "human", "umaze", "open", "large", "bandit")
 _VERSION = re.compile(r"-v\d+$")
 
 
@@ -53,32 +47,6 @@ def strip_version(name: str) -> str:
 def paper_domain(suite: str) -> str:
     """Suite name -> `domain` column of paper_results.csv ("mujoco-delayed" -> "mujoco_delayed")."""
     return suite.replace("-", "_")
-
-
-@cache
-def task_info(suite: str, dataset: str) -> dict:
-    """domain, quality, env_id and paper_dataset of a task, from the task registry when it
-    knows the task, otherwise parsed from the dataset name (so reports of external suites work)."""
-    info = {"domain": None, "quality": None, "env_id": None, "paper_dataset": None}
-    try:
-        from odtbench.tasks import get_task
-
-        t = get_task(f"{suite}/{dataset}")
-        info.update(domain=t.domain, quality=t.quality, env_id=t.env_id,
-                    paper_dataset=t.paper_dataset)
-    except (ImportError, OdtbenchError, AttributeError):
-        pass
-    base = strip_version(dataset)
-    if info["quality"] is None:
-        info["quality"] = next((q for q in QUALITIES if base == q or base.endswith("-" + q)), None)
-    if info["domain"] is None:
-        q = info["quality"]
-        info["domain"] = base[: -len(q) - 1] if q and base.endswith("-" + q) else base.split("-")[0]
-    if info["paper_dataset"] is None:
-        from odtbench.analysis.reference import paper_dataset_for
-
-        info["paper_dataset"] = paper_dataset_for(suite, dataset)
-    return info
 
 
 def save_figure(fig: Figure, stem: str | Path, formats: Iterable[str] = ("svg", "png"),

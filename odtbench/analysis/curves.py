@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from odtbench.analysis.common import close, method_color, save_figure, sort_methods, task_info
+from odtbench.analysis.common import close, method_color, save_figure, sort_methods
+from odtbench.analysis.reference import task_info
 from odtbench.results import RunRecord
 
 # Fig. 6 layout (MuJoCo); other suites fall back to a plain grid.

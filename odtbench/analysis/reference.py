@@ -3,13 +3,17 @@ our results to be comparable with them."""
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 
 import pandas as pd
 
 from odtbench.analysis.common import paper_domain, strip_version
+from odtbench.errors import OdtbenchError
 
+QUALITIES = ("medium-replay", "medium-expert", "umaze-diverse", "medium-diverse",
+             "medium-play", "large-diverse", "large-play", "medium", "random", "expert",
+             "cloned", "human", "umaze", "open", "large", "bandit")
 PAPER_SEEDS = 5
 # Online budget of the study's tables (paper Sec. 4 "Metrics").
 PAPER_BUDGET = {"mujoco": 500_000, "mujoco_delayed": 500_000, "adroit": 1_000_000,
@@ -72,3 +76,27 @@ def comparability_notes(scores: pd.DataFrame) -> list[str]:
         n = int((scores["status"] != "complete").sum())
         notes.append(f"{n} run(s) missing, incomplete or diverged (see the runs table).")
     return notes
+
+
+@cache
+def task_info(suite: str, dataset: str) -> dict:
+    """domain, quality, env_id and paper_dataset of a task, from the task registry when it
+    knows the task, otherwise parsed from the dataset name (so reports of external suites work)."""
+    info = {"domain": None, "quality": None, "env_id": None, "paper_dataset": None}
+    try:
+        from odtbench.tasks import get_task
+
+        t = get_task(f"{suite}/{dataset}")
+        info.update(domain=t.domain, quality=t.quality, env_id=t.env_id,
+                    paper_dataset=t.paper_dataset)
+    except (ImportError, OdtbenchError, AttributeError):
+        pass
+    base = strip_version(dataset)
+    if info["quality"] is None:
+        info["quality"] = next((q for q in QUALITIES if base == q or base.endswith("-" + q)), None)
+    if info["domain"] is None:
+        q = info["quality"]
+        info["domain"] = base[: -len(q) - 1] if q and base.endswith("-" + q) else base.split("-")[0]
+    if info["paper_dataset"] is None:
+        info["paper_dataset"] = paper_dataset_for(suite, dataset)
+    return info

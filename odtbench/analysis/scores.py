@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from odtbench.analysis.common import sort_methods, task_info
+from odtbench.analysis.common import sort_methods
+from odtbench.analysis.reference import task_info
 from odtbench.errors import OdtbenchError
 from odtbench.results import RunRecord, atomic_write_text, iter_runs, validate_run
 

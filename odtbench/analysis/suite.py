@@ -14,10 +14,10 @@ import pandas as pd
 
 from odtbench.analysis import tables
 from odtbench.analysis.aggregates import SCHEMA, compute_aggregates
-from odtbench.analysis.common import close, paper_domain, save_figure, task_info
+from odtbench.analysis.common import close, paper_domain, save_figure
 from odtbench.analysis.curves import curve_table, mean_std, plot_curves
 from odtbench.analysis.diagnostics import diagnostics_table, plot_diagnostics
-from odtbench.analysis.reference import load_paper_results
+from odtbench.analysis.reference import load_paper_results, task_info
 from odtbench.analysis.rliable_plots import plot_aggregates, plot_improvement, plot_profiles
 from odtbench.analysis.scores import build_scores, cell_summary, write_scores
 from odtbench.errors import OdtbenchError

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from odtbench.data import minari_io
 from odtbench.data.trajectories import Trajectory
-from odtbench.errors import DatasetError, UnknownChoiceError
+from odtbench.errors import DatasetError, OdtbenchError, UnknownChoiceError
 from odtbench.tasks import Task, get_task
 
 INFO_FILE = "odtbench_dataset.json"
@@ -30,6 +31,19 @@ TOY_DATASET_ID = "odtbench/toy/bandit-v0"
 TOY_SEED = 59  # the authors' seed for the toy data (motivation.py)
 SCALES = ("smoke", "quick", "paper")
 BEHAVIOUR_DIR = ".odtbench-behaviour"  # hidden: Minari skips hidden dirs when listing
+
+# (task, scale, datasets root, progress) -> (trajectories, recipe info, description, algorithm)
+Generator = Callable[[Task, str, Path, bool], tuple[list[Trajectory], dict, str, str]]
+# Recipes of ``generated:<prefix>/...`` sources that suites plug in (`register_source`).
+_SOURCES: dict[str, Generator] = {}
+
+
+def register_source(prefix: str, generate: Generator) -> None:
+    """Let a suite build the datasets of its ``generated:<prefix>/...`` sources."""
+    old = _SOURCES.get(prefix)
+    if old is not None and old is not generate:
+        raise OdtbenchError(f"dataset source prefix {prefix!r} is registered twice")
+    _SOURCES[prefix] = generate
 
 
 def _check_scale(scale: str) -> None:
@@ -93,11 +107,12 @@ def _generate(task: Task, scale: str, root: Path, progress: bool) -> tuple[list[
                 f"(seed {info['seed']}): {info.get('policy', '')}. D4RL used the -v2 envs and SAC; "
                 "this is a locally generated equivalent, not D4RL's data.")
         return trajs, info, desc, f"odtbench d4rl/{quality} (TD3 behaviour agent)"
-    from odtbench.suites import standins  # adroit/antmaze/maze2d/delayed suites' sources
-
-    if recipe.split("/", 1)[0] in standins.RECIPE_PREFIXES:
-        return standins.generate(task, scale, root, progress)
-    valid = ["generated:toy-bandit"] + [f"generated:d4rl/{q}" for q in ("random", "medium", "medium-replay", "expert")]
+    plugged = _SOURCES.get(recipe.split("/", 1)[0])
+    if plugged is not None:  # a suite's own recipe (adroit/antmaze/maze2d/delayed stand-ins)
+        return plugged(task, scale, root, progress)
+    valid = (["generated:toy-bandit"]
+             + [f"generated:d4rl/{q}" for q in ("random", "medium", "medium-replay", "expert")]
+             + [f"generated:{p}/..." for p in _SOURCES])
     raise UnknownChoiceError("dataset source", task.source, valid)
 
 
@@ -146,7 +161,8 @@ def build_dataset(task_key: str, scale: str, root: str | os.PathLike | None = No
 def _info(task: Task, did: str, root: Path, scale: str, trajs: list[Trajectory], recipe: dict) -> dict:
     return {
         "schema": "odtbench.dataset/1", "task": task.key, "scale": scale, "id": did,
-        "source": task.source, "path": str(root / did),
+        # relative to the datasets root, so run files never carry a machine's path
+        "source": task.source, "path": did,
         "checksum": minari_io.trajectories_checksum(trajs),
         "reference": {k: v for k, v in task.reference.items() if k != "score_kind"},
         "score_kind": task.score_kind, "env_id": task.env_id,
@@ -185,6 +201,7 @@ def load_task_dataset(task_key: str, scale: str, root: str | os.PathLike | None 
     info_file = _info_path(task, did, root_path)
     if info_file.is_file():
         info = json.loads(info_file.read_text())
+        info["path"] = did  # datasets built before paths were relative recorded an absolute one
         if info.get("checksum") != minari_io.trajectories_checksum(trajs):
             raise DatasetError(f"dataset {did} at {root_path / did} no longer matches its recorded checksum; "
                                f"rebuild it with `odtbench dataset build --task {task.key} --scale {scale} --force`")

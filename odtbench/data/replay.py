@@ -1,6 +1,6 @@
 """ODT data handling: offline preprocessing, the trajectory replay buffer, segment sampling.
 
-Follows the authors' code (algorithm.md §5.2–§5.4), quirks included and marked.
+Follows the authors' code (docs/methods/dt-family.md §7), quirks included and marked.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 from odtbench.data.trajectories import Trajectory
 
 ACTION_EPS = 1e-6
-MAX_TIMESTEP = 999  # timesteps >= 1000 are clipped (§5.3)
+MAX_TIMESTEP = 999  # timesteps >= 1000 are clipped
 
 
 @dataclass
@@ -26,7 +26,7 @@ class OfflineData:
 
 
 def prepare_offline(trajs: list[Trajectory], drop_lowest_return: bool = True) -> OfflineData:
-    """State statistics over all offline states, then ODT's return sort (§5.2 steps 3–4).
+    """State statistics over all offline states, then ODT's return sort.
 
     ODT keeps the top-return trajectories whose total length stays *strictly below* the
     dataset's total, which drops exactly the lowest-return one; the kept list stays in
@@ -49,7 +49,7 @@ def prepare_offline(trajs: list[Trajectory], drop_lowest_return: bool = True) ->
 
 
 class TrajectoryBuffer:
-    """ODT's trajectory-level FIFO (§5.4), capacity counted in trajectories.
+    """ODT's trajectory-level FIFO, capacity counted in trajectories.
 
     Initialised with the top-`capacity` offline trajectories in ascending-return order; once
     full, new trajectories overwrite from a cursor starting at index 0 (the lowest-return
@@ -89,7 +89,7 @@ class SegmentSampler:
 
     Flat tensors are built once per trajectory list; a batch is a pure index gather, so no
     per-iteration DataLoader is needed. Trajectories are drawn with probability proportional
-    to length and a start index uniform within the trajectory (§1.5, §5.3).
+    to length and a start index uniform within the trajectory (docs/methods/dt-family.md §7).
     """
 
     def __init__(self, trajs: list[Trajectory], state_mean: np.ndarray, state_std: np.ndarray,
@@ -105,7 +105,7 @@ class SegmentSampler:
         mean, std = state_mean.astype(np.float32), state_std.astype(np.float32)
         obs = np.concatenate([t.observations for t in trajs], 0).astype(np.float32)
         nxt = np.concatenate([t.next_observations for t in trajs], 0).astype(np.float32)
-        # Offline, only true terminations stop bootstrapping (time-limit ends do not, §5.1).
+        # Offline, only true terminations stop bootstrapping (time-limit ends do not).
         done = np.concatenate([t.terminations for t in trajs], 0).astype(np.float32)
         act = np.clip(np.concatenate([t.actions for t in trajs], 0), -1 + ACTION_EPS, 1 - ACTION_EPS)
         ts = np.concatenate([np.arange(n) for n in lens]).clip(max=MAX_TIMESTEP)
@@ -118,7 +118,7 @@ class SegmentSampler:
         self.dones = torch.as_tensor(done, device=dev)
         self.timesteps = torch.as_tensor(ts.astype(np.int64), device=dev)
         self.rtg = torch.as_tensor(rtg.astype(np.float32), device=dev)
-        # Pads are zeros in raw state space, then normalised: -mean/std (§5.3).
+        # Pads are zeros in raw state space, then normalised: -mean/std.
         self.state_pad = torch.as_tensor(-mean / std, device=dev)
 
     @property

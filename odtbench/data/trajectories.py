@@ -13,7 +13,7 @@ class Trajectory:
 
     `terminations[t]` is a true environment termination (no bootstrap); `truncations[t]`
     marks a time-limit or split end (bootstrap from `next_observations[t]`). They are kept
-    distinct: only `terminations` becomes the TD `done` flag offline (algorithm.md §5.1).
+    distinct: only `terminations` becomes the TD `done` flag offline (docs/methods/dt-family.md §7).
     """
 
     observations: np.ndarray  # (T, S) float32, raw (unnormalised), flattened if dict obs

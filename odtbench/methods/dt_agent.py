@@ -3,21 +3,22 @@
 Actor loss (paper Eq. 2):  L = sup_coeff * L_sup + rl_coeff * L_RL,  L_RL = -Q1(s_t, DT(context_t)).
 Critic loss (paper Eq. 3): TD3 with a Polyak-averaged target DT giving the next action.
 
-Where this code follows the authors' code (algorithm.md) rather than the paper's text:
+Where this code follows the authors' code rather than the paper's text (section numbers refer
+to docs/methods/dt-family.md; its §8 is the full ledger):
 - Critic loss: mask-weighted squared error averaged over all B*K entries, so padded entries
-  count in the denominator (algorithm.md §3.3, §10.3); the paper writes a plain sum over t.
-- Actor losses average over real (non-padded) positions only, not over T_train (§2.1, §3.4);
-  the stochastic head's entropy term averages over all positions, padding included (§2.2).
+  count in the denominator (§3); the paper writes a plain sum over t.
+- Actor losses average over real (non-padded) positions only, not over T_train (§2, §4);
+  the stochastic head's entropy term averages over all positions, padding included (§2).
 - The target DT's next actions come from the segment shifted by one step with an all-ones
-  padding mask (§3.3, §10.2), not from a separately built "next-state context" z_t.
-- Target actions are clamped to +-(1-1e-6) before and after the smoothing noise (§3.3).
+  padding mask (§3), not from a separately built "next-state context" z_t.
+- Target actions are clamped to +-(1-1e-6) before and after the smoothing noise (§3).
 - Actor optimiser: LAMB (weight decay on every tensor + trust ratio) with a 10k-step linear
   warm-up that continues across phases, grad-norm clip 0.25; critic: AdamW with weight decay
-  0.01 (§2.3, §3.3, §10.10); the paper names LAMB only and no critic optimiser.
+  0.01 (§3, §4); the paper names LAMB only and no critic optimiser.
 - Both targets are Polyak-updated after every actor step (not every critic step), and are
-  hard-reset at the offline->online switch via `reset_targets` (§3.5, §10.8).
-- With the stochastic head, L_RL uses tanh(mu) and critic targets use a sample (§3.3, §3.4).
-- DDPG+ODT is not in the authors' code; as algorithm.md §4 suggests it is TD3 with a single
+  hard-reset at the offline->online switch via `reset_targets` (§4, §5).
+- With the stochastic head, L_RL uses tanh(mu) and critic targets use a sample (§3, §4).
+- DDPG+ODT is not in the authors' code; it is built as TD3 with a single
   critic, no target smoothing and actor update interval 1 (the interval is the loop's).
 Two deliberate deviations that change nothing numerically:
 - ODT (rl_kind "none") builds no critic; the authors train one that the actor never uses.
@@ -44,11 +45,11 @@ from torch import Tensor
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
 from odtbench.nets import DecisionTransformer, QEnsemble, SquashedGaussian
-from odtbench.optim import FlatParameters, Lamb, linear_warmup, polyak_
+from odtbench.optim import FlatParameters, Lamb, adam, linear_warmup, polyak_
 
 RL_KINDS = ("td3", "ddpg", "none")
 ACTION_BOUND = 1.0 - 1e-6
-TEMPERATURE_LR = 1e-4  # fixed in the authors' code (algorithm.md §2.2)
+TEMPERATURE_LR = 1e-4  # fixed in the authors' code (docs/methods/dt-family.md §2)
 HP_KEYS = (
     "embed_dim", "n_layer", "n_head", "dropout", "embed_dropout", "context_len", "stochastic", "entropy_reg",
     "init_temperature", "lr_actor", "weight_decay", "warmup_steps", "grad_clip",
@@ -164,7 +165,7 @@ class DTAgent:
             self._critic_flat = FlatParameters(self.critic)
             self._critic_target_flat = FlatParameters(self.critic_target, with_grad=False)
 
-        # ODT's temperature is a standalone scalar with its own Adam (algorithm.md §2.2).
+        # ODT's temperature is a standalone scalar with its own Adam (docs/methods/dt-family.md §2).
         self.log_temperature = torch.tensor(math.log(float(hp["init_temperature"])),
                                             device=self.device, requires_grad=True)
         self.target_entropy = -float(self.act_dim)
@@ -192,14 +193,14 @@ class DTAgent:
         hp = self._opt_hp
         # foreach=True: multi-tensor kernels, bit-identical to torch's CPU default (a Python
         # loop over parameters); fused=True only as a speed option (it rounds differently).
-        adam_kw: dict[str, Any] = ({"fused": True} if self.speed.fused_optim
-                                   else {"foreach": True})
+        kernel = "fused" if self.speed.fused_optim else "foreach"
+        adam_kw: dict[str, Any] = {kernel: True}  # the same choice for the critic's AdamW
         if hp["actor_optimizer"] == "adam":  # the study's toy uses Adam (App. F.2.1)
-            self.actor_opt = torch.optim.Adam([self._actor_flat.param], lr=float(hp["lr_actor"]),
-                                              weight_decay=float(hp["weight_decay"]), **adam_kw)
+            self.actor_opt = adam([self._actor_flat.param], float(hp["lr_actor"]), kernel=kernel,
+                                  weight_decay=float(hp["weight_decay"]))
         else:
             # LAMB's own global clip at 1.0 is a no-op after the actor's grad-norm clip at
-            # <= 1.0 (algorithm.md §2.3: the divisor is exactly 1), so it is skipped then.
+            # <= 1.0 (docs/methods/dt-family.md §4: the divisor is exactly 1), so it is skipped.
             redundant = 0 < self.grad_clip <= Lamb.DEFAULT_MAX_GRAD_NORM
             self.actor_opt = Lamb([self._actor_flat.param], lr=float(hp["lr_actor"]),
                                   weight_decay=float(hp["weight_decay"]),
@@ -210,8 +211,8 @@ class DTAgent:
             self.critic_opt = torch.optim.AdamW([self._critic_flat.param], lr=float(hp["lr_critic"]),
                                                 weight_decay=float(hp["critic_weight_decay"]),
                                                 **adam_kw)
-        self.temperature_opt = torch.optim.Adam([self.log_temperature], lr=TEMPERATURE_LR,
-                                                betas=(0.9, 0.999), **adam_kw)
+        self.temperature_opt = adam([self.log_temperature], TEMPERATURE_LR, kernel=kernel,
+                                    betas=(0.9, 0.999))
 
     def _rtg_input(self, rtg: Tensor) -> Tensor:
         """The RTG tokens a training batch feeds the DT (see train_rtg_constant)."""
@@ -252,7 +253,7 @@ class DTAgent:
         return next_actions.clamp(-ACTION_BOUND, ACTION_BOUND)
 
     def _critic_loss(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """(L_Q, mean Q over real entries), paper Eq. 3 with the authors' quirks (§3.3)."""
+        """(L_Q, mean Q over real entries), paper Eq. 3 with the authors' quirks (docs/methods/dt-family.md §3)."""
         critic, mask = self.critic, batch["mask"]
         with torch.no_grad():
             next_actions = self._target_next_actions(batch)
@@ -270,7 +271,7 @@ class DTAgent:
         return loss, q_mean
 
     def critic_step(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """One TD3/DDPG critic update (algorithm.md §3.3); returns detached tensors.
+        """One TD3/DDPG critic update (docs/methods/dt-family.md §3); returns detached tensors.
 
         With rl_kind 'none' (ODT) there is no critic and this is a no-op returning {}."""
         if self.critic is None:
@@ -284,7 +285,7 @@ class DTAgent:
     # ------------------------------------------------------------------- actor
     def _actor_terms(self, batch: Mapping[str, Tensor],
                      with_rl: bool) -> tuple[Tensor, Tensor | None, dict[str, Tensor]]:
-        """(L_sup, L_RL or None, stats) of paper Eq. 2 on one batch (docs/methods/td3-odt.md)."""
+        """(L_sup, L_RL or None, stats) of paper Eq. 2 on one batch (docs/methods/dt-family.md §4)."""
         states, actions, mask = batch["states"], batch["actions"], batch["mask"]
         n_real = mask.sum()
         out = self._dt(self.actor, states, actions, self._rtg_input(batch["rtg"][:, :-1]), mask)
@@ -311,7 +312,7 @@ class DTAgent:
 
     def _actor_loss(self, batch: Mapping[str, Tensor], rl_coeff: float,
                     sup_coeff: float) -> tuple[Tensor, dict[str, Tensor]]:
-        """L = sup_coeff * L_sup + rl_coeff * L_RL (paper Eq. 2, algorithm.md §2, §3.4)."""
+        """L = sup_coeff * L_sup + rl_coeff * L_RL (paper Eq. 2, docs/methods/dt-family.md §4)."""
         sup, rl, stats = self._actor_terms(batch, with_rl=rl_coeff != 0)
         loss = sup_coeff * sup
         stats["sup_loss"] = sup.detach()

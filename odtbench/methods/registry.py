@@ -1,23 +1,24 @@
 """The one registry of the suite's methods.
 
-A method is a `MethodSpec`: a name, a family, the hyperparameter overrides that define it
-(applied by `odtbench.config` on top of the domain defaults) and the dotted path of the
-function that runs it. The four DT methods of the study are presets of one agent
-(`odtbench.methods.dt_agent.DTAgent`). Baselines (TD3+BC, IQL, PDT) register themselves when
-the `baselines` package is imported; third-party packages register through the
-"odtbench.methods" entry-point group. Both are loaded lazily, on the first lookup.
+A method is a `MethodSpec`: a name, a family, its family's typed hyperparameter schema, the
+overrides that define it (applied by `odtbench.config` on top of the domain defaults) and the
+dotted path of the function that runs it. Each method's page is `doc_page(name)`. The four DT methods of the study are presets of one agent
+(`odtbench.methods.dt_agent.DTAgent`), registered here. Every other method, the study's
+baselines (TD3+BC, IQL, PDT in `odtbench_baselines`) included, is a plug-in: it registers
+through the "odtbench.methods" entry-point group, loaded lazily on the first lookup, so the
+core never imports its plug-ins.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import importlib.util
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
+from odtbench.hyperparameters import DTHyperparameters
 
 ENTRY_POINT_GROUP = "odtbench.methods"
 # The study's legend order (paper figures and tables); others follow in registration order.
@@ -39,6 +40,9 @@ class MethodSpec:
     # (e.g. a baseline's own pretraining budget); applied after the generic layers.
     suite_presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     scale_presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The family's typed schema (`odtbench.hyperparameters`): the only keys a run of this
+    # method resolves, records and accepts. None: the shared protocol plus the preset's keys.
+    hyperparameters: type | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not self.family:
@@ -56,6 +60,11 @@ class MethodSpec:
         except (ImportError, AttributeError) as exc:
             raise OdtbenchError(f"method {self.name!r}: cannot load runner {self.runner!r} "
                                 f"({exc}); fix the spec's runner path") from exc
+
+
+def doc_page(name: str) -> str:
+    """The method's page, relative to the repository root: "TD3+ODT" -> docs/methods/td3-odt.md."""
+    return f"docs/methods/{name.lower().replace('+', '-')}.md"
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
@@ -95,13 +104,11 @@ def _register_entry_point_value(value: Any, source: str) -> None:
 
 
 def _load_plugins() -> None:
-    """Import `baselines` (if installed) and the "odtbench.methods" entry points, once."""
+    """Load the "odtbench.methods" entry points (the baselines' among them), once."""
     global _plugins_loaded
     if _plugins_loaded:
         return
     _plugins_loaded = True  # set first: plugins call register(), which must not recurse here
-    if importlib.util.find_spec("baselines") is not None:
-        importlib.import_module("baselines")
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
             value = ep.load()
@@ -127,10 +134,10 @@ def get_method(name: str) -> MethodSpec:
         raise UnknownChoiceError("method", name, list_methods()) from None
 
 
-# The study's four DT methods: presets of one agent (algorithm.md §0, §4; paper §4.2).
+# The study's four DT methods: presets of one agent (docs/methods/; paper §4.2).
 DT_METHODS = (
     MethodSpec(
-        name="ODT", family="dt", paper_name="ODT",
+        name="ODT", family="dt", hyperparameters=DTHyperparameters, paper_name="ODT",
         preset={"stochastic": True, "entropy_reg": True, "rl_kind": "none",
                 "rl_coeff": 0.0, "sup_coeff": 1.0},
         description="Online Decision Transformer: squashed-Gaussian DT, supervised NLL with "
@@ -138,20 +145,20 @@ DT_METHODS = (
                     "unused critic; skipping it changes nothing the actor sees)",
     ),
     MethodSpec(
-        name="TD3+ODT", family="dt", paper_name="TD3+ODT",
+        name="TD3+ODT", family="dt", hyperparameters=DTHyperparameters, paper_name="TD3+ODT",
         preset={"stochastic": False, "entropy_reg": False, "rl_kind": "td3",
                 "rl_coeff": 0.1, "sup_coeff": 1.0},
         description="deterministic DT; supervised MSE plus 0.1 x TD3 actor gradient (the study)",
     ),
     MethodSpec(
-        name="DDPG+ODT", family="dt", paper_name="DDPG+ODT",
+        name="DDPG+ODT", family="dt", hyperparameters=DTHyperparameters, paper_name="DDPG+ODT",
         preset={"stochastic": False, "entropy_reg": False, "rl_kind": "ddpg",
                 "n_critics": 1, "policy_noise": 0.0, "actor_update_interval": 1,
                 "rl_coeff": 0.1, "sup_coeff": 1.0},
         description="as TD3+ODT with a DDPG critic: one critic, no target smoothing, no delay",
     ),
     MethodSpec(
-        name="TD3", family="dt", paper_name="TD3",
+        name="TD3", family="dt", hyperparameters=DTHyperparameters, paper_name="TD3",
         preset={"stochastic": False, "entropy_reg": False, "rl_kind": "td3",
                 "rl_coeff": 0.1, "sup_coeff": 0.0},
         description="TD3 gradient only during online finetuning of a DT actor; pretraining "

@@ -2,7 +2,7 @@
 
 Minari ids ``D4RL/<env>/<quality>-v2`` recover gymnasium-robotics ``AdroitHand<Env>-v1``.
 Rewards are divided by 100 (pen, door, relocate) or 1000 (hammer) in the data and the env,
-as the authors did (algorithm.md §5.6); scores multiply returns back before D4RL normalisation.
+as the authors did (docs/suites.md, "Domain rules"); scores multiply returns back before D4RL normalisation.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from odtbench.tasks import register_task
 SUITE = "adroit"
 QUALITIES = ("human", "cloned", "expert")
 # env -> (gymnasium-robotics id, episode length, reward scale of the authors' wrapper).
-# Pen episodes are 100 steps in D4RL and the authors' runs (algorithm.md §5.5);
+# Pen episodes are 100 steps in D4RL and the authors' runs (docs/suites.md);
 # gymnasium-robotics registers AdroitHandPen-v1 with 200, so the recipe sets 100.
 ENVS = {
     "pen": ("AdroitHandPen-v1", 100, 1 / 100),

@@ -2,7 +2,7 @@
 
 Minari ids ``D4RL/antmaze/<name>-v1`` recover gymnasium-robotics ``AntMaze_*-v4`` (27-dim ant
 state + achieved/desired goal; the registered -v5 adds contact forces, 105 dims, so it cannot
-read these data). Domain rules (algorithm.md §5.1–§5.2, paper Tab. 9 notes):
+read these data). Domain rules (docs/suites.md, "Domain rules"; paper Tab. 9 notes):
 
 - data come from the collection env (random/"play" goals, continuing task); online
   collection and evaluation use D4RL's evaluation map — fixed start cell and goal cell — and
@@ -68,7 +68,7 @@ def eval_map(layout: tuple, start: tuple[int, int], goal: tuple[int, int]) -> li
 def register() -> None:
     evals = {}
     for maze, (layout, start, goal, steps, gr_name) in MAZES.items():
-        # D4RL's eval envs end the episode at the goal (algorithm.md §6 "Logged metrics")
+        # D4RL's eval envs end the episode at the goal (the study scores success x 100)
         evals[maze] = define_env(EnvRecipe.create(
             f"odtbench/AntMaze_{gr_name}_Eval-v4", f"AntMaze_{gr_name}-v4", steps,
             {"maze_map": eval_map(layout, start, goal), "continuing_task": False,

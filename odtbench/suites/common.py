@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
+from odtbench.suites.prep import OfflinePrep
 from odtbench.tasks import Task
 
 ENV_MODULE = "odtbench.suites.envs"  # imported before gymnasium.make: registers the ids below
@@ -48,8 +49,8 @@ class EnvRecipe:
 
     The time limit wraps the base env, inside the reward wrappers, so the delayed-reward
     wrapper sees a truncation and pays out what it owes at the end of every episode.
-    Rewards become ``(r + reward_shift) * reward_scale`` (algorithm.md §5.6), then are delayed
-    by `delay` steps when it is > 1 (§5.2 step 5; M = 1 is off, as `--delayed_reward`).
+    Rewards become ``(r + reward_shift) * reward_scale`` (docs/suites.md, "Domain rules"), then are delayed
+    by `delay` steps when it is > 1 (M = 1 is off, as the authors' `--delayed_reward`).
     """
 
     name: str  # gymnasium id it is registered under, "odtbench/<Name>-v<N>"
@@ -126,22 +127,6 @@ def define_env(recipe: EnvRecipe) -> EnvRecipe:
 
 
 @dataclass(frozen=True)
-class OfflinePrep:
-    """The authors' load-time preprocessing of offline data (algorithm.md §5.1–§5.2)."""
-
-    reward_shift: float = 0.0
-    reward_scale: float = 1.0
-    delay: int = 1
-    # AntMaze: split at goal-region steps (D4RL's terminals), every split end terminal, then
-    # keep only the first `keep_one_step` one-step trajectories (`--remove_trivial_trajs 1`)
-    antmaze: bool = False
-    keep_one_step: int = 9
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
 class SuiteTask(Task):
     """A task of the Adroit / AntMaze / Maze2D / delayed-reward suites."""
 
@@ -150,7 +135,7 @@ class SuiteTask(Task):
     data_env: EnvRecipe | None = None  # the raw env the offline data come from (stand-ins)
     prep: OfflinePrep = field(default_factory=OfflinePrep)
     # Returns are in wrapper units; x score_scale gives env units for D4RL normalisation
-    # (Adroit r/100 -> x100, hammer x1000: algorithm.md §6 "to reproduce the paper's metric").
+    # (Adroit r/100 -> x100, hammer x1000: the study's metric).
     score_scale: float = 1.0
     standin_size: int = 1_000_000  # transitions of a paper-scale stand-in (the D4RL size)
 

@@ -9,8 +9,8 @@ radius of 0.45 instead of 0.5, re-centred coordinates and new data (docs/suites.
 Online collection and evaluation use D4RL's fixed goal cell with random starts and D4RL's
 episode lengths; the reward is the sparse in-goal indicator, untransformed — except that the
 authors' code divides online/eval rewards of maze2d-open by 100 ("pen-" matches
-"maze2d-open-v0", algorithm.md §5.6, §10.6) while its offline data stay unscaled. We follow
-the code; scores multiply the returns back (§6).
+"maze2d-open-v0", docs/suites.md, "Domain rules") while its offline data stay unscaled. We follow
+the code; scores multiply the returns back.
 """
 
 from __future__ import annotations

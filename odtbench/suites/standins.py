@@ -1,6 +1,6 @@
 """Offline data of the extra suites: stand-ins, published Minari data, delayed MuJoCo data.
 
-Three recipes, dispatched from `odtbench.data.build` by source prefix:
+Three recipes, plugged into `odtbench.data.build` by source prefix (`register_sources`):
 
 - ``generated:standin/<suite>/<dataset>`` — a STAND-IN for a D4RL dataset that cannot be
   downloaded here: real rollouts in the real gymnasium-robotics env the data come from
@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from odtbench.data.build import build_dataset, load_task_dataset, register_source
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import DatasetError, UnknownChoiceError
 from odtbench.suites.common import SuiteTask
@@ -49,9 +50,18 @@ STANDIN_NOTE = ("STAND-IN, not the study's data: the D4RL/Minari dataset cannot 
 Policy = Callable[[np.ndarray], np.ndarray]
 
 
-def generate(task: SuiteTask, scale: str, root: Path, progress: bool = False
+def register_sources() -> None:
+    """Make `odtbench.data.build` build this module's sources."""
+    for prefix in RECIPE_PREFIXES:
+        register_source(prefix, generate)
+
+
+def generate(task: Any, scale: str, root: Path, progress: bool = False
              ) -> tuple[list[Trajectory], dict[str, Any], str, str]:
     """(trajectories, recipe info, description, algorithm name) of a suite task's source."""
+    if not isinstance(task, SuiteTask):
+        raise DatasetError(f"task {task.key}: source {task.source} is a suite recipe, but the "
+                           "task is no suite task; register it as a SuiteTask")
     kind, _, rest = task.source_name.partition("/")
     if kind == "standin":
         return _standin(task, scale)
@@ -251,8 +261,6 @@ def _published(task: SuiteTask, minari_id: str, root: Path) -> tuple[list[Trajec
 
 def _delayed(task: SuiteTask, mujoco_key: str, scale: str, root: Path, progress: bool
              ) -> tuple[list[Trajectory], dict, str, str]:
-    from odtbench.data.build import build_dataset, load_task_dataset
-
     base = build_dataset(mujoco_key, scale, root, progress=progress)
     raw, _ = load_task_dataset(mujoco_key, scale, root)
     trajs = preprocess(raw, task.prep)

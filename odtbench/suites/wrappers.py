@@ -3,7 +3,7 @@
 Each rule has one implementation used on both sides, so data and env agree by construction:
 `affine_reward` (Adroit r/100 or r/1000, AntMaze r - 1), `delay_rewards` / `DelayedReward`
 (delayed reward, study App. G, M = 5), and the AntMaze trajectory rules `split_at_goal` and
-`drop_trivial` (algorithm.md §5.1–§5.2, §10.5). `preprocess` applies them in the authors' order.
+`drop_trivial` (docs/suites.md, "Domain rules"). `preprocess` applies them in the authors' order.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import numpy as np
 
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import OdtbenchError
-from odtbench.suites.common import OfflinePrep
+from odtbench.suites.prep import OfflinePrep
 
 
 def affine_reward(r: np.ndarray | float, shift: float, scale: float) -> np.ndarray | float:
-    """(r + shift) * scale: the per-env reward transform of algorithm.md §5.6."""
+    """(r + shift) * scale: the per-env reward transform of docs/suites.md, "Domain rules"."""
     return (r + shift) * scale
 
 
@@ -27,7 +27,7 @@ def delay_rewards(rewards: np.ndarray, m: int) -> np.ndarray:
     """Sum rewards over periods of `m` steps and pay each sum at the period's last step.
 
     Steps j with j mod m = m - 1 and the trajectory's last step receive the rewards accrued
-    since the previous payment; every other step gets 0 (algorithm.md §5.2 step 5). The
+    since the previous payment; every other step gets 0 (the authors' delayed-reward rule). The
     trajectory's return is unchanged. m = 1 returns the rewards unchanged.
     """
     if m < 1:
@@ -86,7 +86,7 @@ def _piece(t: Trajectory, lo: int, hi: int, goal_end: bool) -> Trajectory:
     term = np.zeros(hi - lo, dtype=bool)
     trunc = np.zeros(hi - lo, dtype=bool)
     # The authors mark the last step of *every* split trajectory terminal, goal or not
-    # (algorithm.md §5.1, §10.4); `truncations` keeps the true cause for the record.
+    # (docs/methods/dt-family.md §7); `truncations` keeps the true cause for the record.
     term[-1] = True
     trunc[-1] = not goal_end and not bool(t.terminations[hi - 1])
     return Trajectory(t.observations[lo:hi].copy(), t.actions[lo:hi].copy(), t.rewards[lo:hi].copy(),
@@ -97,7 +97,7 @@ def split_at_goal(t: Trajectory, goal_reward: float = 1.0) -> list[Trajectory]:
     """Split an AntMaze episode after every goal-region step (sparse reward >= goal_reward).
 
     D4RL's antmaze data mark every goal-region step terminal, so the authors' loader cuts a
-    trajectory there; consecutive goal steps become one-step trajectories (§5.1).
+    trajectory there; consecutive goal steps become one-step trajectories.
     """
     goal = np.asarray(t.rewards) >= goal_reward
     ends = sorted(set(np.flatnonzero(goal).tolist()) | {len(t) - 1})
@@ -124,7 +124,7 @@ def drop_trivial(trajs: Sequence[Trajectory], keep: int = 9) -> list[Trajectory]
 
 
 def preprocess(trajs: Sequence[Trajectory], prep: OfflinePrep) -> list[Trajectory]:
-    """The authors' load-time rules on raw offline trajectories (algorithm.md §5.2).
+    """The authors' load-time rules on raw offline trajectories (docs/suites.md, "Domain rules").
 
     AntMaze: split at goal steps (every split end terminal), shape rewards by -1, drop all
     but the first `keep_one_step` one-step trajectories. Then the reward scale (Adroit) and

@@ -16,12 +16,12 @@ rule aggregate:
         aggregates="results/{suite}/aggregates.json",
     log:
         "logs/analysis/{suite}/aggregate.log",
+    conda:
+        "../envs/odtbench.yaml"
+    threads: 1
     params:
         out=lambda wc, output: Path(output.scores).parent,
         scale=SCALE,
-    threads: 1
-    conda:
-        "../envs/odtbench.yaml"
     shell:
         "odtbench aggregate --suite {wildcards.suite} --scale {params.scale}"
         " --out {params.out:q} > {log:q} 2>&1"
@@ -36,12 +36,12 @@ rule figures:
         directory("reports/{suite}"),
     log:
         "logs/analysis/{suite}/figures.log",
+    conda:
+        "../envs/odtbench.yaml"
+    threads: 1
     params:
         results=lambda wc, input: Path(input.aggregates).parent,
         scale=SCALE,
-    threads: 1
-    conda:
-        "../envs/odtbench.yaml"
     shell:
         "odtbench figures --suite {wildcards.suite} --scale {params.scale}"
         " --results {params.results:q} --out {output:q} > {log:q} 2>&1"
@@ -60,12 +60,12 @@ rule report:
         "reports/{suite}.html",
     log:
         "logs/analysis/{suite}/report.log",
+    conda:
+        "../envs/odtbench.yaml"
+    threads: 1
     params:
         results=lambda wc, input: Path(input.scores).parent,
         scale=SCALE,
-    threads: 1
-    conda:
-        "../envs/odtbench.yaml"
     shell:
         "odtbench report --suite {wildcards.suite} --scale {params.scale}"
         " --results {params.results:q} --figures {input.figures:q} --out {output:q} > {log:q} 2>&1"

@@ -33,7 +33,9 @@ def check_yaml(path):
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        stop(f"{path}{where}: not valid YAML ({getattr(err, 'problem', None) or err}); fix its syntax")
+        stop(
+            f"{path}{where}: not valid YAML ({getattr(err, 'problem', None) or err}); fix its syntax"
+        )
 
 
 def schema_error(schema_file):
@@ -88,12 +90,19 @@ def plan(scale, suite):
     from odtbench.tasks import list_tasks
 
     block = suite_config(scale, suite)
-    datasets = _names(block["datasets"], [t.dataset for t in list_tasks(suite)],
-                      f"{suite} dataset")
-    methods = _names(config["methods"] if config["methods"] is not None else block["methods"],
-                     list_methods(), "method")
-    seeds = next(s for s in (config["seeds"], block.get("seeds"),
-                             config["scales"][scale]["seeds"]) if s is not None)
+    datasets = _names(
+        block["datasets"], [t.dataset for t in list_tasks(suite)], f"{suite} dataset"
+    )
+    methods = _names(
+        config["methods"] if config["methods"] is not None else block["methods"],
+        list_methods(),
+        "method",
+    )
+    seeds = next(
+        s
+        for s in (config["seeds"], block.get("seeds"), config["scales"][scale]["seeds"])
+        if s is not None
+    )
     return {"datasets": datasets, "methods": methods, "seeds": _seeds(seeds)}
 
 
@@ -108,8 +117,13 @@ def resolved_hyperparameters(scale, suite, dataset, method):
     runs they belong to; the seed is not among them."""
     from odtbench.config import resolve
 
-    cfg = resolve(f"{suite}/{dataset}", method, scale, 0,
-                  config["hyperparameters"].get(method, {}))
+    cfg = resolve(
+        f"{suite}/{dataset}",
+        method,
+        scale,
+        0,
+        config["hyperparameters"].get(method, {}),
+    )
     return json.dumps(cfg.hyperparameters, sort_keys=True, default=str)
 
 
@@ -141,12 +155,20 @@ def planned(pattern, suite):
     """`pattern` (SUMMARY, BENCHMARK) for every planned run of `suite` at the configured
     scale."""
     p = plan(SCALE, suite)
-    return expand(pattern, scale=SCALE, suite=suite, dataset=p["datasets"],
-                  method=p["methods"], seed=p["seeds"])
+    return expand(
+        pattern,
+        scale=SCALE,
+        suite=suite,
+        dataset=p["datasets"],
+        method=p["methods"],
+        seed=p["seeds"],
+    )
 
 
 def dataset_files(suite):
-    return expand(STATS, scale=SCALE, suite=suite, dataset=plan(SCALE, suite)["datasets"])
+    return expand(
+        STATS, scale=SCALE, suite=suite, dataset=plan(SCALE, suite)["datasets"]
+    )
 
 
 def run_resource(wildcards, key):
@@ -165,7 +187,11 @@ def package_files(*modules):
         spec = importlib.util.find_spec(f"odtbench.{name}")
         if spec.submodule_search_locations:
             root = Path(spec.submodule_search_locations[0])
-            files += [f for f in root.rglob("*") if f.is_file() and "__pycache__" not in f.parts]
+            files += [
+                f
+                for f in root.rglob("*")
+                if f.is_file() and "__pycache__" not in f.parts
+            ]
         else:
             files.append(Path(spec.origin))
     return sorted(str(f) for f in files)

@@ -7,12 +7,12 @@ rule dataset:
         stats=STATS,
     log:
         "logs/{scale}/datasets/{suite}/{dataset}.log",
+    conda:
+        "../envs/odtbench.yaml"
     threads: 1
     resources:
         mem_mb=lambda wc: run_resource(wc, "mem_mb"),
         runtime=lambda wc: run_resource(wc, "runtime"),
-    conda:
-        "../envs/odtbench.yaml"
     shell:
         "odtbench dataset build --task {wildcards.suite}/{wildcards.dataset}"
         " --scale {wildcards.scale} --stats {output.stats:q} > {log:q} 2>&1"

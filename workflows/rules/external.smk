@@ -22,8 +22,12 @@ from odtbench.methods import MethodSpec, register
 EXTERNAL_METHODS = config.get("external_methods") or {}
 for _name, _command in EXTERNAL_METHODS.items():
     register(
-        MethodSpec(name=_name, family="external", runner="baselines:external_runner",
-                   description=f"external command (workflows/config.yaml): {_command}"),
+        MethodSpec(
+            name=_name,
+            family="external",
+            runner="odtbench_baselines:external_runner",
+            description=f"external command (workflows/config.yaml): {_command}",
+        ),
         replace=True,
     )
 
@@ -40,16 +44,21 @@ rule run_external:
     wildcard_constraints:
         # only the declared names; "(?!)" matches nothing when none is declared
         method="|".join(re.escape(m) for m in EXTERNAL_METHODS) or "(?!)",
-    params:
-        command=lambda wc, output: EXTERNAL_METHODS[wc.method].format(
-            task=f"{wc.suite}/{wc.dataset}", suite=wc.suite, dataset=wc.dataset,
-            seed=wc.seed, scale=wc.scale, out=shlex.quote(str(Path(output.summary).parent))),
+    conda:
+        "../envs/odtbench.yaml"
     threads: 1
     resources:
         mem_mb=lambda wc: run_resource(wc, "mem_mb"),
         runtime=lambda wc: run_resource(wc, "runtime"),
-    conda:
-        "../envs/odtbench.yaml"
+    params:
+        command=lambda wc, output: EXTERNAL_METHODS[wc.method].format(
+            task=f"{wc.suite}/{wc.dataset}",
+            suite=wc.suite,
+            dataset=wc.dataset,
+            seed=wc.seed,
+            scale=wc.scale,
+            out=shlex.quote(str(Path(output.summary).parent)),
+        ),
     shell:
         "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 {params.command} > {log:q} 2>&1"
 

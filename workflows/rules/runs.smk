@@ -13,11 +13,8 @@ rule run:
         "logs/{scale}/runs/{suite}/{dataset}/{method}/seed{seed}.log",
     benchmark:
         BENCHMARK
-    params:
-        hyperparameters=lambda wc: resolved_hyperparameters(wc.scale, wc.suite, wc.dataset,
-                                                            wc.method),
-        overrides=lambda wc: set_args(wc.method),
-        run_dir=lambda wc, output: Path(output.summary).parent,
+    conda:
+        "../envs/odtbench.yaml"
     threads: 1
     resources:
         mem_mb=lambda wc: run_resource(wc, "mem_mb"),
@@ -25,8 +22,12 @@ rule run:
         gpu=0 if config["device"] == "cpu" else 1,
         # a resource, not a param: moving to another device must not re-run finished runs
         device=config["device"],
-    conda:
-        "../envs/odtbench.yaml"
+    params:
+        hyperparameters=lambda wc: resolved_hyperparameters(
+            wc.scale, wc.suite, wc.dataset, wc.method
+        ),
+        overrides=lambda wc: set_args(wc.method),
+        run_dir=lambda wc, output: Path(output.summary).parent,
     shell:
         # one thread per job, so Snakemake packs one run per core; --replace-stale: a job
         # re-run for changed hyperparameters must not resume the old run's checkpoint

@@ -1,7 +1,7 @@
-"""The study's baselines, registered as methods of the suite on import.
+"""The study's baselines (TD3+BC, IQL, PDT) as method specs, a plug-in of the suite.
 
-`odtbench.methods` imports this package lazily, on the first registry lookup, so TD3+BC, IQL
-and PDT are found like the DT methods (`odtbench list methods`, the workflow's config, the
+`BASELINES` is this distribution's "odtbench.methods" entry point (pyproject.toml); the
+registry loads it on its first lookup, so TD3+BC, IQL and PDT are found like the DT methods (`odtbench list methods`, the workflow's config, the
 reports). This module holds only the specs and their hyperparameters (no torch import, so
 listing methods stays fast); the code is in `td3bc`, `iql`, `mlp_loop`, `pdt`, `pdt_loop`.
 
@@ -14,15 +14,85 @@ budgets only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from odtbench.methods.registry import MethodSpec, register
+from odtbench.errors import OdtbenchError
+from odtbench.hyperparameters import Protocol, TrajectoryTransformer
+from odtbench.methods.registry import MethodSpec
+
+
+# --- typed schemas: the keys each baseline reads (odtbench.hyperparameters) --------------
+@dataclass(frozen=True, kw_only=True)
+class MLPHyperparameters(Protocol):
+    """The MLP protocol of TD3+BC and IQL (docs/methods/mlp-protocol.md)."""
+
+    mlp_hidden: int
+    mlp_layers: int
+    mlp_replay_size: int | None  # transitions; None: never evicts (docs/fidelity.md)
+    mlp_batch_size: int
+    mlp_discount: float
+    mlp_tau: float
+    mlp_pretrain_steps: int
+    mlp_pretrain_eval_every: int
+    mlp_eval_every: int
+    mlp_checkpoint_every: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class TD3BCHyperparameters(MLPHyperparameters):
+    """TD3+BC (docs/methods/td3-bc.md)."""
+
+    td3bc_alpha: float
+    td3bc_normalize_states: bool
+    td3bc_actor_lr: float
+    td3bc_critic_lr: float
+    td3bc_policy_noise: float
+    td3bc_noise_clip: float
+    td3bc_policy_freq: int
+    td3bc_expl_noise: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class IQLHyperparameters(MLPHyperparameters):
+    """IQL (docs/methods/iql.md)."""
+
+    iql_expectile: float
+    iql_temperature: float
+    iql_dropout: float  # Adroit actor dropout (docs/fidelity.md)
+    iql_actor_lr: float
+    iql_critic_lr: float
+    iql_value_lr: float
+    iql_actor_schedule: str
+    iql_max_weight: float
+    iql_log_std_min: float
+    iql_log_std_max: float
+    iql_normalize_rewards: bool
+    iql_scale_online_rewards: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class PDTHyperparameters(TrajectoryTransformer):
+    """PDT (docs/methods/pdt.md): the transformer and iteration keys, and its own."""
+
+    pdt_z_dim: int
+    pdt_kl_weight: float
+    pdt_prior_weight: float
+    pdt_return_weight: float
+    pdt_warmup_samples: int
+    pdt_warmup_envs: int
+    pdt_return_warmup_iters: int
+    pdt_return_warmup_batches: int
+    pdt_return_warmup_lr: float
+    pdt_prior_samples: int
+    pdt_sample_topk: int
+
 
 # --- TD3+BC and IQL: the shared MLP protocol (baselines/mlp_loop.py) ---------------------
 MLP_COMMON: dict[str, Any] = {
     "mlp_hidden": 256, "mlp_layers": 2,  # both codebases: 2 x 256 ReLU
     "mlp_batch_size": 256, "mlp_discount": 0.99, "mlp_tau": 0.005,  # both codebases
-    # paper §3 "Baseline settings": pretrained 1M steps, the codebases' default
+    # the study's "Baseline settings": pretrained 1M steps, the codebases' default
     "mlp_pretrain_steps": 1_000_000, "mlp_pretrain_eval_every": 100_000,
     # online evaluation every 10k transitions: the DT family evaluates every 10 iterations
     # of >= 1 episode (<= 1000 steps) or >= 1000 steps (random datasets)
@@ -72,14 +142,14 @@ IQL_SUITES: dict[str, dict[str, Any]] = {
     "adroit": {"iql_expectile": 0.7, "iql_temperature": 0.5, "iql_dropout": 0.1},
 }
 
-# --- PDT: Xie et al. 2023, official code defaults (reference/pdt.md §7) -----------------
+# --- PDT: Xie et al. 2023, official code defaults (docs/methods/pdt.md §4) -----------------
 PDT_PRESET: dict[str, Any] = {
     # the DT keys, reset to PDT's defaults (the domain rows of Tab. 9 are TD3+ODT's)
     "embed_dim": 512, "n_layer": 4, "n_head": 4, "dropout": 0.1, "embed_dropout": 0.1,
     "context_len": 20, "eval_context_len": 5, "batch_size": 256,
     "lr_actor": 1e-4, "weight_decay": 5e-4, "warmup_steps": 10_000, "grad_clip": 0.25,
-    "init_temperature": 0.1, "reward_scale": 0.001, "stochastic": True, "entropy_reg": True,
-    "rl_kind": "none", "rl_coeff": 0.0, "sup_coeff": 1.0, "drop_lowest_return": True,
+    # the tanh-Gaussian head with ODT's entropy term and no RL term are PDT's model itself
+    "init_temperature": 0.1, "reward_scale": 0.001, "drop_lowest_return": True,
     # the study: 40K pretraining steps = 40 iterations x 1000 updates (README cadence)
     "pretrain_iters": 40, "pretrain_updates": 1000,
     "online_updates_per_iter": 300, "replay_size": 1000, "eval_interval": 10,
@@ -106,32 +176,31 @@ PDT_SCALES: dict[str, dict[str, Any]] = {
 
 BASELINES = (
     MethodSpec(
-        name="TD3+BC", family="mlp", paper_name="TD3+BC", runner="baselines.td3bc:run",
+        name="TD3+BC", family="mlp", paper_name="TD3+BC", runner="odtbench_baselines.td3bc:run",
+        hyperparameters=TD3BCHyperparameters,
         preset=TD3BC_PRESET, scale_presets=MLP_SCALES,
         description="TD3 + behaviour cloning (Fujimoto & Gu 2021), alpha 2.5, normalised "
                     "states; 1M offline steps, then one update per online step",
     ),
     MethodSpec(
-        name="IQL", family="mlp", paper_name="IQL", runner="baselines.iql:run",
+        name="IQL", family="mlp", paper_name="IQL", runner="odtbench_baselines.iql:run",
+        hyperparameters=IQLHyperparameters,
         preset=IQL_PRESET, suite_presets=IQL_SUITES, scale_presets=MLP_SCALES,
         description="Implicit Q-learning (Kostrikov et al. 2022): expectile V, AWR policy; "
                     "1M offline steps, then one update per online step",
     ),
     MethodSpec(
-        name="PDT", family="pdt", paper_name="PDT", runner="baselines.pdt_loop:run",
-        preset=PDT_PRESET, suite_presets=PDT_SUITES, scale_presets=PDT_SCALES,
+        name="PDT", family="pdt", paper_name="PDT", runner="odtbench_baselines.pdt_loop:run",
         description="Pretrained Decision Transformer (Xie et al. 2023): reward-free "
                     "future-conditioned pretraining, return-guided latent online",
+        hyperparameters=PDTHyperparameters,
+        preset=PDT_PRESET, suite_presets=PDT_SUITES, scale_presets=PDT_SCALES,
     ),
 )
-for _spec in BASELINES:
-    register(_spec)
 
 
 def external_runner(cfg: Any, out_dir: Any, **_: Any) -> dict:
     """Runner of methods declared in the workflow's `external_methods` (they run through
     workflows/rules/external.smk, never through `odtbench run`)."""
-    from odtbench.errors import OdtbenchError
-
     raise OdtbenchError(f"method {cfg.method!r} is an external command; run it through the "
                         "workflow (docs/adding-a-baseline.md), not `odtbench run`")

@@ -32,8 +32,6 @@ An agent (TD3BCAgent, IQLAgent) provides: `update(batch) -> dict of floats` (wit
 from __future__ import annotations
 
 import os
-import signal
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,13 +41,12 @@ import numpy as np
 import torch
 
 from odtbench.agents.td3 import FIFOReplayBuffer
-from odtbench.checkpoint import load as load_checkpoint
-from odtbench.checkpoint import rng_state, save_atomic, set_rng_state
 from odtbench.config import RunConfig
 from odtbench.data.replay import OfflineData
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import OdtbenchError
-from odtbench.loop import _KILL_AT, Run
+from odtbench.evaluation import online_seeds
+from odtbench.loop import Run
 
 BUFFER_FIELDS = FIFOReplayBuffer.FIELDS
 
@@ -153,10 +150,10 @@ class MLPRun(Run):
     def _chunk_path(self, k: int) -> Path:
         return self.ckpt_path.parent / f"online_{k:05d}.npz"
 
-    def save_checkpoint(self) -> None:
+    def _checkpoint_extras(self) -> dict[str, Any]:
+        """The online transitions since the last checkpoint, as a new buffer chunk on disk,
+        and the exploration RNG."""
         st, b = self.st, self.buffer
-        st["wall_time_s"] += time.perf_counter() - self._t0
-        self._t0 = time.perf_counter()
         lo, hi = st["online_saved"], st["online_transitions"]
         if hi > lo:  # the online transitions since the last checkpoint, as a new chunk
             if hi - lo > b.capacity:
@@ -173,16 +170,9 @@ class MLPRun(Run):
             st["chunks"].append([lo, hi])
             st["online_saved"] = hi
         st["updates_at_checkpoint"] = st["updates"]
-        save_atomic({"state": st, "agent": self.agent.state_dict(), "rng": rng_state(self.gen),
-                     "np_rng": self.np_rng.bit_generator.state}, self.ckpt_path)
+        return {"np_rng": self.np_rng.bit_generator.state}
 
-    def load_checkpoint(self) -> bool:
-        payload = load_checkpoint(self.ckpt_path)
-        if payload is None:
-            return False
-        self.st = payload["state"]
-        self.agent.load_state_dict(payload["agent"])
-        set_rng_state(payload["rng"], self.gen)
+    def _restore_extras(self, payload: dict[str, Any]) -> None:
         self.np_rng.bit_generator.state = payload["np_rng"]
         # the buffer holds the offline transitions only (as __init__ left it): re-insert the
         # online ones in arrival order
@@ -194,9 +184,6 @@ class MLPRun(Run):
             with np.load(self._chunk_path(k)) as data:
                 self.buffer.extend({f: data[f] for f in BUFFER_FIELDS})
             expected = hi
-        self.log.info("resumed from checkpoint: %s",
-                      {k: v for k, v in self.st.items() if k not in ("curve", "chunks")})
-        return True
 
     # ------------------------------------------------------------------ training
     def _updates(self, n: int) -> dict[str, float]:
@@ -204,9 +191,7 @@ class MLPRun(Run):
         m: dict[str, float] = {}
         for _ in range(n):
             m = self.agent.update(self.buffer.sample(B, self.np_rng))
-            st["updates"] += 1
-            if st["updates"] == _KILL_AT:  # fault injection for resume tests (as in loop.py)
-                os.kill(os.getpid(), signal.SIGKILL)
+            self._count_update("updates")
         st["gradient_steps"] = self.agent.actor_updates
         return m
 
@@ -233,7 +218,7 @@ class MLPRun(Run):
         """One online episode (cut at the budget): act, store, update, evaluate on schedule."""
         hp, st, env = self.hp, self.st, self.online_env
         budget, every = int(hp["online_budget"]), int(hp["mlp_eval_every"])
-        obs, _ = env.reset(seed=100 + st["episodes"] + 1_000_000 * self.cfg.seed)
+        obs, _ = env.reset(seed=online_seeds(self.cfg.seed, st["episodes"])[0])
         o = self._norm(obs)
         m: dict[str, float] = {}
         for t in range(int(hp["max_episode_len"])):

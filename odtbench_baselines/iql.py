@@ -28,8 +28,8 @@ Offline-to-online details (official `train_finetune.py`):
 - The replay buffer is a 1M-transition FIFO (`mlp_replay_size`): online transitions replace
   offline ones once it is full. Adroit's actor uses dropout 0.1 (`iql_dropout`) after each
   hidden ReLU, in its updates only (acting and evaluation run it without dropout).
-- IQL's Q target uses the current V, not a Polyak V (unlike the authors' IQL+ODT variant,
-  algorithm.md §4).
+- IQL's Q target uses the current V, not a Polyak V (unlike the IQL variant in the authors'
+  TD3+ODT code). docs/methods/iql.md has the equations, sources and deviations.
 """
 
 from __future__ import annotations
@@ -44,12 +44,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from baselines.mlp_loop import MLPMethod, Preprocessing, run_mlp
-from odtbench.agents.td3 import Batch, TwinCritic, _adam, mlp
+from odtbench.agents.td3 import Batch, TwinCritic, mlp
 from odtbench.config import RunConfig
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import UnknownChoiceError
-from odtbench.optim import polyak_
+from odtbench.optim import adam, polyak_
+from odtbench_baselines.mlp_loop import MLPMethod, Preprocessing, run_mlp
 
 # train_finetune.py normalises the rewards of these locomotion domains only.
 REWARD_NORM_DOMAINS = ("hopper", "halfcheetah", "walker2d")
@@ -111,9 +111,9 @@ class IQLAgent:
         self.critic = TwinCritic(obs_dim, act_dim, hidden)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.value = mlp([obs_dim, *hidden, 1])
-        self.actor_opt = _adam(self.actor.parameters(), float(hp["iql_actor_lr"]))
-        self.critic_opt = _adam(self.critic.parameters(), float(hp["iql_critic_lr"]))
-        self.value_opt = _adam(self.value.parameters(), float(hp["iql_value_lr"]))
+        self.actor_opt = adam(self.actor.parameters(), float(hp["iql_actor_lr"]), kernel="fused")
+        self.critic_opt = adam(self.critic.parameters(), float(hp["iql_critic_lr"]), kernel="fused")
+        self.value_opt = adam(self.value.parameters(), float(hp["iql_value_lr"]), kernel="fused")
         schedule = str(hp["iql_actor_schedule"])
         if schedule not in SCHEDULES:
             raise UnknownChoiceError("iql_actor_schedule", schedule, SCHEDULES)

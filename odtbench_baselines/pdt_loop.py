@@ -1,4 +1,4 @@
-"""PDT's offline->online protocol (reference/pdt.md §4-§6) on the suite's DT loop.
+"""PDT's offline->online protocol (docs/methods/pdt.md §3) on the suite's DT loop.
 
     pretrain   `pretrain_iters` x `pretrain_updates` reward-free updates on length-weighted
                batches (40 x 1000 = the study's 40K); evaluation after each iteration with z
@@ -11,7 +11,7 @@
                `online_updates_per_iter` updates of L_ft on return-weighted batches;
                evaluate (guided z, deterministic actions) every `eval_interval` iterations
 
-Online budget (pdt.md §8.8). The official code stops after 1500 iterations or 210K
+Online budget (docs/methods/pdt.md §5). The official code stops after 1500 iterations or 210K
 post-warm-up transitions, whichever comes first. We run PDT on the study's budgets instead,
 the same as the DT family: until `online_budget` online transitions (500K on MuJoCo) or
 `max_online_iters` iterations; the 210K cap is dropped. The warm-up episodes are online
@@ -24,7 +24,7 @@ iteration on random datasets (paper Tab. 8; docs/fidelity.md). On short-episode 
 Reused from `odtbench.loop.Run`: evaluation rows, online collection (`collect`), config and
 summary files, the driver, checkpointing, the pretraining schedule and the end of an
 iteration (evaluation schedule, budget, checkpoint); the LAMB/scheduler state carries over from
-pretraining to finetuning (warm-up is not restarted, §8.10).
+pretraining to finetuning (warm-up is not restarted).
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ from pathlib import Path
 
 import torch
 
-from baselines.pdt import FutureSampler, PDTAgent
 from odtbench.config import RunConfig
 from odtbench.data.replay import TrajectoryBuffer, prepare_offline
 from odtbench.errors import OdtbenchError
-from odtbench.evaluation import rollout
+from odtbench.evaluation import online_seeds, rollout
 from odtbench.loop import Run
+from odtbench_baselines.pdt import FutureSampler, PDTAgent
 
 
 class PDTRun(Run):
@@ -51,7 +51,7 @@ class PDTRun(Run):
             raise OdtbenchError(f"pdt_warmup_samples {hp['pdt_warmup_samples']} exceeds "
                                 f"online_budget {hp['online_budget']}; lower it")
         trajs = self._open(cfg, out_dir, device)
-        # the official loader inherits ODT's return sort and its dropped trajectory (§8.11)
+        # the official loader inherits ODT's return sort and its dropped trajectory
         self.offline = prepare_offline(trajs, self.hp["drop_lowest_return"])
         S = self.offline.trajectories[0].observations.shape[1]
         A = self.offline.trajectories[0].actions.shape[1]
@@ -76,7 +76,7 @@ class PDTRun(Run):
     # Pretraining is Run.pretrain (chunks, checkpoints, an evaluation per iteration) with
     # PDT's reward-free updates on length-weighted batches.
     def _pretrain_sampler(self) -> FutureSampler:
-        self.agent.mode = "prior"  # F is untrained before finetuning (§6)
+        self.agent.mode = "prior"  # F is untrained before finetuning
         return self._sampler(self.offline.trajectories, "length")
 
     def _pretrain_updates(self, sampler: FutureSampler, n: int) -> dict:
@@ -87,7 +87,7 @@ class PDTRun(Run):
         self.agent.mode = "prior"
         n_envs = len(self.warmup_envs)
         while st["warmup_transitions"] < hp["pdt_warmup_samples"]:
-            seeds = [100 + st["episodes"] + i + 1_000_000 * self.cfg.seed for i in range(n_envs)]
+            seeds = online_seeds(self.cfg.seed, st["episodes"], n_envs)
             res = rollout(self.agent, self.warmup_envs, seeds, state_mean=self.offline.state_mean,
                           state_std=self.offline.state_std, target_rtg=0.0, reward_scale=0.0,
                           context_len=hp["eval_context_len"], max_len=hp["max_episode_len"],
@@ -117,7 +117,7 @@ class PDTRun(Run):
     def online(self) -> None:
         hp, st = self.hp, self.st
         if st["phase"] == "pretrain":
-            self.buffer = TrajectoryBuffer(hp["replay_size"], [])  # no offline seeding (§8.7)
+            self.buffer = TrajectoryBuffer(hp["replay_size"], [])  # no offline seeding
             st["phase"], st["warmup_transitions"] = "online_warmup", 0
             self.save_checkpoint()
         if st["phase"] == "online_warmup":

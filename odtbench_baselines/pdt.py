@@ -1,7 +1,7 @@
 """PDT — Pretrained Decision Transformer (Xie et al., ICML 2023), after its official code.
 
-Written from /work/shared/reference/pdt.md (section numbers below refer to it). A DT whose
-return-to-go token is replaced by a latent "future" z (§2):
+docs/methods/pdt.md gives the model, losses, protocol, hyperparameters and deviations. A DT whose
+return-to-go token is replaced by a latent "future" z:
 
 - actor: tokens (s_t, z_t, a_t) per step through the suite's GPT-2 trunk
   (`odtbench.nets.CausalTransformer`, no positional embedding); the action is read at the
@@ -13,15 +13,15 @@ return-to-go token is replaced by a latent "future" z (§2):
 - return predictor F(R | s_t, z_t): a scalar Gaussian of ReLU([W_s s_t ; W_z z_t]), W_s and
   W_z the actor's embeddings. Latent and return log sigma are clamped to [-10, 2].
 
-Losses (§4, §5), with KL-bar = closed-form diagonal-Gaussian KL averaged over the valid
+Losses, with KL-bar = closed-form diagonal-Gaussian KL averaged over the valid
 context positions V and over the latent dimensions:
 
     L_pre = -mean_V log pi(a_t | s, z, a_<t) - sg(alpha) H + beta KL-bar(q || N(0, I))
             + KL-bar(sg(q) || P(. | s_t))
     L_ft  = L_pre + mean_V -log F(c_r RTG_t | s_t, z_t)
 
-z_j is a reparameterised sample of q_j times the context mask m_j (§3: slot j of the context
-gets the latent of the first j+1 steps *after the whole context*; the code's alignment, §8.2).
+z_j is a reparameterised sample of q_j times the context mask m_j (slot j of the context
+gets the latent of the first j+1 steps *after the whole context*: the official code's alignment).
 H is a one-sample entropy estimate averaged over all B x K positions, padding included.
 """
 
@@ -38,11 +38,11 @@ from torch import Tensor, nn
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import OdtbenchError, UnknownChoiceError
 from odtbench.nets import EMBED_DROPOUT, CausalTransformer, SquashedGaussian, _GaussianHead
-from odtbench.optim import Lamb, linear_warmup
+from odtbench.optim import Lamb, adam, linear_warmup
 
 LATENT_LOG_STD = (-10.0, 2.0)
 ACTION_BOUND = 1.0 - 1e-6
-TEMPERATURE_LR = 1e-4  # Adam, betas (0.9, 0.999): fixed in the code (§4)
+TEMPERATURE_LR = 1e-4  # Adam, betas (0.9, 0.999): fixed in the official code
 WEIGHTINGS = ("length", "return")
 MODES = ("prior", "guided")
 
@@ -91,23 +91,16 @@ def pdt_loss(log_prob: Tensor, entropy: Tensor, q_mu: Tensor, q_log_std: Tensor,
 
 # ----------------------------------------------------------------------------- model
 
-class DiagGaussianHead(nn.Module):
-    """Linear mean and clamped Linear log sigma; orthogonal weights, zero biases (§2)."""
+class DiagGaussianHead(_GaussianHead):
+    """Linear mean and clamped Linear log sigma: the actor head's layers and initialisation
+    (orthogonal weights, zero biases), read as a plain diagonal Gaussian."""
 
-    def __init__(self, d_in: int, d_out: int):
-        super().__init__()
-        self.mu = nn.Linear(d_in, d_out)
-        self.log_std = nn.Linear(d_in, d_out)
-        for layer in (self.mu, self.log_std):
-            nn.init.orthogonal_(layer.weight)
-            nn.init.zeros_(layer.bias)
-
-    def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
         return self.mu(h), self.log_std(h).clamp(*LATENT_LOG_STD)
 
 
 class PDTModel(nn.Module):
-    """Actor, future encoder, prior and return predictor (§2); unused heads are dropped."""
+    """Actor, future encoder, prior and return predictor; unused heads are dropped."""
 
     def __init__(self, state_dim: int, act_dim: int, embed_dim: int, n_layer: int, n_head: int,
                  dropout: float, z_dim: int = 16, embed_dropout: float = EMBED_DROPOUT):
@@ -165,7 +158,7 @@ class PDTModel(nn.Module):
 
 
 def posterior_latents(model: PDTModel, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-    """(q_mu, q_log_std, z): z_j ~ q_j reparameterised, times the context mask (§3)."""
+    """(q_mu, q_log_std, z): z_j ~ q_j reparameterised, times the context mask."""
     q_mu, q_log_std = model.encode(batch["future_states"], batch["future_actions"],
                                    batch["future_mask"])
     z = (q_mu + q_log_std.exp() * torch.randn_like(q_mu)) * batch["mask"].unsqueeze(-1)
@@ -188,7 +181,7 @@ def compute_losses(model: PDTModel, batch: Mapping[str, Tensor], temperature: Te
 # ----------------------------------------------------------------------------- batches
 
 class FutureSampler:
-    """PDT's sub-trajectory batches (§3) from a list of trajectories.
+    """PDT's sub-trajectory batches from a list of trajectories.
 
     Per element: a trajectory (probability proportional to its length, or to
     R_i - min_j R_j + 1e-6 with weighting "return"), an end e ~ U{1..T}; the context is steps
@@ -263,6 +256,8 @@ class PDTAgent:
     """PDT's model, optimisers and acting; `act` follows the rollout interface of
     `odtbench.evaluation.rollout` with `mode` "prior" (z ~ P) or "guided" (argmax F)."""
 
+    stochastic = True  # the tanh-Gaussian head: online actions are sampled, never noised
+
     def __init__(self, hp: Mapping[str, Any], state_dim: int, act_dim: int,
                  device: str | torch.device = "cpu"):
         if int(hp["pdt_sample_topk"]) < 1 or int(hp["pdt_sample_topk"]) > int(hp["pdt_prior_samples"]):
@@ -272,19 +267,17 @@ class PDTAgent:
                               int(hp["n_head"]), float(hp["dropout"]), int(hp["pdt_z_dim"]),
                               float(hp["embed_dropout"])
                               ).to(self.device)
-        # one LAMB over every parameter, ODT's warm-up, grad clip 0.25 (§4)
+        # one LAMB over every parameter, ODT's warm-up, grad clip 0.25
         self.opt = Lamb(self.model.parameters(), lr=float(hp["lr_actor"]), eps=1e-8,
                         weight_decay=float(hp["weight_decay"]))
         self.scheduler = linear_warmup(self.opt, int(hp["warmup_steps"]))
         self.grad_clip = float(hp["grad_clip"] or 0.0)
         self.log_temperature = torch.tensor(math.log(float(hp["init_temperature"])),
                                             device=self.device, requires_grad=True)
-        self.temperature_opt = torch.optim.Adam([self.log_temperature], lr=TEMPERATURE_LR,
-                                                betas=(0.9, 0.999))
+        self.temperature_opt = adam([self.log_temperature], TEMPERATURE_LR, betas=(0.9, 0.999))
         self.target_entropy = -float(act_dim)
-        # return warm-up: a separate Adam over F's two output layers only (§5 b)
-        self.return_opt = torch.optim.Adam(self.model.return_head.parameters(),
-                                           lr=float(hp["pdt_return_warmup_lr"]))
+        # return warm-up: a separate Adam over F's two output layers only
+        self.return_opt = adam(self.model.return_head.parameters(), float(hp["pdt_return_warmup_lr"]))
         self.mode = "prior"
         self._latents: dict[bytes, Tensor] = {}
 
@@ -300,7 +293,7 @@ class PDTAgent:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.opt.step()
         self.scheduler.step()
-        # alpha <- argmin alpha * sg(H - H_target), on the entropy of this batch (§4)
+        # alpha <- argmin alpha * sg(H - H_target), on the entropy of this batch
         t_loss = self.log_temperature.exp() * (out["entropy"].detach() - self.target_entropy)
         self.temperature_opt.zero_grad(set_to_none=True)
         t_loss.backward()
@@ -341,7 +334,7 @@ class PDTAgent:
         """Actions (N, A) for N unpadded contexts (the last `eval_context_len` steps).
 
         z is re-chosen at every step and each earlier slot keeps the z chosen at its own step
-        (§5). The rollout passes no episode ids, so the chosen z are remembered by the exact
+        (docs/methods/pdt.md §3). The rollout passes no episode ids, so the chosen z are remembered by the exact
         bytes of the (normalised, continuous) state they were chosen for; a context of one
         step starts a new rollout. `rtg` is ignored (PDT has no return token).
         """

@@ -10,7 +10,7 @@ and std (+1e-3) — the paper's Eq. 3-4 and its code's defaults. Everything else
 twin critics, target smoothing 0.2 / clip 0.5, actor every 2nd update, Adam 3e-4, tau 0.005.
 
 The official code is offline only. As the study did, the run continues with the same loss
-online (`baselines.mlp_loop`): TD3's Gaussian exploration noise 0.1 (TD3's own default), one
+online (`odtbench_baselines.mlp_loop`): TD3's Gaussian exploration noise 0.1 (TD3's own default), one
 update per environment step on the offline data plus the new transitions, normalisation
 statistics fixed to the offline data's.
 """
@@ -26,10 +26,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from baselines.mlp_loop import MLPMethod, Preprocessing, run_mlp
 from odtbench.agents.td3 import TD3, Batch, TD3Config
 from odtbench.config import RunConfig
 from odtbench.data.trajectories import Trajectory
+from odtbench_baselines.mlp_loop import MLPMethod, Preprocessing, run_mlp
 
 STATE_STD_EPS = 1e-3  # TD3+BC's `normalize_states(eps=1e-3)`
 
