@@ -191,7 +191,7 @@ def test_reset_optimizers_gives_fresh_state():
 
 # ------------------------------------------------------------------------ 3. PDT collection
 
-def _collect_episodes(hp: dict, monkeypatch, length: int = 7) -> int:
+def _collect_episodes(hp: dict, monkeypatch, length: int = 7, stochastic: bool = False) -> int:
     """How many episodes `Run.collect` gathers in one iteration (rollouts faked)."""
     from types import SimpleNamespace
 
@@ -209,7 +209,8 @@ def _collect_episodes(hp: dict, monkeypatch, length: int = 7) -> int:
 
     monkeypatch.setattr(loop, "rollout", fake_rollout)
     st = {"episodes": 0, "online_transitions": 0, "online_stats": OnlineEpisodeStats.empty()}
-    stub = SimpleNamespace(hp=hp, st=st, cfg=SimpleNamespace(seed=0), agent=None,
+    agent = SimpleNamespace(stochastic=stochastic)  # PDT's head is stochastic, TD3+ODT's not
+    stub = SimpleNamespace(hp=hp, st=st, cfg=SimpleNamespace(seed=0), agent=agent,
                            online_env=None, gen=None,
                            offline=SimpleNamespace(state_mean=np.zeros(1), state_std=np.ones(1)))
     new = loop.Run.collect(stub)
@@ -221,7 +222,7 @@ def _collect_episodes(hp: dict, monkeypatch, length: int = 7) -> int:
 def test_pdt_collects_one_episode_per_iteration_on_random_data(scale, monkeypatch):
     pdt = resolve("mujoco/hopper-random", "PDT", scale).hyperparameters
     assert pdt["min_transitions_per_iter"] == 0
-    assert _collect_episodes(pdt, monkeypatch) == 1
+    assert _collect_episodes(pdt, monkeypatch, stochastic=True) == 1
     odt = resolve("mujoco/hopper-random", "TD3+ODT", "paper").hyperparameters
     assert _collect_episodes(odt, monkeypatch) == 143  # >= 1000 transitions of 7-step episodes
     assert resolve("adroit/pen-human", "PDT", "paper").hyperparameters["min_transitions_per_iter"] == 0
