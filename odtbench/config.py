@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
+from odtbench.hpcheck import check_hyperparameters
 from odtbench.presets import DOMAINS, RANDOM_DATASET, SRC_TAB9  # paper Tab. 9 rows
 
 SCALES = ("smoke", "quick", "paper")
@@ -203,7 +204,9 @@ def resolve(task_key: str, method: str, scale: str, seed: int = 0,
     unknown = sorted(set(user) - set(hp))
     if unknown:
         raise UnknownChoiceError("hyperparameter", unknown[0], hp)
+    before = dict(hp)
     _apply(hp, src, user, "user override")
+    check_hyperparameters(hp, before)  # per-key type, range and choices (odtbench/hpcheck.py)
     if hp["n_critics"] < 1 or hp["actor_update_interval"] < 1:
         raise OdtbenchError("n_critics and actor_update_interval must be >= 1")
     if hp["embed_dim"] % hp["n_head"]:
