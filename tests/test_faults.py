@@ -41,6 +41,9 @@ def toy_data(tmp_path, monkeypatch):
     return root
 
 
+_stdout: list[str] = [""]  # stdout of the last _cli call
+
+
 def _cli(argv: list[str], capsys) -> tuple[int, str]:
     """Exit status and stderr of `odtbench ARGV`; an exception escaping main fails the test
     (it would be a traceback)."""
@@ -48,7 +51,9 @@ def _cli(argv: list[str], capsys) -> tuple[int, str]:
         rc = cli.main(argv)
     except SystemExit as exc:
         rc = exc.code
-    return rc, capsys.readouterr().err
+    captured = capsys.readouterr()
+    _stdout[0] = captured.out
+    return rc, captured.err
 
 
 def _one_line(rc: int, err: str, *needles: str) -> None:
@@ -172,10 +177,14 @@ def test_2_divergence_before_first_evaluation_is_reported(toy_data, tmp_path, ca
 def test_3_second_run_on_a_locked_directory_stops_naming_the_owner(toy_data, tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
+    # another process owns the directory (an flock on .lock, and its owner record)
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from odtbench.runlock import run_lock\n"
-         f"with run_lock({str(out)!r}):\n    print('held', flush=True); time.sleep(60)"],
+         "import fcntl, json, os, time\n"
+         f"fd = os.open({str(out / '.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
+         "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+         "os.write(fd, json.dumps({'pid': os.getpid(), 'host': os.uname().nodename}).encode())\n"
+         "print('held', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -295,10 +304,16 @@ def test_5_read_only_out_is_one_line(toy_data, tmp_path, capsys, monkeypatch):
 
 
 def test_5_read_only_finished_run_is_reported(finished, capsys, monkeypatch):
+    import logging
+
+    # as in a new process: no log file already open from the fixture's run
+    for h in logging.getLogger(f"odtbench.run.{finished}").handlers[:]:
+        h.close()
+        logging.getLogger(f"odtbench.run.{finished}").removeHandler(h)
     _read_only(monkeypatch, finished)
     rc, err = _run(finished, capsys)
     assert rc == 0, err
-    assert "complete" in capsys.readouterr().out or True
+    assert "complete, final score" in _stdout[0]
 
 
 def test_5_read_only_aggregate_output_is_one_line(finished, tmp_path, capsys, monkeypatch):
