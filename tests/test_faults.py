@@ -242,15 +242,30 @@ def _snakemake(wd: Path, *args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("changes, needle", [
     ({"hyperparameters": {"TD3+ODT": {"batch_size": -8}}}, "batch_size=-8"),
     ({"hyperparameters": {"ODT": {"lr_actor": "fast"}}}, "lr_actor='fast'"),
-    pytest.param({"device": "cuda"}, "no usable CUDA GPU", marks=pytest.mark.skipif(
-        torch.cuda.is_available(), reason="this machine has a GPU")),
 ])
 def test_4_workflow_config_check_rejects_bad_values(changes, needle, tmp_path):
+    """Even `snakemake -n` stops: before any job deletes earlier runs' outputs."""
     _workflow_copy(tmp_path, scale="smoke", **changes)
     res = _snakemake(tmp_path, "-n", "reports/toy.html")
     assert res.returncode != 0
     lines = [ln for ln in res.stderr.splitlines() if ln.startswith("odtbench: error: ")]
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in res.stderr, res.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_4_workflow_with_an_absent_device_stops_before_any_job(tmp_path):
+    _workflow_copy(tmp_path, scale="smoke", device="cuda")
+    env_bin = tmp_path / "bin"
+    env_bin.mkdir()
+    (env_bin / "odtbench").write_text(f"#!{sys.executable}\nopen('job-ran', 'w')\n")
+    (env_bin / "odtbench").chmod(0o755)
+    exe = shutil.which("snakemake") or str(Path(sys.executable).with_name("snakemake"))
+    res = subprocess.run([exe, "--cores", "1", "datasets/stats/smoke/toy/bandit.json"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PATH": f"{env_bin}{os.pathsep}{os.environ['PATH']}"})
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("odtbench: error: ")]
+    assert res.returncode != 0 and len(lines) == 1 and "no usable CUDA GPU" in lines[0], res.stderr
+    assert not (tmp_path / "job-ran").exists()
 
 
 # ------------------------------------------------------------------ 5. files and I/O

@@ -121,7 +121,7 @@ def set_args(method):
 
 def check_config():
     """Every name in the config is registered, every planned run resolves (with every
-    hyperparameter value checked: odtbench/hpcheck.py) and the device exists, so mistakes
+    hyperparameter value checked: odtbench/hpcheck.py), so mistakes
     surface here, before any job deletes or runs anything, as one line naming the fix."""
     from odtbench.methods import list_methods
     from odtbench.tasks import list_suites
@@ -131,10 +131,6 @@ def check_config():
         _names(list(block["suites"]), list_suites(), f"suite (scales/{scale}/suites)")
         for suite in block["suites"]:
             plan(scale, suite)
-    if config["device"] != "cpu" and _executes_here():
-        from odtbench.hpcheck import check_device
-
-        check_device(config["device"])  # a GPU run without a GPU: one line, not one per job
     for suite in configured_suites():
         p = plan(SCALE, suite)
         for dataset in p["datasets"]:
@@ -142,13 +138,19 @@ def check_config():
                 resolved_hyperparameters(SCALE, suite, dataset, method)
 
 
-def _executes_here():
-    """Whether jobs run on this machine (local, or a dry run of it): a cluster's login node
-    may lack the GPUs its compute nodes have, so the device is then checked by each job."""
+def check_device_here():
+    """The configured device exists on this machine; called from `onstart` (not in a dry run,
+    which may plan GPU runs anywhere) when jobs run locally. A cluster's login node may lack
+    the GPUs of its compute nodes: there each job checks its device (one line in its log)."""
+    from odtbench.errors import OdtbenchError
+    from odtbench.hpcheck import check_device
+
+    if config["device"] == "cpu" or not getattr(workflow, "local_exec", True):
+        return
     try:
-        return bool(workflow.local_exec) and not workflow.remote_exec
-    except AttributeError:  # another Snakemake version: assume local
-        return True
+        check_device(config["device"])  # a GPU run without a GPU: one line, not one per job
+    except OdtbenchError as err:
+        stop(err)
 
 
 def planned(pattern, suite):
