@@ -56,6 +56,10 @@ include: "workflows/rules/runs.smk"
 include: "workflows/rules/analysis.smk"
 
 
+onstart:
+    check_device_here()
+
+
 # Default target: the report of every suite configured at the chosen scale.
 rule all:
     default_target: True

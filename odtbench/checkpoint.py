@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from odtbench.errors import OdtbenchError
 
 
 def seed_everything(seed: int) -> None:
@@ -32,15 +33,67 @@ def set_rng_state(state: dict[str, Any], *generators: torch.Generator) -> None:
 
 
 def save_atomic(payload: dict[str, Any], path: Path) -> None:
-    """torch.save to a temp file then os.replace: a kill leaves the previous checkpoint intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    """torch.save through the atomic writer (unique temp name, fsync, rename): a kill leaves the
+    previous checkpoint intact. Stamps the payload with the code that made it (`CODE_KEY`)."""
+    from odtbench.atomic import torch_save
+    from odtbench.codehash import code_fingerprint
+
+    torch_save(path, {**payload, CODE_KEY: code_fingerprint()})
+
+
+CODE_KEY = "odtbench_code"
+
+
+def corrupt_checkpoint_error(path: Path, exc: BaseException) -> OdtbenchError:
+    reason = (str(exc).splitlines() or [""])[0][:120] or type(exc).__name__
+    return OdtbenchError(
+        f"checkpoint {path} is corrupt, truncated or empty ({type(exc).__name__}: {reason}); "
+        f"delete {path.parent} to start the run over")
+
+
+def read(path: Path) -> dict[str, Any]:
+    """torch.load of a checkpoint; a damaged file is one OdtbenchError naming the fix."""
+    try:
+        payload = torch.load(path, weights_only=False)
+    except OSError as exc:
+        from odtbench.atomic import as_odtbench_error
+
+        raise as_odtbench_error(exc, path) from None
+    except Exception as exc:  # pickle/zip/torch raise many types for a damaged file
+        raise corrupt_checkpoint_error(path, exc) from None
+    if not isinstance(payload, dict) or "state" not in payload:
+        raise corrupt_checkpoint_error(path, ValueError("not an odtbench checkpoint"))
+    return payload
+
+
+# One payload read ahead by the run-directory check (odtbench.rundir), handed to the next
+# `load` of the same unchanged file so a resume reads a large checkpoint once, not twice.
+_preloaded: dict[Path, tuple[tuple[int, int], dict[str, Any]]] = {}
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size
+
+
+def preload(path: Path) -> dict[str, Any]:
+    payload = read(path)
+    _preloaded.clear()
+    _preloaded[path] = (_stamp(path), payload)
+    return payload
+
+
+def forget() -> None:
+    """Drop a preloaded payload that will not be resumed."""
+    _preloaded.clear()
 
 
 def load(path: Path) -> dict[str, Any] | None:
     """The checkpoint at `path`, or None when there is none."""
     if not path.exists():
+        _preloaded.pop(path, None)
         return None
-    return torch.load(path, weights_only=False)
+    kept = _preloaded.pop(path, None)
+    if kept is not None and kept[0] == _stamp(path):
+        return kept[1]
+    return read(path)

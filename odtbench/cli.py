@@ -78,21 +78,37 @@ def default_run_dir(task_key: str, method: str, scale: str, seed: int) -> Path:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from odtbench.config import parse_overrides, resolve
+    from odtbench.hpcheck import check_device
     from odtbench.methods import get_method
 
-    # resolve() validates scale, task, method and every override key: nothing is written
-    # before all of them are known to be good.
+    # resolve() validates scale, task, method and every override (key and value): nothing is
+    # written before all of them are known to be good.
     cfg = resolve(args.task, args.method, _check_scale(args.scale), args.seed,
                   parse_overrides(args.set))
     runner = get_method(cfg.method).load_runner()
     kwargs: dict[str, Any] = {}
     if "device" in inspect.signature(runner).parameters:
-        kwargs["device"] = args.device
+        kwargs["device"] = check_device(args.device)
     elif args.device != "cpu":
         raise OdtbenchError(f"method {cfg.method!r} runs on the CPU only; drop --device {args.device}")
     out = Path(args.out) if args.out else default_run_dir(cfg.task_key, cfg.method, cfg.scale, cfg.seed)
-    _guard_stale(out, cfg, replace=args.replace_stale)
-    summary = runner(cfg, out, **kwargs)
+    stale = _stale_reason(out, cfg)
+    if stale is None and (out / "summary.json").exists():
+        # finished: report it, writing nothing (the directory may be read-only, the summary
+        # damaged: validation says which file and how to redo the run)
+        from odtbench.results import validate_run
+
+        summary = validate_run(out).summary or {}
+    else:
+        from odtbench.rundir import prepare
+        from odtbench.runlock import run_lock
+
+        # own the directory before changing anything in it: a second run with the same
+        # --out stops here, naming this one
+        with run_lock(out):
+            _guard_stale(out, cfg, replace=args.replace_stale)
+            prepare(out, replace_stale=args.replace_stale)
+            summary = runner(cfg, out, **kwargs)
     final = summary.get("final_score")
     final_txt = "n/a" if final is None else f"{final:.2f}"
     print(f"{cfg.method} on {cfg.task_key} seed {cfg.seed} ({cfg.scale}): {summary.get('status')}, "
@@ -124,9 +140,11 @@ def _stale_reason(out: Path, cfg: RunConfig) -> str | None:
     if not path.is_file():
         return None
     try:
-        old = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8
         return f"{path} is unreadable"
+    if not isinstance(old, dict):
+        return f"{path} is not a run's config"
     for key, want in (("suite", cfg.suite), ("dataset", cfg.dataset), ("method", cfg.method),
                       ("seed", cfg.seed), ("scale", cfg.scale)):
         if old.get(key) != want:
@@ -161,7 +179,15 @@ def _guard_stale(out: Path, cfg: RunConfig, *, replace: bool) -> None:
         raise OdtbenchError(f"run directory {out} holds another run: {reason}; pass "
                             "--replace-stale to discard it, or choose another --out")
     print(f"odtbench: discarding stale run in {out}: {reason}", file=sys.stderr)
-    shutil.rmtree(out)
+    from odtbench.runlock import LOCK_NAME
+
+    for entry in out.iterdir():  # everything but the lock this process holds
+        if entry.name == LOCK_NAME:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 # ----------------------------------------------------------------------------- dataset
@@ -293,9 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override one hyperparameter (JSON value, else string); repeatable")
     r.add_argument("--device", default="cpu", help="torch device for methods that support it (default cpu)")
     r.add_argument("--replace-stale", action="store_true",
-                   help="discard a run directory left by other hyperparameters instead of "
-                   "stopping (the workflow passes it: Snakemake re-runs a job whose resolved "
-                   "hyperparameters changed)")
+                   help="discard a run directory left by other hyperparameters, or a "
+                   "corrupt checkpoint, instead of stopping (the workflow passes it: Snakemake "
+                   "re-runs a job whose resolved hyperparameters changed)")
     r.set_defaults(func=cmd_run)
 
     c = sub.add_parser("config", aliases=["resolve"],
@@ -378,6 +404,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OdtbenchError as exc:
         msg = " ".join(str(exc).split())  # one line, whatever the message
         print(f"odtbench: error: {msg}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # disk full / read-only: one line with the fix; others are bugs
+        from odtbench.atomic import os_error_message
+
+        msg = os_error_message(exc)
+        if msg is None:
+            raise
+        print(f"odtbench: error: {' '.join(msg.split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("odtbench: interrupted", file=sys.stderr)

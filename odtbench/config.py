@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
+from odtbench.hpcheck import check_hyperparameters
 from odtbench.hyperparameters import Protocol, build, check_value, schema_types
 from odtbench.presets import DOMAINS, RANDOM_DATASET, SRC_TAB9  # paper Tab. 9 rows
 
@@ -252,7 +253,9 @@ def resolve(task_key: str, method: str, scale: str, seed: int = 0,
                 raise OdtbenchError(f"{spec.name} has no hyperparameter {k!r} (another family's "
                                     f"key); `odtbench config --method {spec.name!r}` lists its keys")
             raise UnknownChoiceError("hyperparameter", k, lay.types)
+    before = dict(hp)
     lay.own(user, "user override")
+    check_hyperparameters(hp, before)  # per-key range and choices (odtbench/hpcheck.py)
     for k, v in hp.items():
         check_value(k, v, lay.types[k], spec.name)
     if spec.hyperparameters is not None:

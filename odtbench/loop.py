@@ -380,6 +380,16 @@ class Run:
 
     # ------------------------------------------------------------------ driver
     def execute(self) -> dict:
+        """Run under the run-directory lock, after the directory check (odtbench.rundir:
+        resume, or start from nothing after a forced re-run or a code change)."""
+        from odtbench.rundir import ensure_prepared
+        from odtbench.runlock import run_lock
+
+        with run_lock(self.out):
+            ensure_prepared(self.out)
+            return self._execute()
+
+    def _execute(self) -> dict:
         from tqdm import tqdm
 
         self._t0 = time.perf_counter()
@@ -390,6 +400,9 @@ class Run:
         resumed = self.load_checkpoint()
         if not resumed:
             atomic_write_json(self.out / "config.json", self.config_json())
+            # a valid (header-only) curve from the start: a run that diverges before its
+            # first evaluation still has the three contract files
+            write_curve(self.out / "curve.csv", self.st["curve"])
         self._bar = tqdm(total=self.hp["online_budget"], desc=f"{self.cfg.method} {self.cfg.task_key} s{self.cfg.seed}",
                          unit="tr", leave=False, disable=os.environ.get("ODTBENCH_PROGRESS", "1") == "0")
         self._bar_t0, self._bar_g0 = time.perf_counter(), self.st["gradient_steps"]
@@ -409,7 +422,7 @@ class Run:
             self._bar.close()
         self.st["wall_time_s"] += time.perf_counter() - self._t0
         self._t0 = time.perf_counter()
-        if self.probe:
+        if self.probe and self.probe.epochs:  # none when it diverged in pretraining
             atomic_write_json(self.out / "probes.json", self.probe.to_json())
         summary = self.summary()
         atomic_write_json(summary_path, summary)  # written last: the run is finished

@@ -15,7 +15,6 @@ import platform
 import re
 import socket
 import subprocess
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -27,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 import odtbench
+from odtbench import atomic
 from odtbench.errors import OdtbenchError
 
 CONFIG_SCHEMA = "odtbench.config/1"
@@ -49,8 +49,6 @@ _INT_COLUMNS = ("iteration", "online_transitions", "gradient_steps")
 _SEED_DIR = re.compile(r"^seed(\d+)$")
 # Scores are written with full float precision, but writers may round the curve: compare loosely.
 _SCORE_TOL = 1e-3
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read it back: mkstemp files are 0600, results should be like any new file
 
 
 # ----------------------------------------------------------------------------- writing
@@ -74,20 +72,7 @@ def _jsonable(obj: Any) -> Any:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write text so that readers see the old file or the new one, never a partial one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic.write_text(path, text)
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
@@ -188,8 +173,12 @@ def provenance(device: str = "cpu") -> dict[str, Any]:
     """What produced a result: code version, library versions, machine, time (UTC)."""
     commit = _git(["rev-parse", "HEAD"])
     dirty = _git(["status", "--porcelain", "--untracked-files=no"]) if commit else None
+    from odtbench.codehash import code_fingerprint
+
     return {
         "odtbench_version": odtbench.__version__,
+        # the training code's content hash: tells an edited working tree from its commit
+        "code_sha256": code_fingerprint(),
         "git_commit": commit,
         "git_dirty": None if dirty is None else bool(dirty),
         "python": platform.python_version(),
@@ -231,7 +220,9 @@ class RunRecord:
 
 
 def _bad(path: Path, field: str, problem: str) -> OdtbenchError:
-    return OdtbenchError(f"{path}: {field} {problem}; fix the program that wrote it or re-run the run")
+    # the run directory holds the file: deleting it is what makes a re-run start over
+    return OdtbenchError(f"{path}: {field} {problem}; fix the program that wrote it, or delete "
+                         f"{path.parent} and re-run the run")
 
 
 def _read_json(path: Path) -> dict:
@@ -239,7 +230,9 @@ def _read_json(path: Path) -> dict:
         raise OdtbenchError(f"{path}: file missing; re-run the run (see docs/contracts.md §1)")
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise _bad(path, "content", f"is not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
         raise _bad(path, "content", f"is not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(obj, dict):
         raise _bad(path, "content", "is not a JSON object")
@@ -321,8 +314,13 @@ def _validate_config(path: Path) -> dict:
 def _read_curve(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise OdtbenchError(f"{path}: file missing; re-run the run (see docs/contracts.md §1)")
-    with path.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.reader(fh))  # plain csv + numpy: pandas per-column work is 10x slower
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))  # plain csv + numpy: pandas per-column work is 10x slower
+    except UnicodeDecodeError as exc:
+        raise _bad(path, "content", f"is not UTF-8 text (byte {exc.start})") from None
+    except csv.Error as exc:
+        raise _bad(path, "content", f"is not valid CSV ({exc})") from None
     header = rows[0] if rows else None
     if header is None or tuple(header) != CURVE_COLUMNS:
         raise _bad(path, "header", f"must be exactly {','.join(CURVE_COLUMNS)}, got {header}")
@@ -416,8 +414,13 @@ def validate_run(path: str | os.PathLike) -> RunRecord:
         return RunRecord(path, cfg, curve if curve is not None else
                          pd.DataFrame(columns=list(CURVE_COLUMNS)), None)
     if curve is None:
-        raise OdtbenchError(f"{path / 'curve.csv'}: file missing although summary.json exists; "
-                            "re-run the run")
+        if _read_json(summary_path).get("status") == "diverged":
+            # diverged before its first evaluation (older writers left no curve.csv): the
+            # run has no evaluations, which the report shows, rather than blocking the suite
+            curve = pd.DataFrame(columns=list(CURVE_COLUMNS))
+        else:
+            raise OdtbenchError(f"{path / 'curve.csv'}: file missing although summary.json "
+                                f"exists; delete {path} and re-run the run")
     return RunRecord(path, cfg, curve, _validate_summary(summary_path, cfg, curve))
 
 

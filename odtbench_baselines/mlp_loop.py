@@ -31,7 +31,6 @@ An agent (TD3BCAgent, IQLAgent) provides: `update(batch) -> dict of floats` (wit
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,8 @@ import numpy as np
 import torch
 
 from odtbench.agents.td3 import FIFOReplayBuffer
+from odtbench.atomic import write_with
+from odtbench.checkpoint import corrupt_checkpoint_error
 from odtbench.config import RunConfig
 from odtbench.data.replay import OfflineData
 from odtbench.data.trajectories import Trajectory
@@ -162,11 +163,8 @@ class MLPRun(Run):
                                     "mlp_checkpoint_every or raise mlp_replay_size")
             pos = b.positions_of_last(hi - lo)
             path = self._chunk_path(len(st["chunks"]))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **{k: getattr(b, k)[pos] for k in BUFFER_FIELDS})
-            os.replace(tmp, path)
+            write_with(path, lambda fh: np.savez(fh, **{k: getattr(b, k)[pos]
+                                                        for k in BUFFER_FIELDS}))
             st["chunks"].append([lo, hi])
             st["online_saved"] = hi
         st["updates_at_checkpoint"] = st["updates"]
@@ -181,8 +179,11 @@ class MLPRun(Run):
             if lo != expected:
                 raise OdtbenchError(f"{self._chunk_path(k)}: buffer chunks are not contiguous; "
                                     "delete the run directory and re-run")
-            with np.load(self._chunk_path(k)) as data:
-                self.buffer.extend({f: data[f] for f in BUFFER_FIELDS})
+            try:
+                with np.load(self._chunk_path(k)) as data:
+                    self.buffer.extend({f: data[f] for f in BUFFER_FIELDS})
+            except Exception as exc:  # missing, truncated or not an npz file
+                raise corrupt_checkpoint_error(self._chunk_path(k), exc) from None
             expected = hi
 
     # ------------------------------------------------------------------ training

@@ -138,10 +138,18 @@ def test_presets_hold_the_papers_values_and_scales_only_shrink_budgets():
 
 
 def test_bad_protocol_values_raise_one_line_errors(tmp_path):
-    cfg = resolve(TASK, "TD3+BC", "smoke", overrides={"mlp_eval_every": 0})
+    # resolve() checks the values first (odtbench/hpcheck.py) ...
+    with pytest.raises(OdtbenchError, match="mlp_eval_every=0 is invalid: must be an integer > 0"):
+        resolve(TASK, "TD3+BC", "smoke", overrides={"mlp_eval_every": 0})
+    with pytest.raises(OdtbenchError, match="iql_actor_schedule='linear' is invalid"):
+        resolve(TASK, "IQL", "smoke", overrides={"iql_actor_schedule": "linear"})
+    # ... and the run and the agent still refuse hyperparameters built by hand
+    cfg = resolve(TASK, "TD3+BC", "smoke")
+    cfg.hyperparameters["mlp_eval_every"] = 0
     with pytest.raises(OdtbenchError, match="mlp_eval_every must be >= 1"):
         MLPRun(td3bc.METHOD, cfg, tmp_path)
-    cfg = resolve(TASK, "IQL", "smoke", overrides={"iql_actor_schedule": "linear"})
+    cfg = resolve(TASK, "IQL", "smoke")
+    cfg.hyperparameters["iql_actor_schedule"] = "linear"
     with pytest.raises(OdtbenchError, match="unknown iql_actor_schedule 'linear'"):
         iql.IQLAgent(cfg.hyperparameters, 2, 1, 10)
 

@@ -100,8 +100,9 @@ def _old_run(out: Path, **changes) -> None:
 
     cfg = resolve("toy/bandit", "TD3+ODT", "smoke", 0)
     hp = {**cfg.hyperparameters, **changes}
-    (out / "checkpoint").mkdir(parents=True)
-    (out / "checkpoint" / "state.pt").write_text("old")
+    from odtbench.checkpoint import save_atomic
+
+    save_atomic({"state": {"phase": "online"}}, out / "checkpoint" / "state.pt")  # unfinished
     (out / "config.json").write_text(json.dumps(
         {"suite": "toy", "dataset": "bandit", "dataset_info": {"id": "x"}, "method": "TD3+ODT", "seed": 0, "scale": "smoke",
          "hyperparameters": hp}))
@@ -114,7 +115,7 @@ def test_default_run_dir_has_the_scale_and_runner_gets_the_resolved_config(fake_
     assert rc == 0, err
     (cfg, out_dir, before), = fake_runner
     assert out_dir == Path("results/runs/smoke/toy/bandit/TD3+ODT/seed0")
-    assert before is None
+    assert before == [".lock"]  # the run-directory lock, taken before the runner starts
     assert cfg.hyperparameters["rl_coeff"] == 0.25 and cfg.hyperparameters["rl_kind"] == "ddpg"
     assert cfg.sources["rl_coeff"] == "user override"
     assert "complete, final score 1.00" in out
@@ -124,7 +125,7 @@ def test_same_hyperparameters_resume_in_place(fake_runner, tmp_path, capsys):
     _old_run(tmp_path / "r")
     rc, _, err = _run([*RUN, "--out", str(tmp_path / "r")], capsys)
     assert rc == 0, err
-    assert fake_runner[0][2] == ["checkpoint", "config.json"]  # left for the runner to resume
+    assert fake_runner[0][2] == [".lock", "checkpoint", "config.json"]  # left for the runner to resume
 
 
 def test_stale_run_directory_is_refused_then_replaced(fake_runner, tmp_path, capsys):
@@ -138,7 +139,7 @@ def test_stale_run_directory_is_refused_then_replaced(fake_runner, tmp_path, cap
     rc, _, err = _run([*RUN, "--out", str(out), "--replace-stale"], capsys)
     assert rc == 0
     assert "discarding stale run" in err
-    assert fake_runner[0][2] is None  # the old checkpoint was gone before the runner started
+    assert fake_runner[0][2] == [".lock"]  # the old checkpoint was gone before the runner started
 
 
 def test_device_is_refused_by_a_runner_without_one(fake_runner, tmp_path, capsys):

@@ -136,8 +136,48 @@ def build_dataset(task_key: str, scale: str, root: str | os.PathLike | None = No
     did = dataset_id(task, scale)
     info_file = _info_path(task, did, root_path)
     present = minari_io.dataset_exists(did, root_path)
+    rebuild = f"`odtbench dataset build --task {task.key} --scale {scale} --force`"
     if present and not force and info_file.is_file():
-        return json.loads(info_file.read_text())
+        # the data must still be what the record describes: a truncated or edited copy
+        # is an error here, not stats of data that no run can load
+        info = _read_info(info_file, rebuild)
+        trajs = minari_io.load_trajectories(did, root_path)
+        if info.get("checksum") != minari_io.trajectories_checksum(trajs):
+            raise DatasetError(f"dataset {did} at {root_path / did} no longer matches its "
+                               f"recorded checksum; rebuild it with {rebuild}")
+        return info
+    if present and not force and task.source_kind != "minari":
+        # generated data without its build record: never replace it silently (runs made from
+        # it would become stale); rebuilding is the user's call
+        raise DatasetError(f"dataset {did} at {root_path / did} has no {INFO_FILE} (its build "
+                           f"record); rebuild it with {rebuild}")
+    try:
+        # writable? asked before any data is generated, not after
+        root_path.mkdir(parents=True, exist_ok=True)
+        probe = root_path / f".probe-{os.getpid()}"
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT, 0o600))
+        probe.unlink()
+        return _build(task, did, root_path, info_file, scale, present, force, progress)
+    except OSError as exc:
+        from odtbench.atomic import as_odtbench_error
+
+        raise as_odtbench_error(exc, root_path, fix=f"set {minari_io.ENV_VAR} to a writable "
+                                "directory or make this one writable") from None
+
+
+def _read_info(info_file: Path, rebuild: str) -> dict[str, Any]:
+    try:
+        info = json.loads(info_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{info_file} is unreadable ({type(exc).__name__}); rebuild the "
+                           f"dataset with {rebuild}") from None
+    if not isinstance(info, dict):
+        raise DatasetError(f"{info_file} is not a build record; rebuild the dataset with {rebuild}")
+    return info
+
+
+def _build(task: Task, did: str, root_path: Path, info_file: Path, scale: str, present: bool,
+           force: bool, progress: bool) -> dict[str, Any]:
     if task.source_kind == "minari":
         if not present:
             _download(task, did, root_path, scale)
@@ -181,9 +221,9 @@ def _download(task: Task, did: str, root: Path, scale: str) -> None:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    from odtbench.atomic import write_text
+
+    write_text(path, text)
 
 
 def load_task_dataset(task_key: str, scale: str, root: str | os.PathLike | None = None,
@@ -199,12 +239,16 @@ def load_task_dataset(task_key: str, scale: str, root: str | os.PathLike | None 
                            f"`odtbench dataset build --task {task.key} --scale {scale}`")
     trajs = minari_io.load_trajectories(did, root_path)
     info_file = _info_path(task, did, root_path)
+    rebuild = f"`odtbench dataset build --task {task.key} --scale {scale} --force`"
     if info_file.is_file():
-        info = json.loads(info_file.read_text())
+        info = _read_info(info_file, rebuild)
         info["path"] = did  # datasets built before paths were relative recorded an absolute one
         if info.get("checksum") != minari_io.trajectories_checksum(trajs):
             raise DatasetError(f"dataset {did} at {root_path / did} no longer matches its recorded checksum; "
                                f"rebuild it with `odtbench dataset build --task {task.key} --scale {scale} --force`")
+    elif task.source_kind != "minari":
+        raise DatasetError(f"dataset {did} at {root_path / did} has no {INFO_FILE} (its build "
+                           f"record); rebuild it with {rebuild}")
     else:  # a published dataset the user copied in: describe it on the fly
         info = _info(task, did, root_path, scale, trajs, {"recipe": "published Minari dataset"})
     return trajs, info

@@ -122,7 +122,8 @@ def write_dataset(
         raise DatasetError(f"dataset {dataset_id} already exists at {final}; pass overwrite/force to replace it")
     buffers = [_episode_buffer(i, t) for i, t in enumerate(trajectories)]
     root_path.mkdir(parents=True, exist_ok=True)
-    tmp_root = Path(tempfile.mkdtemp(prefix=".tmp-write-", dir=root_path))
+    clean_stale_temps(root_path)
+    tmp_root = Path(tempfile.mkdtemp(prefix=f".tmp-write-{_owner_tag()}-", dir=root_path))
     try:
         with _minari_root(tmp_root), warnings.catch_warnings():
             # Minari warns about unset optional metadata (permalink, email) and about env
@@ -147,7 +148,7 @@ def write_dataset(
         final.parent.mkdir(parents=True, exist_ok=True)
         old = None
         if final.exists():
-            old = root_path / f".tmp-old-{uuid.uuid4().hex}"
+            old = root_path / f".tmp-old-{_owner_tag()}-{uuid.uuid4().hex}"
             os.replace(final, old)
         os.replace(built, final)
         if old is not None:
@@ -155,6 +156,55 @@ def write_dataset(
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)
     return final
+
+
+# Temp dirs of a write name their writer (`.tmp-write-<host>~<pid>-...`), so a later write
+# removes those of dead writers on this host and never a live one's (datasets are built by
+# parallel workflow jobs). Unnamed ones (earlier versions) go once they are a day old.
+_TEMP_PREFIXES = (".tmp-write-", ".tmp-old-")
+_STALE_UNNAMED_S = 24 * 3600
+
+
+def _owner_tag() -> str:
+    import socket
+
+    return f"{socket.gethostname().replace('-', '_')}~{os.getpid()}"
+
+
+def _writer_alive(path: Path) -> bool:
+    import socket
+    import time
+
+    parts = path.name.split("-", 3)
+    host, _, pid = (parts[2] if len(parts) == 4 else "").partition("~")
+    if not pid.isdigit():
+        try:
+            return time.time() - path.stat().st_mtime < _STALE_UNNAMED_S
+        except OSError:
+            return True
+    if host != socket.gethostname().replace("-", "_"):
+        return True  # another machine's writer: cannot tell, leave it
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_temps(root: str | os.PathLike) -> list[Path]:
+    """Remove the temp dirs that killed dataset writes left under `root`."""
+    removed = []
+    root = Path(root)
+    if not root.is_dir():
+        return removed
+    for p in root.iterdir():
+        if p.name.startswith(_TEMP_PREFIXES) and p.is_dir():
+            if not _writer_alive(p):
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p)
+    return removed
 
 
 def _json_spec(env_id: str):

@@ -134,8 +134,9 @@ def set_args(method):
 
 
 def check_config():
-    """Every name in the config is registered and every planned run resolves, so mistakes
-    surface here, before any job, as one line naming the valid choices."""
+    """Every name in the config is registered, every planned run resolves (with every
+    hyperparameter value checked: odtbench/hpcheck.py), so mistakes
+    surface here, before any job deletes or runs anything, as one line naming the fix."""
     from odtbench.methods import list_methods
     from odtbench.tasks import list_suites
 
@@ -149,6 +150,21 @@ def check_config():
         for dataset in p["datasets"]:
             for method in p["methods"]:
                 resolved_hyperparameters(SCALE, suite, dataset, method)
+
+
+def check_device_here():
+    """The configured device exists on this machine; called from `onstart` (not in a dry run,
+    which may plan GPU runs anywhere) when jobs run locally. A cluster's login node may lack
+    the GPUs of its compute nodes: there each job checks its device (one line in its log)."""
+    from odtbench.errors import OdtbenchError
+    from odtbench.hpcheck import check_device
+
+    if config["device"] == "cpu" or not getattr(workflow, "local_exec", True):
+        return
+    try:
+        check_device(config["device"])  # a GPU run without a GPU: one line, not one per job
+    except OdtbenchError as err:
+        stop(err)
 
 
 def planned(pattern, suite):

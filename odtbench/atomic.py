@@ -1,0 +1,128 @@
+"""The one atomic writer of odtbench: every result, checkpoint and build record goes through it.
+
+A write goes to a temp file with a unique name in the target's directory (so `os.replace` is a
+rename on one filesystem), is flushed and fsynced, renamed over the target, and the directory
+is fsynced so the rename survives a power cut. Readers see the old file or the new one, never
+a partial one; a killed writer leaves at most a `.<name>.<pid>-<random>.tmp` file, which
+`clean_stray_temps` removes when the directory's owner starts again.
+
+Disk-full and read-only failures become one-line `OdtbenchError`s that say so and name the fix
+(`os_error_message`); the CLI uses the same mapping for any such `OSError` it sees.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from odtbench.errors import OdtbenchError
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def os_error_message(exc: OSError, path: str | os.PathLike | None = None, *,
+                     fix: str | None = None) -> str | None:
+    """One line for a disk-full or read-only `OSError` (None for any other errno)."""
+    where = path if path is not None else (exc.filename or "the output")
+    if exc.errno in DISK_FULL:
+        return (f"cannot write {where}: disk full, quota or file-size limit reached "
+                f"({exc.strerror}); {fix or 'free some space and re-run: finished files are intact and a run resumes from its last checkpoint'}")
+    if exc.errno in READ_ONLY:
+        return (f"cannot write {where}: read-only or not writable ({exc.strerror}); "
+                f"{fix or 'make it writable (chmod u+w) or choose another output path'}")
+    return None
+
+
+def as_odtbench_error(exc: OSError, path: str | os.PathLike | None = None, *,
+                      fix: str | None = None) -> BaseException:
+    """`exc` as a one-line OdtbenchError when it is disk-full/read-only, else `exc` itself."""
+    msg = os_error_message(exc, path, fix=fix)
+    return OdtbenchError(msg) if msg else exc
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return  # some filesystems cannot open directories; the rename is still atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def temp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+
+
+def write_with(path: str | os.PathLike, fill: Callable[[IO[bytes]], Any]) -> Path:
+    """Atomically create `path` with what `fill(binary_file)` writes into it."""
+    path = Path(path)
+    tmp = temp_name(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # minus the umask, like any new file
+        with os.fdopen(fd, "wb") as fh:
+            fill(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise as_odtbench_error(exc, path) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    return write_with(path, lambda fh: fh.write(data))
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """UTF-8 text, written as is (no newline translation)."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = 2) -> Path:
+    """`obj` as JSON (strict: NaN/inf are an error here; results.atomic_write_json maps them)."""
+    return write_text(path, json.dumps(obj, indent=indent, allow_nan=False) + "\n")
+
+
+def torch_save(path: str | os.PathLike, payload: Any) -> Path:
+    """torch.save, atomically. Serialised in memory first: torch's own file writer reports a
+    full disk as "unexpected pos ...", a plain write reports ENOSPC."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return write_with(path, lambda fh: fh.write(buf.getbuffer()))
+
+
+def clean_stray_temps(directory: str | os.PathLike) -> list[Path]:
+    """Remove temp files that killed writers left in `directory` (not recursive). Call it only
+    while owning the directory (the run lock), so no live writer's temp file is removed."""
+    removed = []
+    d = Path(directory)
+    if not d.is_dir():
+        return removed
+    for p in d.iterdir():
+        # this writer's `.<name>.<pid>-<hex>.tmp`, and the `<name>.tmp` of earlier versions
+        if p.is_file() and p.name.endswith(".tmp"):
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError:
+                pass  # read-only: the write that needs the space will say so
+    return removed
