@@ -207,8 +207,19 @@ class MLPRun(Run):
             st["updates"] += 1
             if st["updates"] == _KILL_AT:  # fault injection for resume tests (as in loop.py)
                 os.kill(os.getpid(), signal.SIGKILL)
+            self._prog.update(self._live_done())
         st["gradient_steps"] = self.agent.actor_updates
         return m
+
+    # progress (odtbench/progress.py): pretraining counts updates, online transitions
+    def _pretrain_total(self) -> int:
+        return int(self.hp["mlp_pretrain_steps"])
+
+    def _phase_done(self) -> int:
+        st = self.st
+        return st["updates"] if st["phase"] == "pretrain" else st["online_transitions"]
+
+    _live_done = _phase_done  # one update per step: every unit counts at once
 
     def _check_floats(self, m: Mapping[str, float], where: str) -> None:
         self._check({k: torch.tensor(float(v)) for k, v in m.items()}, where)
@@ -248,7 +259,6 @@ class MLPRun(Run):
             if n % every == 0 or n == budget:
                 self._check_floats(m, f"online transition {n}")
                 self.evaluate("online", -(-n // every))
-                self._progress()
             if term or trunc or n >= budget:
                 break
             o = o2

@@ -76,6 +76,26 @@ def default_run_dir(task_key: str, method: str, scale: str, seed: int) -> Path:
 
 # ----------------------------------------------------------------------------- run
 
+def _positive_int(text: str) -> int:
+    value = _nonneg_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
+    return value
+
+
+def set_threads(n: int) -> None:
+    """Torch intra-op threads of this process. One by default, by hand as under Snakemake:
+    small updates gain little from more threads and lose much when the cores are shared
+    (docs/performance.md)."""
+    import torch
+
+    torch.set_num_threads(n)
+    try:
+        torch.set_num_interop_threads(n)
+    except RuntimeError:  # only settable before the first parallel work; intra-op is what counts
+        pass
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from odtbench.config import parse_overrides, resolve
     from odtbench.methods import get_method
@@ -84,6 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # before all of them are known to be good.
     cfg = resolve(args.task, args.method, _check_scale(args.scale), args.seed,
                   parse_overrides(args.set))
+    set_threads(args.threads)
     runner = get_method(cfg.method).load_runner()
     kwargs: dict[str, Any] = {}
     if "device" in inspect.signature(runner).parameters:
@@ -270,12 +291,17 @@ def build_parser() -> argparse.ArgumentParser:
                        "run directory's checkpoint).")
     r.add_argument("--task", required=True, help="SUITE/DATASET, e.g. toy/bandit (odtbench list tasks)")
     r.add_argument("--method", required=True, help="e.g. TD3+ODT (odtbench list methods)")
-    r.add_argument("--seed", required=True, type=_nonneg_int)
+    r.add_argument("--seed", required=True, type=_nonneg_int,
+                   help="seed of the run (>= 0): data order, network init, exploration and "
+                   "evaluation episodes; the workflow runs seeds 0..N-1")
     r.add_argument("--scale", required=True, help="smoke | quick | paper")
     r.add_argument("--out", help="run directory (default results/runs/SCALE/SUITE/DATASET/METHOD/seedN)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one hyperparameter (JSON value, else string); repeatable")
     r.add_argument("--device", default="cpu", help="torch device for methods that support it (default cpu)")
+    r.add_argument("--threads", type=_positive_int, default=1, metavar="N",
+                   help="torch CPU threads (default 1, as every workflow job; more pays only "
+                   "on idle cores with a large DT)")
     r.add_argument("--replace-stale", action="store_true",
                    help="discard a run directory left by other hyperparameters instead of "
                    "stopping (the workflow passes it: Snakemake re-runs a job whose resolved "

@@ -26,6 +26,7 @@ from odtbench.data.replay import SegmentSampler, TrajectoryBuffer, prepare_offli
 from odtbench.diagnostics import OnlineEpisodeStats, critic_vs_returns, online_share
 from odtbench.evaluation import rollout
 from odtbench.methods.dt_agent import SPEED_ENV, SpeedOptions
+from odtbench.progress import Progress
 from odtbench.results import (
     CURVE_COLUMNS,
     atomic_write_json,
@@ -185,6 +186,23 @@ class Run:
         self.st["gradient_steps"] += 1
         if self.st["gradient_steps"] == _KILL_AT:
             os.kill(os.getpid(), signal.SIGKILL)
+        self._prog.update(self._live_done())
+
+    # Progress display (odtbench/progress.py): what a phase counts, and how far it is.
+    _prog = Progress("", enabled=False)  # until execute() makes the run's own
+
+    def _pretrain_total(self) -> int:
+        return int(self.hp["pretrain_iters"]) * int(self.hp["pretrain_updates"])
+
+    def _phase_done(self) -> int:
+        """Pretraining: updates (the first phase, so all gradient steps); online: transitions."""
+        st = self.st
+        return st["gradient_steps"] if st["phase"] == "pretrain" else st["online_transitions"]
+
+    def _live_done(self) -> int | None:
+        """Units done after one update: online, an iteration's transitions count once its
+        updates are done (`_end_iteration`), so the rate is not ahead of the work."""
+        return self.st["gradient_steps"] if self.st["phase"] == "pretrain" else None
 
     def evaluate(self, phase: str, iteration: int) -> dict:
         hp = self.hp
@@ -213,6 +231,7 @@ class Run:
             self._diagnostics_row(row, res.trajectories)
         self.log.info("eval %s it=%d transitions=%d score=%.2f return=%.2f", phase, iteration,
                       row["online_transitions"], row["score_mean"], row["return_mean"])
+        self._prog.score(row["score_mean"])
         return row
 
     def _diagnostics_row(self, row: dict, eval_trajs: list) -> None:
@@ -347,27 +366,16 @@ class Run:
         hp, st = self.hp, self.st
         self._check(metrics, f"online iteration {it}")
         st["online_iter"] = it + 1
+        self._prog.update(st["online_transitions"])
         last = st["online_transitions"] >= hp["online_budget"] or it + 1 >= hp["max_online_iters"]
         if (it + 1) % hp["eval_interval"] == 0 or last:
             self.evaluate("online", it + 1)
-            self._progress()
         if last:
             st["phase"] = "done"
         self.save_checkpoint()
 
-    def _progress(self) -> None:
-        st = self.st
-        if self._bar is not None:
-            self._bar.n = min(st["online_transitions"], self._bar.total)
-            el = max(1e-9, time.perf_counter() - self._bar_t0)
-            self._bar.set_postfix(updates_s=f"{(st['gradient_steps'] - self._bar_g0) / el:.1f}",
-                                  score=f"{st['curve'][-1]['score_mean']:.1f}")
-            self._bar.refresh()
-
     # ------------------------------------------------------------------ driver
     def execute(self) -> dict:
-        from tqdm import tqdm
-
         self._t0 = time.perf_counter()
         summary_path = self.out / "summary.json"
         if summary_path.exists():
@@ -376,13 +384,14 @@ class Run:
         resumed = self.load_checkpoint()
         if not resumed:
             atomic_write_json(self.out / "config.json", self.config_json())
-        self._bar = tqdm(total=self.hp["online_budget"], desc=f"{self.cfg.method} {self.cfg.task_key} s{self.cfg.seed}",
-                         unit="tr", leave=False, disable=os.environ.get("ODTBENCH_PROGRESS", "1") == "0")
-        self._bar_t0, self._bar_g0 = time.perf_counter(), self.st["gradient_steps"]
+        self._prog = Progress(f"{self.cfg.method} {self.cfg.task_key} s{self.cfg.seed}", self.log)
         try:
             if self.st["phase"] == "pretrain":
+                self._prog.phase("pretraining", self._pretrain_total(), self._phase_done())
                 self.pretrain()
             if self.st["phase"] != "done":
+                self._prog.phase("online", int(self.hp["online_budget"]),
+                                 self.st["online_transitions"], unit="transitions")
                 self.online()
             if self.st["status"] != "diverged":  # a |Q| blow-up keeps its status
                 self.st["status"] = "complete"
@@ -392,7 +401,7 @@ class Run:
             self.st["diverged_reason"] = f"{first}; stopped: {exc}" if first else str(exc)
             self.log.info("diverged: %s", exc)
         finally:
-            self._bar.close()
+            self._prog.close()
         self.st["wall_time_s"] += time.perf_counter() - self._t0
         self._t0 = time.perf_counter()
         if self.probe:

@@ -29,8 +29,9 @@ rule run:
         "../envs/odtbench.yaml"
     shell:
         # one thread per job, so Snakemake packs one run per core; --replace-stale: a job
-        # re-run for changed hyperparameters must not resume the old run's checkpoint
-        "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 ODTBENCH_PROGRESS=0"
-        " odtbench run --task {wildcards.suite}/{wildcards.dataset} --method {wildcards.method:q}"
+        # re-run for changed hyperparameters must not resume the old run's checkpoint. The
+        # job log gets a progress line every 30 s (odtbench/progress.py; `odtbench status`).
+        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
+        " odtbench run --threads {threads} --task {wildcards.suite}/{wildcards.dataset} --method {wildcards.method:q}"
         " --seed {wildcards.seed} --scale {wildcards.scale} --out {params.run_dir:q}"
         " --device {resources.device:q} --replace-stale {params.overrides} > {log:q} 2>&1"

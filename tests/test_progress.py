@@ -1,0 +1,80 @@
+"""The live progress display (odtbench/progress.py): rate and ETA over this process's work,
+plain lines off a terminal, the log lines `odtbench status` reads."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+from odtbench.progress import Progress, format_duration
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _logger(name: str) -> tuple[logging.Logger, io.StringIO]:
+    buf = io.StringIO()
+    log = logging.getLogger(f"test.progress.{name}")
+    log.handlers[:] = [logging.StreamHandler(buf)]
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    return log, buf
+
+
+def test_rate_and_eta_after_resume_count_only_this_process() -> None:
+    clock, out = Clock(), io.StringIO()
+    p = Progress("run", stream=out, enabled=True, tty=False, clock=clock)
+    # resumed at 30 000 of 40 000 transitions: those are not this process's work
+    p.phase("online", 40_000, done=30_000, unit="transitions")
+    assert p.rate() is None and p.eta() is None
+    clock.t += 50.0
+    p.update(31_000)  # 1000 transitions in 50 s
+    assert abs(p.rate() - 20.0) < 1e-9
+    assert abs(p.eta() - 9_000 / 20.0) < 1e-9
+    # between chunks the ETA runs down with the clock instead of the rate dropping
+    clock.t += 10.0
+    p.update()
+    assert abs(p.eta() - (450.0 - 10.0)) < 1e-9
+
+
+def test_plain_lines_when_not_a_terminal_and_log_lines() -> None:
+    clock, out = Clock(), io.StringIO()
+    log, buf = _logger("plain")
+    p = Progress("TD3+ODT x s0", log, stream=out, enabled=True, tty=False, line_s=5.0,
+                 log_s=30.0, clock=clock)
+    p.phase("pretraining", 500)
+    n_lines = out.getvalue().count("\n")
+    for i in range(1, 101):  # 100 updates within 1 s: no new line
+        clock.t += 0.01
+        p.update(i)
+    assert out.getvalue().count("\n") == n_lines
+    clock.t += 5.0
+    p.update(101)
+    assert out.getvalue().count("\n") == n_lines + 1
+    assert "progress pretraining 101/500 updates" in out.getvalue().splitlines()[-1]
+    p.score(1.25)
+    assert buf.getvalue().splitlines()[-1].endswith("score=1.25")
+    assert "\r" not in out.getvalue()
+
+
+def test_disabled_display_still_logs() -> None:
+    clock, out = Clock(), io.StringIO()
+    log, buf = _logger("off")
+    p = Progress("r", log, stream=out, enabled=False, tty=False, clock=clock)
+    p.phase("online", 10, unit="transitions")
+    clock.t += 1.0
+    p.update(5)
+    p.close()
+    assert out.getvalue() == ""
+    assert "progress online 5/10 transitions" in buf.getvalue()
+
+
+def test_format_duration() -> None:
+    assert format_duration(None) == "?"
+    assert format_duration(65) == "1:05"
+    assert format_duration(3723) == "1:02:03"
