@@ -1,4 +1,4 @@
-"""The `odtbench` command: run | dataset | list | aggregate | figures | report.
+"""The `odtbench` command: run | dataset | list | aggregate | figures | report | status.
 
 Every subcommand imports its heavy modules (torch, the analysis) lazily, so `--help` and
 `list` stay fast. User errors (`OdtbenchError`, bad arguments) print ONE line,
@@ -277,13 +277,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- status
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from odtbench import workflow_plan as wp
+    from odtbench.status import format_status, workflow_status
+
+    config = wp.load_config(args.config)
+    scale = _check_scale(args.scale or config["scale"])
+    suites = wp.configured_suites(config, scale)
+    if args.suite:
+        wp.suite_config(config, scale, args.suite)  # one line if it is not configured
+        suites = [args.suite]
+    print(format_status(workflow_status(config, scale, suites), scale, args.jobs))
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="odtbench", description="Offline-to-online RL benchmark for Decision "
                 "Transformers (reproduces TD3+ODT, NeurIPS 2024).")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser,
-                           metavar="{run,dataset,list,aggregate,figures,report}")
+                           metavar="{run,dataset,list,aggregate,figures,report,status}")
 
     r = sub.add_parser("run", help="train and evaluate one method on one task and seed",
                        description="Resolve the hyperparameters of one run and execute it, "
@@ -365,6 +381,19 @@ def build_parser() -> argparse.ArgumentParser:
                     "(default 10000 at paper scale)")
     rp.add_argument("--out", help="HTML file (default reports/SUITE.html)")
     rp.set_defaults(func=cmd_report)
+
+    st = sub.add_parser("status", help="state, progress and ETA of the workflow's planned runs",
+                        description="Every run workflows/config.yaml plans at a scale: not "
+                        "started / running / complete / diverged / failed, its progress and "
+                        "last score, and an ETA for the whole workflow. Reads the run "
+                        "directories and logs only; run it from the repository root, while "
+                        "Snakemake runs or after.")
+    st.add_argument("--scale", help="smoke | quick | paper (default: the config's scale)")
+    st.add_argument("--suite", help="only this suite (default: every suite of the scale)")
+    st.add_argument("--jobs", type=_positive_int, metavar="N",
+                    help="runs at a time for the ETA (default: as many as are running, at least 1)")
+    st.add_argument("--config", default="workflows/config.yaml", help="workflow config (default %(default)s)")
+    st.set_defaults(func=cmd_status)
     return p
 
 

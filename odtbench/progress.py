@@ -7,9 +7,9 @@ updates are done), `Progress.score` after an evaluation. `update` costs one cloc
 read unless the display is due, so the loops call it after every update.
 
 Where it shows:
-- on a terminal (stderr is a TTY): a tqdm bar, redrawn every `refresh_s` seconds;
-- otherwise (Snakemake job logs, pipes): one plain line on stderr every `line_s` seconds;
-- always: the same plain line in the run's log.txt every `log_s` seconds and at each phase
+- on a terminal (stderr is a TTY): a tqdm bar, redrawn every `refresh_s` (2) s;
+- otherwise (Snakemake job logs, pipes): one plain line on stderr every `line_s` (10) s;
+- always: the same plain line in the run's log.txt every `log_s` (30) s and at each phase
   change, which `odtbench status` reads (docs/workflow.md, "Watching a workflow").
 `ODTBENCH_PROGRESS=0` turns the stderr display off (tests); the log.txt lines stay.
 
@@ -46,7 +46,7 @@ class Progress:
 
     def __init__(self, desc: str, log: logging.Logger | None = None, *,
                  stream: IO[str] | None = None, enabled: bool | None = None,
-                 tty: bool | None = None, refresh_s: float = 2.0, line_s: float = 30.0,
+                 tty: bool | None = None, refresh_s: float = 2.0, line_s: float = 10.0,
                  log_s: float = 30.0, clock: Any = time.monotonic):
         self.desc, self.log, self.clock = desc, log, clock
         self.stream = stream if stream is not None else sys.stderr
