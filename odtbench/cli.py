@@ -195,27 +195,30 @@ def cmd_dataset_stats(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- list
 
+def _columns(rows: list[tuple[str, ...]]) -> list[str]:
+    """Rows as lines with every column but the last padded to its widest cell."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)] if rows else []
+    return ["  ".join([c.ljust(w) for c, w in zip(r, widths)] + [r[-1]]).rstrip() for r in rows]
+
+
 def _list_lines(kind: str) -> list[str]:
     if kind == "methods":
         from odtbench.methods import get_method, list_methods
 
         specs = [get_method(name) for name in list_methods()]
-        width = max(len(s.name) for s in specs)
-        return [f"{s.name:<{width}}  {s.family:<4}  {s.description}" for s in specs]
+        return _columns([(s.name, s.family, s.description) for s in specs])
     if kind == "tasks":
         from odtbench.tasks import list_tasks
 
-        tasks = list_tasks()
-        width = max(len(t.key) for t in tasks)
-        return [f"{t.key:<{width}}  {t.env_id:<24} {t.source}" for t in tasks]
+        return _columns([(t.key, t.env_id, t.source) for t in list_tasks()])
     if kind == "suites":
         from odtbench.tasks import list_suites, list_tasks
 
         counts = {s: len(list_tasks(s)) for s in list_suites()}
-        return [f"{s:<8} {n} dataset{'' if n == 1 else 's'}" for s, n in counts.items()]
+        return _columns([(s, f"{n} dataset{'' if n == 1 else 's'}") for s, n in counts.items()])
     from odtbench.config import SCALES
 
-    return [f"{s:<6} {SCALE_HELP.get(s, '')}" for s in SCALES]
+    return _columns([(s, SCALE_HELP.get(s, "")) for s in SCALES])
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -409,6 +412,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("odtbench: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `odtbench list | head`: the reader left, nothing to report
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ class RunStatus:
         if self.state in ("complete", "diverged"):
             return self.detail
         if not self.total:
-            return ""
+            return self.detail if self.state == "running" else ""
         return f"{self.phase} {self.done}/{self.total} {self.unit} ({100 * self.done / self.total:.0f}%)"
 
 
@@ -107,17 +107,32 @@ def _read_log(rs: RunStatus, log_txt: Path, now: float) -> None:
             rs.eta_s = max(float(prog["eta"]) - (now - t if t else 0.0), 0.0)
 
 
-def _peer_times(runs_root: Path, suite: str, dataset: str, method: str) -> tuple[float | None, float | None]:
-    """Mean wall time of the finished runs of (suite, dataset, method), whole run and online
-    phase only (from curve.csv's cumulative wall_time_s); "*" for any method."""
+def _benchmark_s(path: Path) -> float | None:
+    """The wall seconds of a job from its Snakemake benchmark file (start-up included)."""
+    try:
+        with open(path) as fh:
+            row = next(csv.DictReader(fh, delimiter="\t"))
+        return float(row["s"])
+    except (OSError, StopIteration, KeyError, ValueError):
+        return None
+
+
+def _peer_times(root: Path, scale: str, suite: str, dataset: str,
+                method: str) -> tuple[float | None, float | None]:
+    """Mean wall time of the finished runs of (suite, dataset, method), whole job (the
+    Snakemake benchmark file, else the run's own wall time) and online phase only (from
+    curve.csv's cumulative wall_time_s); "*" for any method."""
     whole, online = [], []
+    runs_root = root / "results/runs" / scale
     for summ in sorted((runs_root / suite / dataset).glob(f"{method}/seed*/summary.json")):
         try:
             s = json.loads(summ.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if s.get("wall_time_s"):
-            whole.append(float(s["wall_time_s"]))
+        rel = summ.parent.relative_to(runs_root)
+        bench = _benchmark_s(root / "results/benchmarks" / scale / rel.parent / f"{rel.name}.tsv")
+        if bench is not None or s.get("wall_time_s"):
+            whole.append(bench if bench is not None else float(s["wall_time_s"]))
         try:
             with open(summ.parent / "curve.csv") as fh:
                 rows = list(csv.DictReader(fh))
@@ -167,9 +182,9 @@ def run_status(config: dict, scale: str, suite: str, dataset: str, method: str, 
             rs.detail = last if last and LINE_PREFIX not in last else \
                 "stopped; re-running resumes it from its checkpoint"
     # remaining time, for the workflow ETA
-    whole, online = _peer_times(root / "results/runs" / scale, suite, dataset, method)
+    whole, online = _peer_times(root, scale, suite, dataset, method)
     if whole is None:  # no finished run of this method yet: those of the others
-        whole, online = _peer_times(root / "results/runs" / scale, suite, dataset, "*")
+        whole, online = _peer_times(root, scale, suite, dataset, "*")
     frac_left = 1.0 - rs.done / rs.total if rs.total else 1.0
     if rs.state == "running" and rs.phase == "online" and rs.eta_s is not None:
         rs.remaining_s, rs.estimate = rs.eta_s, "its rate"
