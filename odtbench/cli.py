@@ -198,7 +198,7 @@ def cmd_dataset_stats(args: argparse.Namespace) -> int:
 def _columns(rows: list[tuple[str, ...]]) -> list[str]:
     """Rows as lines with every column but the last padded to its widest cell."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)] if rows else []
-    return ["  ".join([c.ljust(w) for c, w in zip(r, widths)] + [r[-1]]).rstrip() for r in rows]
+    return ["  ".join([c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)] + [r[-1]]).rstrip() for r in rows]
 
 
 def _list_lines(kind: str) -> list[str]:

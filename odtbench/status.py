@@ -232,7 +232,7 @@ def format_status(runs: list[RunStatus], scale: str, jobs: int | None) -> str:
          format_duration(r.eta_s) if r.state == "running" and r.eta_s is not None else "")
         for r in runs]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     for r in runs:
         if r.state in ("failed", "diverged") and r.detail:
             lines.append(f"{r.state}: {r.suite}/{r.dataset} {r.method} seed {r.seed}: {r.detail}")
