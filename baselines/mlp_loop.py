@@ -207,6 +207,7 @@ class MLPRun(Run):
             st["updates"] += 1
             if st["updates"] == _KILL_AT:  # fault injection for resume tests (as in loop.py)
                 os.kill(os.getpid(), signal.SIGKILL)
+            self._prog.steps = st["updates"]
             self._prog.update(self._live_done())
         st["gradient_steps"] = self.agent.actor_updates
         return m

@@ -113,6 +113,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise OdtbenchError(f"method {cfg.method!r} runs on the CPU only; drop --device {args.device}")
     out = Path(args.out) if args.out else default_run_dir(cfg.task_key, cfg.method, cfg.scale, cfg.seed)
     _guard_stale(out, cfg, replace=args.replace_stale)
+    # before the data loading and env building: the run says it is alive before its bar starts
+    print(f"odtbench: {cfg.method} on {cfg.task_key} seed {cfg.seed} ({cfg.scale}): loading "
+          f"data, building the agent -> {out}", file=sys.stderr, flush=True)
     summary = runner(cfg, out, **kwargs)
     final = summary.get("final_score")
     final_txt = "n/a" if final is None else f"{final:.2f}"

@@ -186,6 +186,7 @@ class Run:
         self.st["gradient_steps"] += 1
         if self.st["gradient_steps"] == _KILL_AT:
             os.kill(os.getpid(), signal.SIGKILL)
+        self._prog.steps = self.st["gradient_steps"]
         self._prog.update(self._live_done())
 
     # Progress display (odtbench/progress.py): what a phase counts, and how far it is.

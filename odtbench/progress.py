@@ -57,6 +57,9 @@ class Progress:
         self.refresh_s, self.line_s, self.log_s = refresh_s, line_s, log_s
         self.name, self.unit, self.total, self.done = "", "", 0, 0
         self.last_score: float | None = None
+        # gradient steps so far, shown beside the phase's units: an online iteration's
+        # transitions count once its updates are done, the steps show it working meanwhile
+        self.steps: int | None = None
         self._bar: Any = None
         self._next = 0.0  # the earliest clock time anything is due
         self._next_line = self._next_log = 0.0
@@ -116,7 +119,8 @@ class Progress:
         score = "?" if self.last_score is None else f"{self.last_score:.2f}"
         return (f"{LINE_PREFIX} {self.name} {self.done}/{self.total} {self.unit} "
                 f"rate={'?' if r is None else f'{r:.3g}'}/s "
-                f"eta={'?' if eta is None else f'{eta:.0f}'}s score={score}")
+                f"eta={'?' if eta is None else f'{eta:.0f}'}s score={score}"
+                + ("" if self.steps is None else f" steps={self.steps}"))
 
     # -------------------------------------------------------------- display
     def _open_bar(self) -> None:
@@ -129,7 +133,7 @@ class Progress:
         self._bar = tqdm(total=self.total, initial=self.done, unit=self.unit[:2] or "it",
                          desc=f"{self.desc} {self.name}", file=self.stream, leave=False,
                          dynamic_ncols=True, mininterval=0,
-                         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} {postfix}")
+                         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}{postfix}")
 
     def emit(self, force: bool = False) -> None:
         now = self.clock()
@@ -138,7 +142,8 @@ class Progress:
             self._bar.n = min(self.done, self.total)
             self._bar.set_postfix_str(
                 f"{'?' if r is None else f'{r:.3g}'} {self.unit}/s, eta {format_duration(self.eta())}, "
-                f"score {'?' if self.last_score is None else f'{self.last_score:.2f}'}",
+                f"score {'?' if self.last_score is None else f'{self.last_score:.2f}'}"
+                + ("" if self.steps is None else f", {self.steps} grad steps"),
                 refresh=False)
             self._bar.refresh()
         elif self.enabled and (force or now >= self._next_line):

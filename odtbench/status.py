@@ -36,7 +36,7 @@ from odtbench.progress import LINE_PREFIX, format_duration
 STALE_S = 300.0  # no log line for this long: the run is no longer running
 _PROGRESS = re.compile(
     rf"^(?P<ts>\S+ \S+) {LINE_PREFIX} (?P<phase>\S+) (?P<done>\d+)/(?P<total>\d+) (?P<unit>\S+) "
-    r"rate=(?P<rate>\S+)/s eta=(?P<eta>\S+?)s? score=(?P<score>\S+)$")
+    r"rate=(?P<rate>\S+)/s eta=(?P<eta>\S+?)s? score=(?P<score>\S+)( steps=\d+)?$")
 # the last line of a job log that ended without a summary (an error, an interrupt)
 _ENDED = re.compile(r"^odtbench: (error|interrupted)|^\w*(Error|Exception)\b|Killed")
 _EVAL = re.compile(r"^(?P<ts>\S+ \S+) eval (?P<phase>\S+) .*score=(?P<score>-?[\d.]+|nan|inf)")

@@ -52,7 +52,7 @@ def test_states_progress_scores_and_workflow_eta(tmp_path: Path, monkeypatch, ca
     d = _run_dir(tmp_path, "ODT", 2)
     (d / "log.txt").write_text(
         f"{_stamp(now - 30)} eval online it=1 transitions=64 score=0.42 return=0.01\n"
-        f"{_stamp(now - 10)} progress online 96/192 transitions rate=2.4/s eta=40s score=0.42\n")
+        f"{_stamp(now - 10)} progress online 96/192 transitions rate=2.4/s eta=40s score=0.42 steps=40\n")
     # TD3+ODT seed 0: failed (logs old, job log ends with an error)
     d = _run_dir(tmp_path, "TD3+ODT", 0)
     (d / "log.txt").write_text(f"{_stamp(now - 900)} progress pretraining 5/20 updates rate=1/s eta=15s score=?\n")
