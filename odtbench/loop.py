@@ -170,6 +170,7 @@ class Run:
         """n_units actor updates, each preceded/followed by d critic updates on fresh batches."""
         d, B = self.hp["actor_update_interval"], self.hp["batch_size"]
         metrics: dict[str, torch.Tensor] = {}
+        self._prog.activity = "updating" if self.st["phase"] == "online" else ""
         for _ in range(n_units):
             for b in range(d):
                 batch = sampler.sample(B, self.sample_gen or self.gen)
@@ -325,6 +326,8 @@ class Run:
             new.extend(res.trajectories)
             n += int(res.lengths.sum())
             st["episodes"] += 1
+            self._prog.activity = f"collecting: {n} transitions"
+            self._prog.update()
             if n >= hp["min_transitions_per_iter"]:
                 break
         st["online_transitions"] += n

@@ -60,6 +60,7 @@ class Progress:
         # gradient steps so far, shown beside the phase's units: an online iteration's
         # transitions count once its updates are done, the steps show it working meanwhile
         self.steps: int | None = None
+        self.activity = ""  # what the run does between units ("collecting 340 transitions")
         self._bar: Any = None
         self._next = 0.0  # the earliest clock time anything is due
         self._next_line = self._next_log = 0.0
@@ -143,7 +144,8 @@ class Progress:
             self._bar.set_postfix_str(
                 f"{'?' if r is None else f'{r:.3g}'} {self.unit}/s, eta {format_duration(self.eta())}, "
                 f"score {'?' if self.last_score is None else f'{self.last_score:.2f}'}"
-                + ("" if self.steps is None else f", {self.steps} grad steps"),
+                + ("" if self.steps is None else f", {self.steps} grad steps")
+                + (f", {self.activity}" if self.activity else ""),
                 refresh=False)
             self._bar.refresh()
         elif self.enabled and (force or now >= self._next_line):

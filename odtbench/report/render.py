@@ -257,7 +257,9 @@ def _toy_section(records: list, reps: int, seed: int) -> dict | None:
         figs.append({"key": key, "uri": figure_data_uri(fig, "png" if key == "b" else "svg")})
         close(fig)
     final = toy.final_rewards(records)
+    noises = {r.config.get("hyperparameters", {}).get("expl_noise") for r in records}
     return {"figures": figs, "table": toy.final_table(final, reps=reps, seed=seed),
+            "noise": f"{noises.pop():g}" if len(noises) == 1 and None not in noises else None,
             "claims": toy.claim_check(final), "n_seeds": {m: len(r) for m, r in probes.items()}}
 
 
