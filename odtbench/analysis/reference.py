@@ -107,7 +107,7 @@ def comparability_notes(scores: pd.DataFrame, hyperparameters: list[dict] | None
     envs = sorted(set(scores.get("env_id", pd.Series(dtype=str)).dropna()))
     if envs:
         theirs = sorted(set(scores.get("paper_dataset", pd.Series(dtype=str)).dropna()))
-        notes.append(f"Environments {', '.join(envs)} (Gymnasium, MuJoCo bindings of today); the "
+        notes.append(f"Environments {', '.join(envs)} (Gymnasium and the installed MuJoCo); the "
                      "study ran D4RL's own environment versions (mujoco-py)"
                      + (f" behind its datasets {', '.join(theirs)}." if theirs else "."))
     done = scores[scores["status"].isin(["complete", "diverged"])]
