@@ -389,6 +389,8 @@ class Run:
         if not resumed:
             atomic_write_json(self.out / "config.json", self.config_json())
         self._prog = Progress(f"{self.cfg.method} {self.cfg.task_key} s{self.cfg.seed}", self.log)
+        if self.st["curve"]:  # resumed: the last evaluation before the restart
+            self._prog.last_score = float(self.st["curve"][-1]["score_mean"])
         try:
             if self.st["phase"] == "pretrain":
                 self._prog.phase("pretraining", self._pretrain_total(), self._phase_done())
