@@ -7,6 +7,7 @@ from a database:
     complete / diverged   summary.json exists (written last by a run) and says so
     running               no summary; log.txt or the job log changed in the last STALE_S s
                           (a live run logs a progress line every 30 s: odtbench/progress.py)
+                          and, for a Snakemake job, a Snakemake holds the workflow's lock
     failed                no summary, logs older than that: the job stopped (an error, a
                           kill); the last line of its job log says why. Re-running the
                           workflow resumes it from its checkpoint.
@@ -69,6 +70,12 @@ class RunStatus:
         if not self.total:
             return self.detail if self.state == "running" else ""
         return f"{self.phase} {self.done}/{self.total} {self.unit} ({100 * self.done / self.total:.0f}%)"
+
+
+def _snakemake_active(root: Path) -> bool:
+    """Whether a Snakemake holds this workflow's lock (.snakemake/locks/, removed on exit)."""
+    locks = root / ".snakemake" / "locks"
+    return locks.is_dir() and any(locks.iterdir())
 
 
 def _timestamp(ts: str) -> float | None:
@@ -167,7 +174,8 @@ def run_status(config: dict, scale: str, suite: str, dataset: str, method: str, 
         rs.remaining_s, rs.estimate = 0.0, "done"
         return rs
     if not log_txt.is_file():
-        if job_log.is_file() and now - job_log.stat().st_mtime >= STALE_S:
+        if job_log.is_file() and (now - job_log.stat().st_mtime >= STALE_S
+                                  or not _snakemake_active(root)):
             rs.state, rs.detail = "failed", _last_line(job_log) or "stopped before it began"
         elif job_log.is_file():
             rs.state, rs.detail = "running", "starting"
@@ -175,7 +183,9 @@ def run_status(config: dict, scale: str, suite: str, dataset: str, method: str, 
         _read_log(rs, log_txt, now)
         mtimes = [p.stat().st_mtime for p in (log_txt, job_log) if p.is_file()]
         last = _last_line(job_log) if job_log.is_file() else ""
-        if now - max(mtimes) < STALE_S and not _ENDED.search(last):
+        # a job of Snakemake's can only be running while a Snakemake holds the workflow's lock
+        orphan = job_log.is_file() and not _snakemake_active(root)
+        if now - max(mtimes) < STALE_S and not _ENDED.search(last) and not orphan:
             rs.state = "running"
         else:
             rs.state = "failed"

@@ -80,6 +80,18 @@ def test_states_progress_scores_and_workflow_eta(tmp_path: Path, monkeypatch, ca
     # 30 (running) + 100 (failed in pretraining) + 2 x 100 (not started), one at a time
     assert "workflow ETA: 5:30 " in text
 
+    # a Snakemake job (it has a job log) runs only while a Snakemake holds the workflow's lock
+    job2 = tmp_path / wp.JOB_LOG.format(scale="smoke", suite="toy", dataset="bandit", method="ODT",
+                                        seed=2)
+    job2.write_text("ODT toy/bandit s2: progress online 96/192 ...\n")
+    (tmp_path / ".snakemake/locks").mkdir(parents=True)
+    (tmp_path / ".snakemake/locks/0.input.lock").write_text("")
+    states = {(r.method, r.seed): r.state for r in workflow_status(config, "smoke", ["toy"], tmp_path, now)}
+    assert states[("ODT", 2)] == "running"
+    (tmp_path / ".snakemake/locks/0.input.lock").unlink()
+    states = {(r.method, r.seed): r.state for r in workflow_status(config, "smoke", ["toy"], tmp_path, now)}
+    assert states[("ODT", 2)] == "failed"
+
     monkeypatch.chdir(tmp_path)
     assert cli.main(["status", "--suite", "toy"]) == 0
     assert "TD3+ODT" in capsys.readouterr().out
