@@ -83,6 +83,7 @@ def test_states_progress_scores_and_workflow_eta(tmp_path: Path, monkeypatch, ca
     # a Snakemake job (it has a job log) runs only while a Snakemake holds the workflow's lock
     job2 = tmp_path / wp.JOB_LOG.format(scale="smoke", suite="toy", dataset="bandit", method="ODT",
                                         seed=2)
+    job2.parent.mkdir(parents=True, exist_ok=True)
     job2.write_text("ODT toy/bandit s2: progress online 96/192 ...\n")
     (tmp_path / ".snakemake/locks").mkdir(parents=True)
     (tmp_path / ".snakemake/locks/0.input.lock").write_text("")
