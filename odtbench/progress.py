@@ -20,6 +20,7 @@ resume the units done before the restart are neither work nor time of this proce
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import time
@@ -73,6 +74,7 @@ class Progress:
         self.name, self.unit, self.total = name, unit, max(int(total), 0)
         self.done = self._start_done = int(done)
         self._start_t = self._t_done = self.clock()
+        self._chunks = 0  # how many times `done` moved: units may come in chunks
         if self.enabled and self.tty:
             self._open_bar()
         self.emit(force=True)
@@ -83,6 +85,7 @@ class Progress:
         now = self.clock()
         if done is not None and done != self.done:
             self.done, self._t_done = done, now
+            self._chunks += 1
         if now >= self._next:
             self.emit()
 
@@ -108,11 +111,18 @@ class Progress:
         return n / dt if n > 0 and dt > 0 else None
 
     def eta(self) -> float | None:
-        """Seconds left in this phase at the current rate (None while unknown)."""
+        """Seconds left in this phase at the current rate (None while unknown). Units that
+        come in chunks (an online iteration's >= 1000 transitions) are left as whole chunks
+        of the mean size so far: the last iteration overshoots the budget, and it takes a
+        whole iteration's time however few transitions it has to add."""
         r = self.rate()
-        if not r:
+        if not r or not self._chunks:
             return None
-        return max(max(self.total - self.done, 0) / r - (self.clock() - self._t_done), 0.0)
+        left = max(self.total - self.done, 0)
+        chunk = (self.done - self._start_done) / self._chunks
+        per_chunk = (self._t_done - self._start_t) / self._chunks
+        whole = math.ceil(left / chunk - 1e-9) * per_chunk if chunk > 1 else left / r
+        return max(whole - (self.clock() - self._t_done), 0.0)
 
     def line(self) -> str:
         """The plain progress line (also what log.txt holds)."""

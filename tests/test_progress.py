@@ -33,13 +33,31 @@ def test_rate_and_eta_after_resume_count_only_this_process() -> None:
     p.phase("online", 40_000, done=30_000, unit="transitions")
     assert p.rate() is None and p.eta() is None
     clock.t += 50.0
-    p.update(31_000)  # 1000 transitions in 50 s
+    p.update(31_000)  # one iteration: 1000 transitions in 50 s
     assert abs(p.rate() - 20.0) < 1e-9
-    assert abs(p.eta() - 9_000 / 20.0) < 1e-9
+    assert abs(p.eta() - 9 * 50.0) < 1e-9
     # between chunks the ETA runs down with the clock instead of the rate dropping
     clock.t += 10.0
     p.update()
     assert abs(p.eta() - (450.0 - 10.0)) < 1e-9
+    # 1500 left in chunks of ~1000: two more iterations, not one and a half
+    clock.t += 40.0
+    p.update(32_000)
+    for step in [1000] * 6 + [500]:
+        clock.t += 50.0
+        p.update(p.done + step)
+    assert p.done == 38_500
+    assert abs(p.eta() - 2 * 50.0) < 1e-9
+
+
+def test_eta_of_units_done_one_at_a_time() -> None:
+    clock = Clock()
+    p = Progress("run", stream=io.StringIO(), enabled=False, clock=clock)
+    p.phase("pretraining", 500)
+    for i in range(1, 101):
+        clock.t += 0.5
+        p.update(i)
+    assert abs(p.eta() - 400 * 0.5) < 1e-6
 
 
 def test_plain_lines_when_not_a_terminal_and_log_lines() -> None:
