@@ -124,7 +124,6 @@ class Task:
 
         if self.env_module:
             importlib.import_module(self.env_module)
-
         steps = kwargs.pop("max_episode_steps", self.max_episode_steps)
         return make(self.env_id, max_episode_steps=steps, **{**dict(self.env_kwargs), **kwargs})
 
