@@ -225,6 +225,16 @@ class MLPRun(Run):
 
     _live_done = _phase_done  # one update per step: every unit counts at once
 
+    def _evals_ahead(self, k: int) -> int:
+        """Evaluations in the phase's last k units: every `every` units and at the end."""
+        hp, st = self.hp, self.st
+        if st["phase"] == "pretrain":
+            total, every = int(hp["mlp_pretrain_steps"]), int(hp["mlp_pretrain_eval_every"])
+        else:
+            total, every = int(hp["online_budget"]), int(hp["mlp_eval_every"])
+        done = total - k
+        return total // every - done // every + (total % every != 0) if k > 0 else 0
+
     def _check_floats(self, m: Mapping[str, float], where: str) -> None:
         self._check({k: torch.tensor(float(v)) for k, v in m.items()}, where)
 

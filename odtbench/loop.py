@@ -206,8 +206,20 @@ class Run:
         updates are done (`_end_iteration`), so the rate is not ahead of the work."""
         return self.st["gradient_steps"] if self.st["phase"] == "pretrain" else None
 
+    def _evals_ahead(self, k: int) -> int:
+        """Evaluations still ahead in the next k units of the phase (pretraining: one per
+        iteration; online: k iterations, every `eval_interval`-th and the last)."""
+        hp, st = self.hp, self.st
+        if st["phase"] == "pretrain":
+            return int(hp["pretrain_iters"]) - st["pretrain_iter"]
+        it, every = st["online_iter"], int(hp["eval_interval"])
+        if k <= 0:
+            return 0
+        return sum(j % every == 0 for j in range(it + 1, it + k + 1)) + ((it + k) % every != 0)
+
     def evaluate(self, phase: str, iteration: int) -> dict:
         hp = self.hp
+        self._prog.evaluating()
         seeds = [self.cfg.seed * 1000 + i for i in range(hp["eval_episodes"])]
         res = rollout(self.agent, self.eval_envs, seeds, state_mean=self.offline.state_mean,
                       state_std=self.offline.state_std, target_rtg=hp["eval_rtg"],
@@ -234,6 +246,7 @@ class Run:
         self.log.info("eval %s it=%d transitions=%d score=%.2f return=%.2f", phase, iteration,
                       row["online_transitions"], row["score_mean"], row["return_mean"])
         self._prog.score(row["score_mean"])
+        self.st["eval_s"] = self._prog.eval_s  # checkpointed: a resumed run's ETA knows it
         return row
 
     def _diagnostics_row(self, row: dict, eval_trajs: list) -> None:
@@ -391,6 +404,7 @@ class Run:
         self._prog = Progress(f"{self.cfg.method} {self.cfg.task_key} s{self.cfg.seed}", self.log)
         if self.st["curve"]:  # resumed: the last evaluation before the restart
             self._prog.last_score = float(self.st["curve"][-1]["score_mean"])
+        self._prog.eval_s, self._prog.evals_ahead = self.st.get("eval_s"), self._evals_ahead
         try:
             if self.st["phase"] == "pretrain":
                 self._prog.phase("pretraining", self._pretrain_total(), self._phase_done())

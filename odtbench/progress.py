@@ -24,6 +24,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import IO, Any
 
 PROGRESS_ENV = "ODTBENCH_PROGRESS"
@@ -62,6 +63,12 @@ class Progress:
         # transitions count once its updates are done, the steps show it working meanwhile
         self.steps: int | None = None
         self.activity = ""  # what the run does between units ("collecting 340 transitions")
+        # Evaluations: their duration (last measured, also before a resume: the run keeps it
+        # in its checkpoint) and how many are still ahead given the chunks of units left.
+        self.eval_s: float | None = None
+        self.evals_ahead: Callable[[int], int] | None = None
+        self._eval_t0: float | None = None
+        self._eval_total = self._eval_at_done = 0.0
         self._bar: Any = None
         self._next = 0.0  # the earliest clock time anything is due
         self._next_line = self._next_log = 0.0
@@ -75,6 +82,7 @@ class Progress:
         self.done = self._start_done = int(done)
         self._start_t = self._t_done = self.clock()
         self._chunks = 0  # how many times `done` moved: units may come in chunks
+        self._eval_total = self._eval_at_done = 0.0  # evaluation seconds within this phase
         if self.enabled and self.tty:
             self._open_bar()
         self.emit(force=True)
@@ -86,11 +94,20 @@ class Progress:
         if done is not None and done != self.done:
             self.done, self._t_done = done, now
             self._chunks += 1
+            self._eval_at_done = self._eval_total
         if now >= self._next:
             self.emit()
 
+    def evaluating(self) -> None:
+        """An evaluation starts (its time is kept apart from the units' time)."""
+        self._eval_t0 = self.clock()
+
     def score(self, value: float) -> None:
         """The score of the latest evaluation (shown until the next one)."""
+        if self._eval_t0 is not None:
+            self.eval_s = self.clock() - self._eval_t0
+            self._eval_total += self.eval_s
+            self._eval_t0 = None
         self.last_score = float(value)
         self.emit(force=True)
 
@@ -104,25 +121,29 @@ class Progress:
     # -------------------------------------------------------------- numbers
     def rate(self) -> float | None:
         """Units per second over this process's work in this phase, up to the last unit
-        done (None before any). Measured to the last change, not to now, so units that
-        arrive in chunks (an online iteration's transitions) are not under-counted."""
-        dt = self._t_done - self._start_t
+        done, evaluations left out (None before any). Measured to the last change, not to
+        now, so units that arrive in chunks (an online iteration's transitions) are not
+        under-counted."""
+        dt = self._t_done - self._start_t - self._eval_at_done
         n = self.done - self._start_done
         return n / dt if n > 0 and dt > 0 else None
 
     def eta(self) -> float | None:
-        """Seconds left in this phase at the current rate (None while unknown). Units that
-        come in chunks (an online iteration's >= 1000 transitions) are left as whole chunks
-        of the mean size so far: the last iteration overshoots the budget, and it takes a
-        whole iteration's time however few transitions it has to add."""
+        """Seconds left in this phase (None while unknown): the units left at the rate, plus
+        the evaluations still ahead at the last one's duration. Units that come in chunks (an
+        online iteration's >= 1000 transitions) are left as whole chunks of the mean size so
+        far: the last iteration overshoots the budget, and it takes a whole iteration's time
+        however few transitions it has to add."""
         r = self.rate()
         if not r or not self._chunks:
             return None
         left = max(self.total - self.done, 0)
         chunk = (self.done - self._start_done) / self._chunks
-        per_chunk = (self._t_done - self._start_t) / self._chunks
-        whole = math.ceil(left / chunk - 1e-9) * per_chunk if chunk > 1 else left / r
-        return max(whole - (self.clock() - self._t_done), 0.0)
+        n_chunks = math.ceil(left / chunk - 1e-9) if chunk > 1 else left
+        units_s = n_chunks * chunk / r
+        evals = self.evals_ahead(n_chunks) if self.evals_ahead and self.eval_s else 0
+        since = self.clock() - self._t_done - (self._eval_total - self._eval_at_done)
+        return max(units_s + evals * (self.eval_s or 0.0) - since, 0.0)
 
     def line(self) -> str:
         """The plain progress line (also what log.txt holds)."""
