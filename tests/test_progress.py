@@ -96,3 +96,36 @@ def test_format_duration() -> None:
     assert format_duration(None) == "?"
     assert format_duration(65) == "1:05"
     assert format_duration(3723) == "1:02:03"
+
+
+def test_eta_counts_the_evaluations_ahead() -> None:
+    clock = Clock()
+    p = Progress("run", stream=io.StringIO(), enabled=False, clock=clock)
+    p.eval_s = 20.0  # as a resumed run gets it from its checkpoint
+    p.evals_ahead = lambda k: k  # one evaluation per iteration
+    p.phase("online", 5000, done=3000, unit="transitions")
+    clock.t += 60.0
+    p.update(4000)  # one iteration: 60 s
+    assert abs(p.eta() - (60.0 + 20.0)) < 1e-9
+    # a 30 s evaluation: kept out of the rate, no longer ahead, its own duration learnt
+    p.evals_ahead = lambda k: 0
+    p.evaluating()
+    clock.t += 30.0
+    p.score(1.0)
+    assert p.eval_s == 30.0 and abs(p.rate() - 1000 / 60) < 1e-9
+    assert abs(p.eta() - 60.0) < 1e-9
+
+
+def test_the_dt_loop_counts_its_evaluations_ahead() -> None:
+    import types
+
+    from odtbench.loop import Run
+
+    hp = {"pretrain_iters": 2, "eval_interval": 5}
+    run = types.SimpleNamespace(hp=hp, st={"phase": "online", "online_iter": 3, "pretrain_iter": 2})
+    # iterations 4..9: the 5th is evaluated, and the last (9th) at the end of the budget
+    assert Run._evals_ahead(run, 6) == 2
+    assert Run._evals_ahead(run, 7) == 2  # the 5th and the 10th, which is also the last
+    assert Run._evals_ahead(run, 0) == 0
+    run.st.update(phase="pretrain", pretrain_iter=1)
+    assert Run._evals_ahead(run, 100) == 1
