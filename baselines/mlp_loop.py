@@ -106,9 +106,6 @@ def _check_hp(hp: Mapping[str, Any]) -> None:
 class MLPRun(Run):
     """One TD3+BC / IQL run on one task and seed, writing the run-result files."""
 
-    # Run's diagnostics need the DT agent's hooks and a trajectory buffer (odtbench/loop.py)
-    _diagnose = False
-
     def __init__(self, method: MLPMethod, cfg: RunConfig, out_dir: Path | str):
         # Not Run.__init__: that builds the DT agent and ODT's offline preprocessing.
         _check_hp(cfg.hyperparameters)
