@@ -170,7 +170,6 @@ class Run:
         """n_units actor updates, each preceded/followed by d critic updates on fresh batches."""
         d, B = self.hp["actor_update_interval"], self.hp["batch_size"]
         metrics: dict[str, torch.Tensor] = {}
-        self._prog.activity = "updating" if self.st["phase"] == "online" else ""
         for _ in range(n_units):
             for b in range(d):
                 batch = sampler.sample(B, self.sample_gen or self.gen)
@@ -346,6 +345,7 @@ class Run:
         st["online_transitions"] += n
         OnlineEpisodeStats.add(st["online_stats"], new, self.offline.state_mean,
                                self.offline.state_std)
+        self._prog.activity = "updating"  # what follows a collection, in every online loop
         return new
 
     def online(self) -> None:
