@@ -247,7 +247,11 @@ def part_update(spec: dict[str, Any]) -> dict[str, Any]:
     # resident_sampling draws the indices on the device, as odtbench.loop.Run does.
     sgen = torch.Generator(dev).manual_seed(2) if speed.get("resident_sampling") and \
         dev.type != "cpu" else torch.Generator().manual_seed(2)
-    run = SimpleNamespace(hp=hp, agent=agent, gen=sgen, sample_gen=sgen, st={"gradient_steps": 0})
+    from odtbench.progress import Progress
+
+    # a stand-in Run: what `_units` and `_count_update` read (the progress hook included)
+    run = SimpleNamespace(hp=hp, agent=agent, gen=sgen, sample_gen=sgen, st={"gradient_steps": 0},
+                          _prog=Progress("", enabled=False), _live_done=lambda: None)
     run._count_update = lambda: Run._count_update(run)
     trials = bu._timed_trials(lambda: Run._units(run, sampler, 1, rl, sup), dev,
                               spec["repeats"], spec["min_time"], spec["peak_n"])

@@ -1,4 +1,4 @@
-"""The `odtbench` command: run | config | dataset | list | aggregate | figures | report.
+"""The `odtbench` command: run | config | dataset | list | aggregate | figures | report | status.
 
 Every subcommand imports its heavy modules (torch, the analysis) lazily, so `--help` and
 `list` stay fast. User errors (`OdtbenchError`, bad arguments) print ONE line,
@@ -76,6 +76,26 @@ def default_run_dir(task_key: str, method: str, scale: str, seed: int) -> Path:
 
 # ----------------------------------------------------------------------------- run
 
+def _positive_int(text: str) -> int:
+    value = _nonneg_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
+    return value
+
+
+def set_threads(n: int) -> None:
+    """Torch intra-op threads of this process. One by default, by hand as under Snakemake:
+    small updates gain little from more threads and lose much when the cores are shared
+    (docs/performance.md)."""
+    import torch
+
+    torch.set_num_threads(n)
+    try:
+        torch.set_num_interop_threads(n)
+    except RuntimeError:  # only settable before the first parallel work; intra-op is what counts
+        pass
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from odtbench.config import parse_overrides, resolve
     from odtbench.hpcheck import check_device
@@ -85,6 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # written before all of them are known to be good.
     cfg = resolve(args.task, args.method, _check_scale(args.scale), args.seed,
                   parse_overrides(args.set))
+    set_threads(args.threads)
     runner = get_method(cfg.method).load_runner()
     kwargs: dict[str, Any] = {}
     if "device" in inspect.signature(runner).parameters:
@@ -108,6 +129,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         with run_lock(out):
             _guard_stale(out, cfg, replace=args.replace_stale)
             prepare(out, replace_stale=args.replace_stale)
+            # before the data loading and env building: the run says it is alive before
+            # its bar starts
+            print(f"odtbench: {cfg.method} on {cfg.task_key} seed {cfg.seed} ({cfg.scale}): "
+                  f"loading data, building the agent -> {out}", file=sys.stderr, flush=True)
             summary = runner(cfg, out, **kwargs)
     final = summary.get("final_score")
     final_txt = "n/a" if final is None else f"{final:.2f}"
@@ -216,27 +241,30 @@ def cmd_dataset_stats(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- list
 
+def _columns(rows: list[tuple[str, ...]]) -> list[str]:
+    """Rows as lines with every column but the last padded to its widest cell."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)] if rows else []
+    return ["  ".join([c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)] + [r[-1]]).rstrip() for r in rows]
+
+
 def _list_lines(kind: str) -> list[str]:
     if kind == "methods":
         from odtbench.methods import get_method, list_methods
 
         specs = [get_method(name) for name in list_methods()]
-        width = max(len(s.name) for s in specs)
-        return [f"{s.name:<{width}}  {s.family:<4}  {s.description}" for s in specs]
+        return _columns([(s.name, s.family, s.description) for s in specs])
     if kind == "tasks":
         from odtbench.tasks import list_tasks
 
-        tasks = list_tasks()
-        width = max(len(t.key) for t in tasks)
-        return [f"{t.key:<{width}}  {t.env_id:<24} {t.source}" for t in tasks]
+        return _columns([(t.key, t.env_id, t.source) for t in list_tasks()])
     if kind == "suites":
         from odtbench.tasks import list_suites, list_tasks
 
         counts = {s: len(list_tasks(s)) for s in list_suites()}
-        return [f"{s:<8} {n} dataset{'' if n == 1 else 's'}" for s, n in counts.items()]
+        return _columns([(s, f"{n} dataset{'' if n == 1 else 's'}") for s, n in counts.items()])
     from odtbench.config import SCALES
 
-    return [f"{s:<6} {SCALE_HELP.get(s, '')}" for s in SCALES]
+    return _columns([(s, SCALE_HELP.get(s, "")) for s in SCALES])
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -298,13 +326,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- status
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from odtbench import workflow_plan as wp
+    from odtbench.status import format_status, workflow_status
+
+    config = wp.load_config(args.config)
+    scale = _check_scale(args.scale or config["scale"])
+    suites = wp.configured_suites(config, scale)
+    if args.suite:
+        wp.suite_config(config, scale, args.suite)  # one line if it is not configured
+        suites = [args.suite]
+    print(format_status(workflow_status(config, scale, suites), scale, args.jobs))
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="odtbench", description="Offline-to-online RL benchmark for Decision "
                 "Transformers (reproduces TD3+ODT, NeurIPS 2024).")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser,
-                           metavar="{run,config,dataset,list,aggregate,figures,report}")
+                           metavar="{run,config,dataset,list,aggregate,figures,report,status}")
 
     r = sub.add_parser("run", help="train and evaluate one method on one task and seed",
                        description="Resolve the hyperparameters of one run and execute it, "
@@ -312,12 +356,17 @@ def build_parser() -> argparse.ArgumentParser:
                        "run directory's checkpoint).")
     r.add_argument("--task", required=True, help="SUITE/DATASET, e.g. toy/bandit (odtbench list tasks)")
     r.add_argument("--method", required=True, help="e.g. TD3+ODT (odtbench list methods)")
-    r.add_argument("--seed", required=True, type=_nonneg_int)
+    r.add_argument("--seed", required=True, type=_nonneg_int,
+                   help="seed of the run (>= 0): data order, network init, exploration and "
+                   "evaluation episodes; the workflow runs seeds 0..N-1")
     r.add_argument("--scale", required=True, help="smoke | quick | paper")
     r.add_argument("--out", help="run directory (default results/runs/SCALE/SUITE/DATASET/METHOD/seedN)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one hyperparameter (JSON value, else string); repeatable")
     r.add_argument("--device", default="cpu", help="torch device for methods that support it (default cpu)")
+    r.add_argument("--threads", type=_positive_int, default=1, metavar="N",
+                   help="torch CPU threads (default 1, as every workflow job; more pays only "
+                   "on idle cores with a large DT)")
     r.add_argument("--replace-stale", action="store_true",
                    help="discard a run directory left by other hyperparameters, or a "
                    "corrupt checkpoint, instead of stopping (the workflow passes it: Snakemake "
@@ -393,6 +442,19 @@ def build_parser() -> argparse.ArgumentParser:
                     "(default 10000 at paper scale)")
     rp.add_argument("--out", help="HTML file (default reports/SUITE.html)")
     rp.set_defaults(func=cmd_report)
+
+    st = sub.add_parser("status", help="state, progress and ETA of the workflow's planned runs",
+                        description="Every run workflows/config.yaml plans at a scale: not "
+                        "started / running / complete / diverged / failed, its progress and "
+                        "last score, and an ETA for the whole workflow. Reads the run "
+                        "directories and logs only; run it from the repository root, while "
+                        "Snakemake runs or after.")
+    st.add_argument("--scale", help="smoke | quick | paper (default: the config's scale)")
+    st.add_argument("--suite", help="only this suite (default: every suite of the scale)")
+    st.add_argument("--jobs", type=_positive_int, metavar="N",
+                    help="runs at a time for the ETA (default: as many as are running, at least 1)")
+    st.add_argument("--config", default="workflows/config.yaml", help="workflow config (default %(default)s)")
+    st.set_defaults(func=cmd_status)
     return p
 
 
@@ -416,6 +478,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("odtbench: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `odtbench list | head`: the reader left, nothing to report
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from odtbench.data.replay import SegmentSampler, TrajectoryBuffer, prepare_offli
 from odtbench.diagnostics import OnlineEpisodeStats, critic_vs_returns, online_share
 from odtbench.evaluation import eval_seeds, online_seeds, rollout
 from odtbench.methods.dt_agent import SPEED_ENV, SpeedOptions
+from odtbench.progress import Progress
 from odtbench.results import (
     CURVE_COLUMNS,
     atomic_write_json,
@@ -195,9 +196,39 @@ class Run:
         self.st[counter] += 1
         if self.st[counter] == _KILL_AT:
             os.kill(os.getpid(), signal.SIGKILL)
+        self._prog.steps = self.st["gradient_steps"]
+        self._prog.update(self._live_done())
+
+    # Progress display (odtbench/progress.py): what a phase counts, and how far it is.
+    _prog = Progress("", enabled=False)  # until execute() makes the run's own
+
+    def _pretrain_total(self) -> int:
+        return int(self.hp["pretrain_iters"]) * int(self.hp["pretrain_updates"])
+
+    def _phase_done(self) -> int:
+        """Pretraining: updates (the first phase, so all gradient steps); online: transitions."""
+        st = self.st
+        return st["gradient_steps"] if st["phase"] == "pretrain" else st["online_transitions"]
+
+    def _live_done(self) -> int | None:
+        """Units done after one update: online, an iteration's transitions count once its
+        updates are done (`_end_iteration`), so the rate is not ahead of the work."""
+        return self.st["gradient_steps"] if self.st["phase"] == "pretrain" else None
+
+    def _evals_ahead(self, k: int) -> int:
+        """Evaluations still ahead in the next k units of the phase (pretraining: one per
+        iteration; online: k iterations, every `eval_interval`-th and the last)."""
+        hp, st = self.hp, self.st
+        if st["phase"] == "pretrain":
+            return int(hp["pretrain_iters"]) - st["pretrain_iter"]
+        it, every = st["online_iter"], int(hp["eval_interval"])
+        if k <= 0:
+            return 0
+        return sum(j % every == 0 for j in range(it + 1, it + k + 1)) + ((it + k) % every != 0)
 
     def evaluate(self, phase: str, iteration: int) -> dict:
         hp = self.hp
+        self._prog.evaluating()
         seeds = eval_seeds(self.cfg.seed, hp["eval_episodes"])
         # A family without a return token (MLP, PDT) has no RTG target, and a Markov policy
         # (MLP) no context: its agent reads the last state only.
@@ -223,6 +254,8 @@ class Run:
             self._diagnostics_row(row, res.trajectories)
         self.log.info("eval %s it=%d transitions=%d score=%.2f return=%.2f", phase, iteration,
                       row["online_transitions"], row["score_mean"], row["return_mean"])
+        self._prog.score(row["score_mean"])
+        self.st["eval_s"] = self._prog.eval_s  # checkpointed: a resumed run's ETA knows it
         return row
 
     def _diagnostics_row(self, row: dict, eval_trajs: list) -> None:
@@ -319,11 +352,14 @@ class Run:
             new.extend(res.trajectories)
             n += int(res.lengths.sum())
             st["episodes"] += 1
+            self._prog.activity = f"collecting: {n} transitions"
+            self._prog.update()
             if n >= hp["min_transitions_per_iter"]:
                 break
         st["online_transitions"] += n
         OnlineEpisodeStats.add(st["online_stats"], new, self.offline.state_mean,
                                self.offline.state_std)
+        self._prog.activity = "updating"  # what follows a collection, in every online loop
         return new
 
     def online(self) -> None:
@@ -361,22 +397,13 @@ class Run:
         hp, st = self.hp, self.st
         self._check(metrics, f"online iteration {it}")
         st["online_iter"] = it + 1
+        self._prog.update(st["online_transitions"])
         last = st["online_transitions"] >= hp["online_budget"] or it + 1 >= hp["max_online_iters"]
         if (it + 1) % hp["eval_interval"] == 0 or last:
             self.evaluate("online", it + 1)
-            self._progress()
         if last:
             st["phase"] = "done"
         self.save_checkpoint()
-
-    def _progress(self) -> None:
-        st = self.st
-        if self._bar is not None:
-            self._bar.n = min(st["online_transitions"], self._bar.total)
-            el = max(1e-9, time.perf_counter() - self._bar_t0)
-            self._bar.set_postfix(updates_s=f"{(st['gradient_steps'] - self._bar_g0) / el:.1f}",
-                                  score=f"{st['curve'][-1]['score_mean']:.1f}")
-            self._bar.refresh()
 
     # ------------------------------------------------------------------ driver
     def execute(self) -> dict:
@@ -390,8 +417,6 @@ class Run:
             return self._execute()
 
     def _execute(self) -> dict:
-        from tqdm import tqdm
-
         self._t0 = time.perf_counter()
         summary_path = self.out / "summary.json"
         if summary_path.exists():
@@ -403,13 +428,17 @@ class Run:
             # a valid (header-only) curve from the start: a run that diverges before its
             # first evaluation still has the three contract files
             write_curve(self.out / "curve.csv", self.st["curve"])
-        self._bar = tqdm(total=self.hp["online_budget"], desc=f"{self.cfg.method} {self.cfg.task_key} s{self.cfg.seed}",
-                         unit="tr", leave=False, disable=os.environ.get("ODTBENCH_PROGRESS", "1") == "0")
-        self._bar_t0, self._bar_g0 = time.perf_counter(), self.st["gradient_steps"]
+        self._prog = Progress(f"{self.cfg.method} {self.cfg.task_key} s{self.cfg.seed}", self.log)
+        if self.st["curve"]:  # resumed: the last evaluation before the restart
+            self._prog.last_score = float(self.st["curve"][-1]["score_mean"])
+        self._prog.eval_s, self._prog.evals_ahead = self.st.get("eval_s"), self._evals_ahead
         try:
             if self.st["phase"] == "pretrain":
+                self._prog.phase("pretraining", self._pretrain_total(), self._phase_done())
                 self.pretrain()
             if self.st["phase"] != "done":
+                self._prog.phase("online", int(self.hp["online_budget"]),
+                                 self.st["online_transitions"], unit="transitions")
                 self.online()
             if self.st["status"] != "diverged":  # a |Q| blow-up keeps its status
                 self.st["status"] = "complete"
@@ -419,7 +448,7 @@ class Run:
             self.st["diverged_reason"] = f"{first}; stopped: {exc}" if first else str(exc)
             self.log.info("diverged: %s", exc)
         finally:
-            self._bar.close()
+            self._prog.close()
         self.st["wall_time_s"] += time.perf_counter() - self._t0
         self._t0 = time.perf_counter()
         if self.probe and self.probe.epochs:  # none when it diverged in pretraining

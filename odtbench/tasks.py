@@ -124,12 +124,12 @@ class Task:
 
     def make_env(self, **kwargs: Any):
         """A fresh gymnasium env for this task (kwargs override the task's env_kwargs)."""
-        import gymnasium as gym
+        from odtbench.suites.mjcf import make  # gym.make minus MuJoCo's settotalmass warning
 
         if self.env_module:
             importlib.import_module(self.env_module)
         steps = kwargs.pop("max_episode_steps", self.max_episode_steps)
-        return gym.make(self.env_id, max_episode_steps=steps, **{**dict(self.env_kwargs), **kwargs})
+        return make(self.env_id, max_episode_steps=steps, **{**dict(self.env_kwargs), **kwargs})
 
     def make_eval_env(self, **kwargs: Any):
         """The env evaluation episodes run in (the online env unless a suite says otherwise)."""

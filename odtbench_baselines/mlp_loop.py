@@ -193,8 +193,30 @@ class MLPRun(Run):
         for _ in range(n):
             m = self.agent.update(self.buffer.sample(B, self.np_rng))
             self._count_update("updates")
+            self._prog.steps = st["updates"]
+            self._prog.update(self._live_done())
         st["gradient_steps"] = self.agent.actor_updates
         return m
+
+    # progress (odtbench/progress.py): pretraining counts updates, online transitions
+    def _pretrain_total(self) -> int:
+        return int(self.hp["mlp_pretrain_steps"])
+
+    def _phase_done(self) -> int:
+        st = self.st
+        return st["updates"] if st["phase"] == "pretrain" else st["online_transitions"]
+
+    _live_done = _phase_done  # one update per step: every unit counts at once
+
+    def _evals_ahead(self, k: int) -> int:
+        """Evaluations in the phase's last k units: every `every` units and at the end."""
+        hp, st = self.hp, self.st
+        if st["phase"] == "pretrain":
+            total, every = int(hp["mlp_pretrain_steps"]), int(hp["mlp_pretrain_eval_every"])
+        else:
+            total, every = int(hp["online_budget"]), int(hp["mlp_eval_every"])
+        done = total - k
+        return total // every - done // every + (total % every != 0) if k > 0 else 0
 
     def _check_floats(self, m: Mapping[str, float], where: str) -> None:
         self._check({k: torch.tensor(float(v)) for k, v in m.items()}, where)
@@ -234,7 +256,6 @@ class MLPRun(Run):
             if n % every == 0 or n == budget:
                 self._check_floats(m, f"online transition {n}")
                 self.evaluate("online", -(-n // every))
-                self._progress()
             if term or trunc or n >= budget:
                 break
             o = o2

@@ -97,6 +97,7 @@ class PDTRun(Run):
             st["warmup_transitions"] += n
             st["online_transitions"] += n
             st["episodes"] += n_envs
+            self._prog.update(st["online_transitions"])
             self.save_checkpoint()
         st["phase"] = "return_warmup"
         self.save_checkpoint()

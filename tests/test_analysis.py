@@ -301,3 +301,15 @@ def test_runtime_from_snakemake_benchmarks(tmp_path):
     assert r.loc["TD3+ODT", "mean_s"] == pytest.approx(30.5)
     assert r.loc["ODT", "jobs"] == 2 and r.loc["ODT", "max_rss_mb"] == pytest.approx(100.5)
     assert read_benchmarks(tmp_path / "absent", "mujoco").empty
+
+
+def test_toy_notes_name_the_differences_from_the_study():
+    """The toy banner: the real differences (DT actor, noise, batch) from the runs' settings."""
+    s = pd.DataFrame([{"suite": "toy", "scale": "quick", "dataset": "bandit", "method": "ODT",
+                       "seed": 0, "status": "complete", "dataset_source": "generated:toy-bandit",
+                       "online_transitions": 1024}])
+    hp = {"embed_dim": 64, "n_layer": 1, "expl_noise": 0.1, "batch_size": 16}
+    notes = " ".join(comparability_notes(s, [hp, dict(hp)]))
+    assert "Decision Transformer (embed 64, 1 layer" in notes and "2 × 128 MLP" in notes
+    assert "N(0, 0.1²)" in notes and "U(−0.01, 0.01)" in notes and "Batch 16" in notes
+    assert "no table for" not in notes

@@ -22,7 +22,7 @@ def _run(argv: list[str], capsys) -> tuple[int, str, str]:
 
 @pytest.mark.parametrize("argv", [[], ["run"], ["dataset"], ["dataset", "build"],
                                   ["dataset", "stats"], ["list"], ["aggregate"], ["figures"],
-                                  ["report"]])
+                                  ["report"], ["status"]])
 def test_every_subcommand_has_help(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main([*argv, "--help"])
@@ -43,6 +43,26 @@ def test_list_names_the_registries(capsys):
     assert "toy/bandit" in out.split() and "mujoco/hopper-random" in out.split()
     _, out, _ = _run(["list"], capsys)
     assert {"methods:", "tasks:", "suites:", "scales:"} <= set(out.split())
+
+
+@pytest.mark.parametrize("kind", ["methods", "tasks", "suites"])
+def test_list_columns_are_aligned(kind, capsys):
+    """Every column starts at the same place on every line (env ids vary in length)."""
+    _, out, _ = _run(["list", kind], capsys)
+    lines = out.splitlines()
+    second = {line.index(line.split()[1], len(line.split()[0])) for line in lines}
+    assert len(second) == 1, out
+    if kind == "tasks":
+        third = {line.index(line.split()[2], len(line.split()[0]) + len(line.split()[1]))
+                 for line in lines}
+        assert len(third) == 1, out
+
+
+def test_run_help_documents_seed_and_threads(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--seed SEED seed of the run" in text and "--threads N torch CPU threads (default 1" in text
 
 
 RUN = ["run", "--task", "toy/bandit", "--method", "TD3+ODT", "--seed", "0", "--scale", "smoke"]

@@ -119,3 +119,35 @@ def test_toy_report_shows_figure2_and_the_claim(tmp_path):
     assert ("ODT", "2", "2", "holds") in claims and ("TD3+ODT", "2", "2", "holds") in claims
     assert ("DDPG+ODT", "0", "0", "no runs") in claims
     assert "The study publishes no result table" in html
+
+
+def test_stand_in_success_rate_report_says_so(tmp_path):
+    """A stand-in AntMaze-like suite: the banner names the stand-in and its policy, one seed
+    per cell reads as such, scores are called success rates, None stats are left out, and one
+    task gets the Median = Mean note."""
+    runs = tmp_path / "runs"
+    for m in ("ODT", "TD3+ODT"):
+        d = make_fake_run(runs, suite="antmaze", dataset="antmaze-umaze", method=m, final=40.0,
+                          source="generated:standin/antmaze/antmaze-umaze")
+        for name in ("config.json", "summary.json"):
+            obj = json.loads((d / name).read_text())
+            if name == "config.json":
+                obj["reference"]["score_kind"] = "success_rate"
+            else:
+                obj["score_kind"] = "success_rate"
+            (d / name).write_text(json.dumps(obj))
+    stats = tmp_path / "stats"
+    stats.mkdir()
+    (stats / "antmaze-umaze.json").write_text(json.dumps({
+        "task": "antmaze/antmaze-umaze", "stats": {"episodes": 3, "score_mean": None},
+        "recipe": {"standin": True, "policy": "uniform random policy"}}))
+    html = render_report("antmaze", runs, tmp_path / "r.html", reps=10, dataset_stats=stats,
+                         include_figures=False).read_text()
+    text = " ".join(re.sub(r"<[^>]+>", " ", html).split())
+    assert "STAND-IN datasets (antmaze-umaze: uniform random policy)" in text
+    assert "stand-in: uniform random policy" in text  # the datasets table
+    assert "1 seed per cell; the study used 5" in text and "1–1" not in text
+    assert "Scores here are success rates" in text and "normalised 100·(R" not in text
+    assert "score_mean" not in text and "episodes: 3" in text
+    assert "with one task the Median equals the Mean" in text
+    assert "the bootstrap's own random seed is 0" in text

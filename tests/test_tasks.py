@@ -95,3 +95,29 @@ def test_make_env_and_source_override():
     t = get_task("mujoco/hopper-medium", source="minari:mujoco/hopper/medium-v0")
     assert (t.source_kind, t.source_name) == ("minari", "mujoco/hopper/medium-v0")
     assert get_task("mujoco/hopper-medium").source == "generated:d4rl/medium"  # registry unchanged
+
+
+def test_halfcheetah_without_settotalmass_is_identical():
+    """odtbench/suites/mjcf.py: compiled from a model without the deprecated attribute (what
+    MuJoCo warns about, from C, uncapturable here), with the same masses and dynamics."""
+    from pathlib import Path
+
+    import gymnasium as gym
+
+    from odtbench.suites.mjcf import make
+
+    ours = make("HalfCheetah-v5")
+    theirs = gym.make("HalfCheetah-v5")
+    assert "settotalmass" in Path(theirs.unwrapped.fullpath).read_text()
+    assert "settotalmass" not in Path(ours.unwrapped.fullpath).read_text()
+    a, b = ours.unwrapped.model, theirs.unwrapped.model
+    for name in ("body_mass", "body_inertia", "body_subtreemass", "dof_invweight0"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    rng = np.random.default_rng(0)
+    o1, _ = ours.reset(seed=1)
+    o2, _ = theirs.reset(seed=1)
+    for _ in range(20):
+        act = rng.uniform(-1, 1, 6)
+        o1, r1, *_ = ours.step(act)
+        o2, r2, *_ = theirs.step(act)
+        assert np.array_equal(o1, o2) and r1 == r2

@@ -108,8 +108,10 @@ def panel_layout(suite: str, datasets: Sequence[str]) -> list[list[str | None]]:
 
 
 def plot_curves(stats: pd.DataFrame, *, suite: str, datasets: Sequence[str] | None = None,
-                ylabel: str = "Normalized Reward", title: str | None = None) -> Figure:
-    """The study's reward-curve figure from mean_std() output."""
+                ylabel: str = "Normalized Reward", title: str | None = None,
+                limits: tuple[float, float] | None = None) -> Figure:
+    """The study's reward-curve figure from mean_std() output. `limits`: the achievable
+    range of the score (success rates: 0-100); the ± std bands are clipped to it."""
     datasets = sorted(stats["dataset"].unique()) if datasets is None else list(datasets)
     grid = panel_layout(suite, datasets) or [[None]]
     nr, nc = len(grid), len(grid[0])
@@ -128,8 +130,10 @@ def plot_curves(stats: pd.DataFrame, *, suite: str, datasets: Sequence[str] | No
                     continue
                 col = method_color(m)
                 ax.plot(s["x"], s["mean"], color=col, lw=1.5, label=m)
-                ax.fill_between(s["x"], s["mean"] - s["std"], s["mean"] + s["std"], color=col,
-                                alpha=0.18, lw=0)
+                lo, hi = s["mean"] - s["std"], s["mean"] + s["std"]
+                if limits is not None:
+                    lo, hi = lo.clip(lower=limits[0]), hi.clip(upper=limits[1])
+                ax.fill_between(s["x"], lo, hi, color=col, alpha=0.18, lw=0)
             ax.set_title(d, fontsize=10)
             ax.grid(alpha=0.3)
             ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))

@@ -29,8 +29,9 @@ def plot_aggregates(group: dict, *, xlabel: str = "Normalized Score") -> Figure 
     return fig
 
 
-def plot_profiles(group: dict) -> Figure | None:
-    """Performance profiles: fraction of runs with score > tau, with CIs."""
+def plot_profiles(group: dict, *, xlabel: str = "Normalized Score") -> Figure | None:
+    """Performance profiles: fraction of runs with score > tau, with CIs; the legend sits
+    right of the axes, off the curves."""
     prof = group.get("performance_profile")
     if not prof:
         return None
@@ -38,13 +39,14 @@ def plot_profiles(group: dict) -> Figure | None:
     methods = [m for m in group["methods"] if m in prof["profiles"]]
     profiles = {m: np.asarray(prof["profiles"][m]["point"]) for m in methods}
     cis = {m: np.array([prof["profiles"][m]["low"], prof["profiles"][m]["high"]]) for m in methods}
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
     plot_utils.plot_performance_profiles(
         profiles, tau, performance_profile_cis=cis, ax=ax,
-        colors={m: method_color(m) for m in methods}, xlabel=r"Normalized Score ($\tau$)",
+        colors={m: method_color(m) for m in methods}, xlabel=xlabel + r" ($\tau$)",
         ylabel=r"Fraction of runs with score > $\tau$", labelsize="medium", ticklabelsize="medium")
     handles = [Line2D([0], [0], color=method_color(m), lw=2) for m in methods]
-    ax.legend(handles, methods, loc="upper right", fontsize="small", frameon=False)
+    ax.legend(handles, methods, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small",
+              frameon=False, borderaxespad=0.0)
     fig.tight_layout()
     return fig
 

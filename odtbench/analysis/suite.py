@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -75,19 +76,32 @@ def load_records(runs_root: str | os.PathLike, suite: str) -> list:
     return [validate_run(p) for p in iter_runs(runs_root, suite)]
 
 
+def score_kind(records: list) -> str:
+    """"success_rate" when every run scores success rates, else "normalized" (the label the
+    figures and the report use)."""
+    kinds = {(r.summary or {}).get("score_kind") or (r.config.get("reference") or {}).get("score_kind")
+             for r in records}
+    return "success_rate" if kinds == {"success_rate"} else "normalized"
+
+
 def suite_figures(suite: str, records: list, aggregates: dict) -> dict[str, object]:
     """{name: Figure}: learning curves and rliable plots of the whole suite (callers close them)."""
     figs: dict[str, object] = {}
     stats = mean_std(curve_table(records))
+    success = score_kind(records) == "success_rate"
+    label = "Success Rate (%)" if success else "Normalized Score"
     if len(stats):
         figs["curves"] = plot_curves(stats, suite=suite,
-                                     datasets=dataset_order(suite, stats["dataset"].unique()))
+                                     datasets=dataset_order(suite, stats["dataset"].unique()),
+                                     ylabel="Success Rate (%)" if success else "Normalized Reward",
+                                     limits=(0.0, 100.0) if success else None)
     diag = plot_diagnostics(diagnostics_table(records),
                             dataset_order(suite, [r.config["dataset"] for r in records]))
     if diag is not None:
         figs["diagnostics"] = diag
     group = aggregates["groups"].get("all", {})
-    for name, fn in (("aggregates", plot_aggregates), ("profiles", plot_profiles),
+    for name, fn in (("aggregates", partial(plot_aggregates, xlabel=label)),
+                     ("profiles", partial(plot_profiles, xlabel=label)),
                      ("improvement", plot_improvement)):
         fig = fn(group) if group.get("methods") else None
         if fig is not None:

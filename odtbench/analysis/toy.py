@@ -112,10 +112,12 @@ def fig_reward(probes: dict[str, list[tuple[int, dict]]]) -> Figure:
     for m in probes:
         s = stats[stats["method"] == m]
         ax.plot(s["x"], s["mean"], color=method_color(m), lw=1.8, label=f"{m} (n={int(s['n'].max())})")
-        ax.fill_between(s["x"], s["mean"] - s["std"], s["mean"] + s["std"], color=method_color(m),
+        # clipped to the reward's range [-1, 1]: a band above r(0) = 1 shows no reward
+        ax.fill_between(s["x"], (s["mean"] - s["std"]).clip(lower=-1.0),
+                        (s["mean"] + s["std"]).clip(upper=1.0), color=method_color(m),
                         alpha=0.2, lw=0)
     ax.axhline(1.0, color="green", ls=":", lw=1, label="optimum r(0) = 1")
-    ax.set(xlabel="Gradient steps", ylabel="Average reward", title="(a) Rollout reward")
+    ax.set(xlabel="Gradient steps", ylabel="Average reward", title="(a) Rollout reward (with exploration noise)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", frameon=False)
     return fig

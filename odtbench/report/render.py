@@ -28,6 +28,7 @@ from odtbench.analysis.suite import (
     DEFAULT_REPS,
     load_aggregates,
     load_records,
+    score_kind,
     scores_digest,
     suite_figures,
     suite_tables,
@@ -37,8 +38,8 @@ from odtbench.results import atomic_write_text
 
 TEMPLATES = Path(__file__).parent / "templates"
 FIGURE_CAPTIONS = {
-    "curves": "Normalised score vs online transitions: mean ± std over seeds (the study's Fig. 6 "
-              "layout and legend order).",
+    "curves": "{score} vs online transitions: mean ± std over seeds, bands clipped to the "
+              "achievable range (the study's Fig. 6 layout and legend order).",
     "diagnostics": "Learning diagnostics (diagnostics.csv, mean over seeds): how well the "
                    "critic's Q tracks the discounted return actually obtained along evaluation "
                    "episodes, its overestimation at the first state, the replay buffer's online "
@@ -47,7 +48,8 @@ FIGURE_CAPTIONS = {
                    "state normalisation. ODT and PDT have no critic.",
     "aggregates": "rliable aggregates of the final scores with 95 % stratified-bootstrap CIs "
                   "(the study's Fig. 7).",
-    "profiles": "Performance profiles: fraction of runs whose final score exceeds τ, with 95 % CIs.",
+    "profiles": "Performance profiles: fraction of runs whose final {score_lc} exceeds τ, with "
+                "95 % CIs.",
     "improvement": f"Probability that {OURS} improves on each other method, P({OURS} > Y), with "
                    "95 % CIs.",
 }
@@ -97,7 +99,7 @@ def _newest_run_file(records: list) -> float:
 
 
 def _figures(suite: str, records: list, aggregates: dict, figures_dir: Path | None,
-             stored_ok: bool) -> list[dict]:
+             stored_ok: bool, score: str = "Normalised score") -> list[dict]:
     """Figures as data URIs: the SVGs the `figures` step wrote when they are newer than every
     run file and the aggregates were stored ones (stored_ok), else drawn now."""
     out, drawn = [], suite_figures(suite, records, aggregates)
@@ -108,13 +110,38 @@ def _figures(suite: str, records: list, aggregates: dict, figures_dir: Path | No
                  and stored.stat().st_mtime >= newest)
         uri = _file_uri(stored) if fresh else figure_data_uri(fig)
         close(fig)
-        out.append({"name": name, "uri": uri, "caption": FIGURE_CAPTIONS.get(name, "")})
+        caption = FIGURE_CAPTIONS.get(name, "").format(score=score, score_lc=score.lower())
+        out.append({"name": name, "uri": uri, "caption": caption})
+    return out
+
+
+def _load_recipes(dataset_stats: str | os.PathLike | Mapping | None) -> dict[str, dict]:
+    """{dataset: the recipe record of its build} (a stand-in's policy), from the files
+    `odtbench dataset build --stats` writes; {} for a mapping of bare stats."""
+    if dataset_stats is None or isinstance(dataset_stats, Mapping):
+        return {}
+    path = Path(dataset_stats)
+    out = {}
+    for f in sorted(path.rglob("*.json")) if path.is_dir() else [path] if path.is_file() else []:
+        try:
+            obj = json.loads(f.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            continue  # _load_stats reports it
+        if isinstance(obj, dict) and isinstance(obj.get("recipe"), dict):
+            name = str(obj.get("task", "")).split("/", 1)[-1] if obj.get("task") else f.stem
+            out[name] = obj["recipe"]
     return out
 
 
 def _load_stats(dataset_stats: str | os.PathLike | Mapping | None) -> dict[str, dict]:
     """{dataset: stats} from a mapping, one JSON file (keyed by dataset) or a directory of
-    `<dataset>.json` files as written by `odtbench dataset build --stats`."""
+    `<dataset>.json` files as written by `odtbench dataset build --stats`. Stats that do not
+    apply (None: a success-rate task's data have no normalised score) are left out."""
+    return {d: {k: v for k, v in st.items() if v is not None}
+            for d, st in _load_stats_raw(dataset_stats).items()}
+
+
+def _load_stats_raw(dataset_stats: str | os.PathLike | Mapping | None) -> dict[str, dict]:
     if dataset_stats is None:
         return {}
     if isinstance(dataset_stats, Mapping):
@@ -146,7 +173,7 @@ def _common(dicts: list[Mapping]) -> dict[str, Any]:
 
 
 def _protocol(suite: str, scores: pd.DataFrame, records: list, stats: dict, aggregates: dict,
-              expected_n: int | None) -> dict:
+              expected_n: int | None, recipes: dict | None = None) -> dict:
     done = scores[scores["status"].isin(["complete", "diverged"])]
     provs = [r.config.get("provenance", {}) for r in records]
     hps = [r.config.get("hyperparameters", {}) for r in records]
@@ -162,7 +189,8 @@ def _protocol(suite: str, scores: pd.DataFrame, records: list, stats: dict, aggr
                          "paper_dataset": first["paper_dataset"],
                          "reference": f"[{_num(first['reference_min'])}, {_num(first['reference_max'])}] "
                                       f"— {first['reference_source']}",
-                         "stats": stats.get(d, {})})
+                         "stats": stats.get(d, {}),
+                         "policy": ((recipes or {}).get(d) or {}).get("policy")})
     common_hp = _common(hps)
     versions = {k: sorted({str(p.get(k)) for p in provs if p.get(k) is not None})
                 for k in ("odtbench_version", "python", "torch", "numpy", "gymnasium", "mujoco",
@@ -229,7 +257,9 @@ def _toy_section(records: list, reps: int, seed: int) -> dict | None:
         figs.append({"key": key, "uri": figure_data_uri(fig, "png" if key == "b" else "svg")})
         close(fig)
     final = toy.final_rewards(records)
+    noises = {r.config.get("hyperparameters", {}).get("expl_noise") for r in records}
     return {"figures": figs, "table": toy.final_table(final, reps=reps, seed=seed),
+            "noise": f"{noises.pop():g}" if len(noises) == 1 and None not in noises else None,
             "claims": toy.claim_check(final), "n_seeds": {m: len(r) for m, r in probes.items()}}
 
 
@@ -274,16 +304,21 @@ def render_report(suite: str, runs_root: str | os.PathLike = "results/runs",
                "tasks": g["tasks"], "notes": g["notes"], "rows": _aggregate_rows(g),
                "poi": [{"other": m, **v} for m, v in g["probability_of_improvement"].items()]}
               for k, g in agg["groups"].items()]
+    success = score_kind(records) == "success_rate"
     ctx = {
         "title": title or f"odtbench report — {suite}",
         "suite": suite,
         "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "banner": comparability_notes(scores),
+        "banner": comparability_notes(scores, [r.config.get("hyperparameters", {}) for r in records],
+                                      _load_recipes(dataset_stats)),
+        "success_rate": success,
+        "score_label": "success rate" if success else "normalised score",
         "status_counts": status_counts,
         "groups": groups, "metric_labels": [METRIC_LABELS[k] for k in METRICS], "metrics": METRICS,
         "ours": OURS, "agg_source": agg_source,
         "figures": _figures(suite, records, agg, Path(figures_dir) if figures_dir else None,
-                            agg_source == "stored") if include_figures else [],
+                            agg_source == "stored", "Success rate (%)" if success else
+                            "Normalised score") if include_figures else [],
         "table_final": tables.to_html(t["final"]),
         "table_before_after": tables.to_html(t["before_after"]),
         "side_by_side": _records(t["side_by_side"]),
@@ -292,7 +327,8 @@ def render_report(suite: str, runs_root: str | os.PathLike = "results/runs",
         "runtime": _records(runtime_by_method(bench, scores)),
         "n_benchmarks": len(bench),
         "protocol": _protocol(suite, scores, records, _load_stats(dataset_stats), agg,
-                              len(expected) if expected is not None else None),
+                              len(expected) if expected is not None else None,
+                              _load_recipes(dataset_stats)),
         "details": _run_details(records, scores),
         "toy": _toy_section(records, reps or DEFAULT_REPS, seed),
     }

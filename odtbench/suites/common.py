@@ -83,7 +83,9 @@ class EnvRecipe:
 
         _ensure_base_registered(self.base_id)
         kw = {**{k: _thaw(v) for k, v in self.base_kwargs}, **overrides}
-        env = gym.make(self.base_id, max_episode_steps=int(max_episode_steps or self.max_episode_steps), **kw)
+        from odtbench.suites.mjcf import make  # gym.make minus MuJoCo's settotalmass warning
+
+        env = make(self.base_id, max_episode_steps=int(max_episode_steps or self.max_episode_steps), **kw)
         if isinstance(env.observation_space, gym.spaces.Dict):
             env = gym.wrappers.FlattenObservation(env)
         if self.reward_shift != 0.0 or self.reward_scale != 1.0:

@@ -8,11 +8,11 @@ import sys
 from functools import cache
 from pathlib import Path
 
-# The scale is part of every path whose file depends on it (docs/workflow.md).
-STATS = "datasets/stats/{scale}/{suite}/{dataset}.json"
-# summary.json is written last by a run: its presence means the run ended
-SUMMARY = "results/runs/{scale}/{suite}/{dataset}/{method}/seed{seed}/summary.json"
-BENCHMARK = "results/benchmarks/{scale}/{suite}/{dataset}/{method}/seed{seed}.tsv"
+from odtbench import workflow_plan as wp
+
+# Paths and the config's expansion live in odtbench/workflow_plan.py, shared with
+# `odtbench status`.
+STATS, SUMMARY, BENCHMARK, JOB_LOG = wp.STATS, wp.SUMMARY, wp.BENCHMARK, wp.JOB_LOG
 
 
 def stop(message):
@@ -39,75 +39,35 @@ def check_yaml(path):
 
 
 def schema_error(schema_file):
-    """One line for a config that violates the schema: where, what, and what is valid.
-    (Snakemake's own message prints the whole schema and config.)"""
-    import yaml
-    from jsonschema import Draft202012Validator
-    from jsonschema.exceptions import best_match
-
-    schema = yaml.safe_load(Path(schema_file).read_text())
-    err = best_match(Draft202012Validator(schema).iter_errors(config))
-    if err is None:
-        return f"workflow config does not match {schema_file}"
-    where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-    msg = err.message
-    if err.validator == "additionalProperties" and "properties" in err.schema:
-        msg += f"; valid keys: {', '.join(err.schema['properties'])}"
-    elif err.validator in ("oneOf", "anyOf") and err.schema.get("description"):
-        msg += f"; expected {err.schema['description']}"
-    return f"workflow config {where}: {msg}"
+    """One line for a config that violates the schema (Snakemake's own message prints the
+    whole schema and config)."""
+    return wp.schema_error(config, schema_file) or f"workflow config does not match {schema_file}"
 
 
 def _names(value, registered, kind):
-    from odtbench.errors import UnknownChoiceError
-
-    if value == "all":
-        return list(registered)
-    for name in value:
-        if name not in registered:
-            raise UnknownChoiceError(kind, name, registered)
-    return list(value)
-
-
-def _seeds(value):
-    return list(range(value)) if isinstance(value, int) else [int(s) for s in value]
+    return wp.names(value, registered, kind)
 
 
 def suite_config(scale, suite):
-    """The config block of `suite` at `scale` (a one-line error if it is not configured)."""
-    from odtbench.errors import UnknownChoiceError
+    """The config block of `suite` at `scale`; one line and exit if it is not configured
+    (also from an input function, where Snakemake would print a traceback)."""
+    from odtbench.errors import OdtbenchError
 
-    suites = config["scales"][scale]["suites"]
-    if suite not in suites:
-        raise UnknownChoiceError(f"suite at scale {scale}", suite, suites)
-    return suites[suite]
+    try:
+        return wp.suite_config(config, scale, suite)
+    except OdtbenchError as err:
+        stop(err)
 
 
 @cache
 def plan(scale, suite):
     """Datasets, methods and seeds of `suite` at `scale`; top-level overrides win."""
-    from odtbench.methods import list_methods
-    from odtbench.tasks import list_tasks
-
-    block = suite_config(scale, suite)
-    datasets = _names(
-        block["datasets"], [t.dataset for t in list_tasks(suite)], f"{suite} dataset"
-    )
-    methods = _names(
-        config["methods"] if config["methods"] is not None else block["methods"],
-        list_methods(),
-        "method",
-    )
-    seeds = next(
-        s
-        for s in (config["seeds"], block.get("seeds"), config["scales"][scale]["seeds"])
-        if s is not None
-    )
-    return {"datasets": datasets, "methods": methods, "seeds": _seeds(seeds)}
+    suite_config(scale, suite)  # an unconfigured suite (e.g. a mistyped target): one line
+    return wp.plan(config, scale, suite)
 
 
 def configured_suites():
-    return list(config["scales"][SCALE]["suites"])
+    return wp.configured_suites(config, SCALE)
 
 
 @cache

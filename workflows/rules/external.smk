@@ -17,19 +17,10 @@
 import re
 import shlex
 
-from odtbench.methods import MethodSpec, register
+from odtbench.workflow_plan import register_external
 
 EXTERNAL_METHODS = config.get("external_methods") or {}
-for _name, _command in EXTERNAL_METHODS.items():
-    register(
-        MethodSpec(
-            name=_name,
-            family="external",
-            runner="odtbench_baselines:external_runner",
-            description=f"external command (workflows/config.yaml): {_command}",
-        ),
-        replace=True,
-    )
+register_external(EXTERNAL_METHODS)
 
 
 rule run_external:
@@ -38,7 +29,7 @@ rule run_external:
     output:
         summary=SUMMARY,
     log:
-        "logs/{scale}/runs/{suite}/{dataset}/{method}/seed{seed}.log",
+        JOB_LOG,
     benchmark:
         BENCHMARK
     wildcard_constraints:

@@ -10,7 +10,7 @@ rule run:
     output:
         summary=SUMMARY,
     log:
-        "logs/{scale}/runs/{suite}/{dataset}/{method}/seed{seed}.log",
+        JOB_LOG,
     benchmark:
         BENCHMARK
     conda:
@@ -30,8 +30,9 @@ rule run:
         run_dir=lambda wc, output: Path(output.summary).parent,
     shell:
         # one thread per job, so Snakemake packs one run per core; --replace-stale: a job
-        # re-run for changed hyperparameters must not resume the old run's checkpoint
-        "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 ODTBENCH_PROGRESS=0"
-        " odtbench run --task {wildcards.suite}/{wildcards.dataset} --method {wildcards.method:q}"
+        # re-run for changed hyperparameters must not resume the old run's checkpoint. The
+        # job log gets a progress line every 10 s (odtbench/progress.py; `odtbench status`).
+        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
+        " odtbench run --threads {threads} --task {wildcards.suite}/{wildcards.dataset} --method {wildcards.method:q}"
         " --seed {wildcards.seed} --scale {wildcards.scale} --out {params.run_dir:q}"
         " --device {resources.device:q} --replace-stale {params.overrides} > {log:q} 2>&1"
