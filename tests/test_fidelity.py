@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from odtbench.config import resolve
 from odtbench.methods.dt_agent import DTAgent
 from odtbench.nets import CausalTransformer, DecisionTransformer, SquashedGaussian
+from odtbench.progress import Progress
 
 S, A, K = 3, 2, 4
 # left padding as the sampler makes it: 5 of 12 steps are padding (~42 %)
@@ -211,6 +212,7 @@ def _collect_episodes(hp: dict, monkeypatch, length: int = 7, stochastic: bool =
     st = {"episodes": 0, "online_transitions": 0, "online_stats": OnlineEpisodeStats.empty()}
     agent = SimpleNamespace(stochastic=stochastic)  # PDT's head is stochastic, TD3+ODT's not
     stub = SimpleNamespace(hp=hp, st=st, cfg=SimpleNamespace(seed=0), agent=agent,
+                           _prog=Progress("", enabled=False),  # the loop's progress hook
                            online_env=None, gen=None,
                            offline=SimpleNamespace(state_mean=np.zeros(1), state_std=np.ones(1)))
     new = loop.Run.collect(stub)
