@@ -239,11 +239,13 @@ def test_iql_replay_fifo_keeps_the_latest_online_transitions_and_resumes(hopper_
         raise Killed
 
     out = tmp_path / "killed"
-    monkeypatch.setattr(mlp_loop, "_KILL_AT", 110)  # 20 offline + 90 online updates
-    monkeypatch.setattr(mlp_loop.os, "kill", fake_kill)
+    import odtbench.loop as loop  # the one update counter and its kill hook
+
+    monkeypatch.setattr(loop, "_KILL_AT", 110)  # 20 offline + 90 online updates
+    monkeypatch.setattr(loop.os, "kill", fake_kill)
     with pytest.raises(Killed):
         iql.run(cfg, out)
-    monkeypatch.setattr(mlp_loop, "_KILL_AT", -1)
+    monkeypatch.setattr(loop, "_KILL_AT", -1)
     iql.run(cfg, out)
     a = json.loads((tmp_path / "full" / "summary.json").read_text())
     b = json.loads((out / "summary.json").read_text())

@@ -337,7 +337,7 @@ def test_a_diverged_run_keeps_evaluating_on_schedule(toy_data, tmp_path):
 
     normal = run(resolve("toy/bandit", "TD3+ODT", "smoke", seed=1), tmp_path / "normal")
     # a bound every Q exceeds: diverged at the first check, yet the run goes to its end
-    cfg = resolve("toy/bandit", "TD3+ODT", "smoke", seed=1, overrides={"divergence_q_bound": 0.0})
+    cfg = resolve("toy/bandit", "TD3+ODT", "smoke", seed=1, overrides={"divergence_q_bound": 1e-12})
     s = run(cfg, tmp_path / "diverged")
     assert s["status"] == "diverged" and s["diverged_reason"].startswith("|Q| ")
     assert "pretraining update" in s["diverged_reason"]  # the first time, kept
