@@ -41,7 +41,10 @@ def check_yaml(path):
 def schema_error(schema_file):
     """One line for a config that violates the schema (Snakemake's own message prints the
     whole schema and config)."""
-    return wp.schema_error(config, schema_file) or f"workflow config does not match {schema_file}"
+    return (
+        wp.schema_error(config, schema_file)
+        or f"workflow config does not match {schema_file}"
+    )
 
 
 def _names(value, registered, kind):
@@ -62,7 +65,8 @@ def suite_config(scale, suite):
 @cache
 def plan(scale, suite):
     """Datasets, methods and seeds of `suite` at `scale`; top-level overrides win."""
-    suite_config(scale, suite)  # an unconfigured suite (e.g. a mistyped target): one line
+    # an unconfigured suite (e.g. a mistyped target): one line
+    suite_config(scale, suite)
     return wp.plan(config, scale, suite)
 
 
@@ -96,7 +100,8 @@ def set_args(method):
 def check_config():
     """Every name in the config is registered, every planned run resolves (with every
     hyperparameter value checked: odtbench/hpcheck.py), so mistakes
-    surface here, before any job deletes or runs anything, as one line naming the fix."""
+    surface here, before any job deletes or runs anything, as one line naming the fix.
+    """
     from odtbench.methods import list_methods
     from odtbench.tasks import list_suites
 
@@ -115,14 +120,17 @@ def check_config():
 def check_device_here():
     """The configured device exists on this machine; called from `onstart` (not in a dry run,
     which may plan GPU runs anywhere) when jobs run locally. A cluster's login node may lack
-    the GPUs of its compute nodes: there each job checks its device (one line in its log)."""
+    the GPUs of its compute nodes: there each job checks its device (one line in its log).
+    """
     from odtbench.errors import OdtbenchError
     from odtbench.hpcheck import check_device
 
     if config["device"] == "cpu" or not getattr(workflow, "local_exec", True):
         return
     try:
-        check_device(config["device"])  # a GPU run without a GPU: one line, not one per job
+        check_device(
+            config["device"]
+        )  # a GPU run without a GPU: one line, not one per job
     except OdtbenchError as err:
         stop(err)
 
