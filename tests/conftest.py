@@ -44,3 +44,15 @@ def toy_root(tmp_path_factory):
     build_dataset("toy/bandit", "smoke", root=root)
     yield root
     undo()
+
+
+@pytest.fixture()
+def toy_data(tmp_path, monkeypatch):
+    """A smoke toy dataset under a per-test root, which the runs of the test read."""
+    from odtbench.data.build import build_dataset
+
+    root = tmp_path / "minari"
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
+    monkeypatch.setenv("ODTBENCH_PROGRESS", "0")
+    build_dataset("toy/bandit", "smoke", root=root, progress=False)
+    return root

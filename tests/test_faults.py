@@ -30,17 +30,6 @@ from odtbench import cli
 TASK = ["--task", "toy/bandit", "--method", "TD3+ODT", "--seed", "0", "--scale", "smoke"]
 
 
-@pytest.fixture()
-def toy_data(tmp_path, monkeypatch):
-    from odtbench.data.build import build_dataset
-
-    root = tmp_path / "minari"
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
-    monkeypatch.setenv("ODTBENCH_PROGRESS", "0")
-    build_dataset("toy/bandit", "smoke", root=root, progress=False)
-    return root
-
-
 _stdout: list[str] = [""]  # stdout of the last _cli call
 
 

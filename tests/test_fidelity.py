@@ -320,17 +320,6 @@ def test_divergence_check_marks_a_q_blow_up_and_stops_only_on_non_finite_values(
             divergence_check({"critic_loss": torch.tensor(bad), "q_mean": torch.tensor(1.0)}, 1e6, "x")
 
 
-@pytest.fixture()
-def toy_data(tmp_path, monkeypatch):
-    from odtbench.data.build import build_dataset
-
-    root = tmp_path / "minari"
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
-    monkeypatch.setenv("ODTBENCH_PROGRESS", "0")
-    build_dataset("toy/bandit", "smoke", root=root)
-    return root
-
-
 def test_a_diverged_run_keeps_evaluating_on_schedule(toy_data, tmp_path):
     from odtbench.loop import run
     from odtbench.results import validate_run

@@ -13,17 +13,6 @@ from odtbench.loop import run
 METHODS = ["ODT", "TD3+ODT", "DDPG+ODT", "TD3"]
 
 
-@pytest.fixture()
-def toy_data(tmp_path, monkeypatch):
-    from odtbench.data.build import build_dataset
-
-    root = tmp_path / "minari"
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
-    monkeypatch.setenv("ODTBENCH_PROGRESS", "0")
-    build_dataset("toy/bandit", "smoke", root=root)
-    return root
-
-
 @pytest.mark.parametrize("method", METHODS)
 def test_toy_smoke_run_writes_contract_files(method, toy_data, tmp_path):
     cfg = resolve("toy/bandit", method, "smoke", seed=1)
