@@ -124,13 +124,18 @@ def test_1_forced_rerun_starts_from_nothing_and_records_its_code(finished, capsy
     assert prov["git_commit"] != "0ld" and prov["code_sha256"].startswith("sha256:")
 
 
-def test_1_checkpoint_of_other_code_is_not_resumed(toy_data, tmp_path, capsys):
-    out = tmp_path / "run"
+def _killed_run(out):
+    """A toy smoke run SIGKILLed after update 12: its checkpoint path."""
     env = dict(os.environ, OMP_NUM_THREADS="1", ODTBENCH_KILL_AT_UPDATE="12")
     p = subprocess.run([sys.executable, "-m", "odtbench.cli", "run", *TASK, "--out", str(out)],
                        env=env, capture_output=True, text=True)
     assert p.returncode == -signal.SIGKILL
-    ckpt = out / "checkpoint" / "state.pt"
+    return out / "checkpoint" / "state.pt"
+
+
+def test_1_checkpoint_of_other_code_is_not_resumed(toy_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    ckpt = _killed_run(out)
     payload = torch.load(ckpt, weights_only=False)
     payload["odtbench_code"] = "sha256:older-code"
     payload["state"]["curve"].append({**payload["state"]["curve"][-1], "score_mean": 12345.0})
@@ -262,11 +267,7 @@ def test_4_workflow_with_an_absent_device_stops_before_any_job(tmp_path):
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
 def test_5_damaged_checkpoint_is_one_line_with_a_fix_that_works(damage, toy_data, tmp_path, capsys):
     out = tmp_path / "run"
-    env = dict(os.environ, OMP_NUM_THREADS="1", ODTBENCH_KILL_AT_UPDATE="12")
-    p = subprocess.run([sys.executable, "-m", "odtbench.cli", "run", *TASK, "--out", str(out)],
-                       env=env, capture_output=True, text=True)
-    assert p.returncode == -signal.SIGKILL
-    ckpt = out / "checkpoint" / "state.pt"
+    ckpt = _killed_run(out)
     data = ckpt.read_bytes()
     ckpt.write_bytes({"garbage": b"not a checkpoint" * 10, "truncated": data[: len(data) // 2],
                       "empty": b""}[damage])
