@@ -8,8 +8,9 @@ What it measures, per size (hopper shapes S=11, A=3, fp32, `--threads` threads):
 - the FLOPs of one update, counted by torch's FlopCounterMode (every matmul, bmm and
   attention kernel the update runs, forward and backward; element-wise work is not counted),
   and the achieved FLOP/s against the fp32 matmul peak measured in the same trial;
-- the whole training loop, batch sampling included: `odtbench.loop.Run._units` itself, with
-  2 critic steps per actor step (MuJoCo), reported per actor update;
+- the whole training loop's unit, batch sampling included: `DTAgent.train_unit` (what
+  `odtbench.loop.DTRun.train_units` repeats), with 2 critic steps per actor step (MuJoCo),
+  reported per actor update;
 - policy inference (`DTAgent.act`) in ms per action, on the real context (T_eval steps) and,
   for comparison with the authors' code, on a context left-padded to K;
 - evaluation env-steps/s on Hopper-v5 with the policy in the loop, 10 episodes in lockstep
@@ -36,7 +37,6 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -246,19 +246,17 @@ def bench_updates(method: str, size: str, device: torch.device, speed: dict[str,
 
 def bench_loop(method: str, size: str, device: torch.device, speed: dict[str, Any],
                args: argparse.Namespace) -> dict[str, Any]:
-    """The loop's own update driver (odtbench.loop.Run._units), sampling included."""
-    from odtbench.loop import Run
-
+    """The loop's own update unit (`DTAgent.train_unit`, as `DTRun.train_units` calls it),
+    sampling included."""
     hp = hyperparameters(method, size)
     sampler = make_sampler(hp, device)
     agent = make_agent(hp, device, speed)
     rl, sup = coefficients(hp)
     gen = torch.Generator().manual_seed(2)
-    run = SimpleNamespace(hp=hp, agent=agent, gen=gen, sample_gen=gen, st={"gradient_steps": 0})
-    run._count_update = lambda: Run._count_update(run)  # _units counts each actor update
+    B = hp["batch_size"]
 
     def step() -> None:
-        Run._units(run, sampler, 1, rl, sup)
+        agent.train_unit(lambda: sampler.sample(B, gen), rl, sup)
 
     trials = _timed_trials(step, device, args.repeats, args.min_time, args.peak_n)
     secs = trials["seconds"]

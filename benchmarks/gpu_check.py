@@ -9,7 +9,7 @@
 - the paper-size update (512/4/4, K 20, batch 256, hopper shapes S 11, A 3) of TD3+ODT and
   ODT with each speed option alone (`odtbench.methods.dt_agent.SpeedOptions`) and the best
   combination: ms per update on batches sampled beforehand, the training loop
-  (`odtbench.loop.Run._units`, sampling and the 2:1 critic:actor schedule included), the
+  (`DTAgent.train_unit`, sampling and the 2:1 critic:actor schedule included), the
   first call's time (compilation) separately, and the fraction of the matmul peak reached
   (FLOPs counted op by op with torch.utils.flop_counter on an eager fp32 agent);
 - packed seeds: detected (`odtbench run --seeds`); "not available" until they exist;
@@ -198,9 +198,8 @@ def part_matmul(spec: dict[str, Any]) -> dict[str, Any]:
 
 def part_update(spec: dict[str, Any]) -> dict[str, Any]:
     """One (method, speed options) cell: updates on pre-sampled batches, then the loop's
-    `_units` on the same agent (so compilation happens once), sampling included."""
-    from types import SimpleNamespace
-
+    unit (`DTAgent.train_unit`) on the same agent (so compilation happens once), sampling
+    included."""
     import bench_updates as bu
     import torch
 
@@ -238,23 +237,13 @@ def part_update(spec: dict[str, Any]) -> dict[str, Any]:
         if speed.get("compile") else 0.0
     if dev.type == "cuda":
         row["max_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
-    try:
-        from odtbench.loop import Run  # it needs gymnasium (evaluation); the update does not
-    except ImportError as exc:
-        row["loop_skipped"] = f"odtbench.loop does not import: {exc}"
-        return row
-    # The loop's own driver: d critic steps + 1 actor step + d sampled batches per unit;
-    # resident_sampling draws the indices on the device, as odtbench.loop.Run does.
+    # The loop's own unit: d critic steps + 1 actor step + d sampled batches; resident_sampling
+    # draws the indices on the device, as odtbench.loop.DTRun does.
     sgen = torch.Generator(dev).manual_seed(2) if speed.get("resident_sampling") and \
         dev.type != "cpu" else torch.Generator().manual_seed(2)
-    from odtbench.progress import Progress
-
-    # a stand-in Run: what `_units` and `_count_update` read (the progress hook included)
-    run = SimpleNamespace(hp=hp, agent=agent, gen=sgen, sample_gen=sgen, st={"gradient_steps": 0},
-                          _prog=Progress("", enabled=False), _live_done=lambda: None)
-    run._count_update = lambda: Run._count_update(run)
-    trials = bu._timed_trials(lambda: Run._units(run, sampler, 1, rl, sup), dev,
-                              spec["repeats"], spec["min_time"], spec["peak_n"])
+    B = hp["batch_size"]
+    trials = bu._timed_trials(lambda: agent.train_unit(lambda: sampler.sample(B, sgen), rl, sup),
+                              dev, spec["repeats"], spec["min_time"], spec["peak_n"])
     row.update(loop_ms_per_unit_median=1e3 * statistics.median(trials["seconds"]),
                actor_update_interval=hp["actor_update_interval"])
     return row
@@ -295,17 +284,19 @@ def part_run(spec: dict[str, Any]) -> dict[str, Any]:
     emit("dataset", t, id=info["id"], transitions=info["stats"]["transitions"],
          episodes=info["stats"]["episodes"])
 
-    from odtbench import loop
+    from odtbench.loop import DTRun
+    from odtbench.runcore.core import RunCore
 
     dev = spec["device"]
 
-    def timed(name: str, describe: Callable[[Any, dict[str, Any]], dict[str, Any]]) -> None:
-        """Time loop.Run.<name>; `describe(run, state before)` reads what the call did from
-        the run's counters, so the timers do not depend on the method's signature."""
-        orig = getattr(loop.Run, name)
+    def timed(cls: type, name: str, describe: Callable[[Any, dict[str, Any]], dict[str, Any]]) -> None:
+        """Time cls.<name> (the DT loop or its run core); `describe(obj, state before)` reads
+        what the call did from the run's counters, so the timers do not depend on the method's
+        signature."""
+        orig = getattr(cls, name)
 
         def wrapper(self: Any, *a: Any, **kw: Any) -> Any:
-            before = {k: v for k, v in self.st.items() if isinstance(v, (int, float))}
+            before = self.state.counters()
             t0 = time.perf_counter()
             out = orig(self, *a, **kw)
             _sync(dev)  # the work queued on the GPU belongs to this call
@@ -316,20 +307,21 @@ def part_run(spec: dict[str, Any]) -> dict[str, Any]:
             emit(name, t0, **info)
             return out
 
-        setattr(loop.Run, name, wrapper)
+        setattr(cls, name, wrapper)
 
     def delta(run: Any, before: dict[str, Any], key: str) -> int:
-        return int(run.st[key] - before.get(key, 0))
+        return int(getattr(run.state, key) - before.get(key, 0))
 
-    timed("_units", lambda run, b: {"phase": run.st["phase"], "d": run.hp["actor_update_interval"],
-                                    "units": delta(run, b, "gradient_steps")})
-    timed("collect", lambda run, b: {"transitions": delta(run, b, "online_transitions"),
-                                     "episodes": delta(run, b, "episodes")})
-    timed("evaluate", lambda run, b: {
-        "phase": run.st["curve"][-1]["phase"], "episodes": run.hp["eval_episodes"],
-        "env_steps": run.st["curve"][-1]["length_mean"] * run.hp["eval_episodes"],
-        "score": run.st["curve"][-1]["score_mean"]})
-    timed("save_checkpoint", lambda run, b: {})
+    timed(DTRun, "train_units", lambda run, b: {
+        "phase": run.state.phase, "d": run.hp["actor_update_interval"],
+        "units": delta(run, b, "gradient_steps")})
+    timed(DTRun, "collect", lambda run, b: {"transitions": delta(run, b, "online_transitions"),
+                                            "episodes": delta(run, b, "episodes")})
+    timed(RunCore, "evaluate", lambda run, b: {
+        "phase": run.state.curve[-1]["phase"], "episodes": run.hp["eval_episodes"],
+        "env_steps": run.state.curve[-1]["length_mean"] * run.hp["eval_episodes"],
+        "score": run.state.curve[-1]["score_mean"]})
+    timed(RunCore, "save_checkpoint", lambda run, b: {})
 
     def stop() -> None:  # the fixed duration: stop the run where it is
         emit("stopped", t_cli)
@@ -508,7 +500,7 @@ def analyse_run(events: list[dict[str, Any]], paper_hp: dict[str, Any]) -> dict[
     res["ended"] = end["kind"] if end else "killed at the slice"
     last = max(e["t1"] for e in events)
     res["wall_s"] = (end["t1"] if end else last) - start["t0"]
-    units = [e for e in events if e["kind"] == "_units" and e.get("units")]
+    units = [e for e in events if e["kind"] == "train_units" and e.get("units")]
     if units:
         res["startup_s"] = units[0]["t0"] - start["t0"]  # imports, data, envs, agent
     for phase in ("pretrain", "online"):
@@ -608,7 +600,7 @@ def markdown(res: dict[str, Any]) -> str:
         if f"{k}_tflops" in mm:
             L.append(f"| {k} | {mm['n']} | {mm[f'{k}_tflops']:.4g} |")
     L += ["", f"Update of size {res['size']} (one critic + one actor step; ODT: actor only); loop "
-          "= `Run._units`, per actor update with its 2 critic steps and sampling. % of peak: "
+          "= `DTRun.train_units`, per actor update with its 2 critic steps and sampling. % of peak: "
           f"FLOPs by {res['flop_count']} over the bf16 / fp32 GEMM rate above.", "",
           "| method | variant | ms/update | updates/s | loop ms/unit | × base (loop) | first call s | "
           "compile s | % bf16 peak | % fp32 peak | status |",

@@ -17,8 +17,8 @@ Time-limit ends bootstrap, true terminations do not (both codebases). States are
 and rewards scaled once, on the way into the buffer, with statistics of the offline data
 (`Preprocessing`, one per method).
 
-The run reuses `odtbench.loop.Run` for everything that is not MLP-specific: evaluation rows,
-config.json, summary.json, the logger and the driver (`execute`). Checkpoints are taken only
+The loop is composed on the run core (odtbench/runcore/): evaluation rows, result files,
+checkpoints, the update counter and the driver are shared with every other loop. Checkpoints are taken only
 between episodes (an env's physics state cannot be saved portably); with every RNG state
 saved, a resumed run replays the lost steps exactly. The online transitions are saved as
 append-only chunks (numbered by arrival, not by buffer slot), so a checkpoint never rewrites
@@ -36,18 +36,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
-import torch
 
 from odtbench.agents.td3 import FIFOReplayBuffer
 from odtbench.atomic import write_with
 from odtbench.checkpoint import corrupt_checkpoint_error
 from odtbench.config import RunConfig
-from odtbench.data.replay import OfflineData
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import OdtbenchError
 from odtbench.evaluation import online_seeds
-from odtbench.loop import Run
+from odtbench.runcore.context import RunContext
+from odtbench.runcore.core import RunCore
+from odtbench.runcore.evaluator import StateNorm
+from odtbench.runcore.state import MLPRunState
 
 BUFFER_FIELDS = FIFOReplayBuffer.FIELDS
 
@@ -101,22 +103,21 @@ def _check_hp(hp: Mapping[str, Any]) -> None:
         raise OdtbenchError(f"mlp_pretrain_steps must be >= 0, got {hp['mlp_pretrain_steps']}")
 
 
-class MLPRun(Run):
-    """One TD3+BC / IQL run on one task and seed, writing the run-result files."""
+class MLPRun:
+    """One TD3+BC / IQL run on one task and seed: the MLP protocol on the run core."""
 
     def __init__(self, method: MLPMethod, cfg: RunConfig, out_dir: Path | str):
-        # Not Run.__init__: that builds the DT agent and ODT's offline preprocessing.
         _check_hp(cfg.hyperparameters)
-        trajs = self._open(cfg, out_dir, "cpu")
-        self.method = method
-        prep = method.preprocess(trajs, self.hp, self.task)
-        # Run.evaluate normalises rollout states with these statistics; the trajectories
-        # themselves live on only in the replay buffer.
-        self.offline = OfflineData([], prep.obs_mean, prep.obs_std)
+        self.ctx = ctx = RunContext.open(cfg, out_dir, "cpu")
+        self.hp, self.method = ctx.hp, method
+        trajs = ctx.trajectories
+        prep = method.preprocess(trajs, self.hp, ctx.task)
+        self.norm = StateNorm(prep.obs_mean, prep.obs_std)  # evaluation reads it too
         self.reward_scale = float(prep.reward_scale)
         self.online_reward_scale = float(prep.online_reward_scale)
         self.np_rng = np.random.default_rng(cfg.seed)
-        space = self.online_env.action_space
+        space = ctx.online_env.action_space
+        assert isinstance(space, gym.spaces.Box), "MLP baselines act in continuous (Box) spaces"
         S = trajs[0].observations.shape[1]
         A = trajs[0].actions.shape[1]
         total = int(self.hp["mlp_pretrain_steps"]) + int(self.hp["online_budget"])
@@ -126,15 +127,17 @@ class MLPRun(Run):
         self.buffer = FIFOReplayBuffer(S, A, replay_capacity(self.hp, self.n_offline))
         self._offline_slots = offline_slots(self.n_offline, self.buffer.capacity, cfg.seed)
         self._fill_offline(trajs)
-        # online_saved: how many online transitions (by arrival) the chunks hold
-        self.st.update({"pretrain_steps": 0, "updates": 0, "updates_at_checkpoint": 0,
-                        "online_saved": 0, "chunks": []})
-        self.log = self._make_logger()
+        self.core = RunCore(ctx, MLPRunState(), self.agent, self.norm)
+
+    @property
+    def state(self) -> MLPRunState:
+        st = self.core.state
+        assert isinstance(st, MLPRunState)
+        return st
 
     # ------------------------------------------------------------------ data
     def _norm(self, obs: np.ndarray) -> np.ndarray:
-        return ((np.asarray(obs, np.float32) - self.offline.state_mean)
-                / self.offline.state_std).astype(np.float32)
+        return ((np.asarray(obs, np.float32) - self.norm.mean) / self.norm.std).astype(np.float32)
 
     def _fill_offline(self, trajs: list[Trajectory]) -> None:
         cat, keep = np.concatenate, self._offline_slots
@@ -147,35 +150,35 @@ class MLPRun(Run):
             "truncations": cat([t.truncations for t in trajs])[keep],
         })
 
-    # ------------------------------------------------------------------ checkpoints
+    # ------------------------------------------------------------------ the Loop protocol
     def _chunk_path(self, k: int) -> Path:
-        return self.ckpt_path.parent / f"online_{k:05d}.npz"
+        return self.core.checkpointer.path.parent / f"online_{k:05d}.npz"
 
-    def _checkpoint_extras(self) -> dict[str, Any]:
+    def checkpoint_extras(self) -> dict[str, Any]:
         """The online transitions since the last checkpoint, as a new buffer chunk on disk,
         and the exploration RNG."""
-        st, b = self.st, self.buffer
-        lo, hi = st["online_saved"], st["online_transitions"]
+        st, b = self.state, self.buffer
+        lo, hi = st.online_saved, st.online_transitions
         if hi > lo:  # the online transitions since the last checkpoint, as a new chunk
             if hi - lo > b.capacity:
                 raise OdtbenchError(f"{hi - lo} online transitions since the last checkpoint "
                                     f"exceed the replay size {b.capacity}; lower "
                                     "mlp_checkpoint_every or raise mlp_replay_size")
             pos = b.positions_of_last(hi - lo)
-            path = self._chunk_path(len(st["chunks"]))
+            path = self._chunk_path(len(st.chunks))
             write_with(path, lambda fh: np.savez(fh, **{k: getattr(b, k)[pos]
                                                         for k in BUFFER_FIELDS}))
-            st["chunks"].append([lo, hi])
-            st["online_saved"] = hi
-        st["updates_at_checkpoint"] = st["updates"]
+            st.chunks.append([lo, hi])
+            st.online_saved = hi
+        st.updates_at_checkpoint = st.updates
         return {"np_rng": self.np_rng.bit_generator.state}
 
-    def _restore_extras(self, payload: dict[str, Any]) -> None:
+    def restore_extras(self, payload: dict[str, Any]) -> None:
         self.np_rng.bit_generator.state = payload["np_rng"]
         # the buffer holds the offline transitions only (as __init__ left it): re-insert the
         # online ones in arrival order
         expected = 0
-        for k, (lo, hi) in enumerate(self.st["chunks"]):
+        for k, (lo, hi) in enumerate(self.state.chunks):
             if lo != expected:
                 raise OdtbenchError(f"{self._chunk_path(k)}: buffer chunks are not contiguous; "
                                     "delete the run directory and re-run")
@@ -186,62 +189,66 @@ class MLPRun(Run):
                 raise corrupt_checkpoint_error(self._chunk_path(k), exc) from None
             expected = hi
 
-    # ------------------------------------------------------------------ training
-    def _updates(self, n: int) -> dict[str, float]:
-        st, B = self.st, int(self.hp["mlp_batch_size"])
-        m: dict[str, float] = {}
-        for _ in range(n):
-            m = self.agent.update(self.buffer.sample(B, self.np_rng))
-            self._count_update("updates")
-            self._prog.steps = st["updates"]
-            self._prog.update(self._live_done())
-        st["gradient_steps"] = self.agent.actor_updates
-        return m
+    def diagnostics_extras(self) -> dict[str, Any]:
+        return {}  # a transition buffer: no trajectory share; no DT gradient terms
+
+    def finish(self) -> None:
+        pass
 
     # progress (odtbench/progress.py): pretraining counts updates, online transitions
-    def _pretrain_total(self) -> int:
+    @property
+    def units(self) -> MLPRun:
+        return self  # the ProgressUnits below
+
+    def pretrain_total(self) -> int:
         return int(self.hp["mlp_pretrain_steps"])
 
-    def _phase_done(self) -> int:
-        st = self.st
-        return st["updates"] if st["phase"] == "pretrain" else st["online_transitions"]
+    def phase_done(self) -> int:
+        st = self.state
+        return st.updates if st.phase == "pretrain" else st.online_transitions
 
-    _live_done = _phase_done  # one update per step: every unit counts at once
+    def live_done(self) -> int | None:
+        return self.phase_done()  # one update per step: every unit counts at once
 
-    def _evals_ahead(self, k: int) -> int:
+    def evals_ahead(self, k: int) -> int:
         """Evaluations in the phase's last k units: every `every` units and at the end."""
-        hp, st = self.hp, self.st
-        if st["phase"] == "pretrain":
+        hp, st = self.hp, self.state
+        if st.phase == "pretrain":
             total, every = int(hp["mlp_pretrain_steps"]), int(hp["mlp_pretrain_eval_every"])
         else:
             total, every = int(hp["online_budget"]), int(hp["mlp_eval_every"])
         done = total - k
         return total // every - done // every + (total % every != 0) if k > 0 else 0
 
-    def _check_floats(self, m: Mapping[str, float], where: str) -> None:
-        self._check({k: torch.tensor(float(v)) for k, v in m.items()}, where)
+    # ------------------------------------------------------------------ training
+    def _updates(self, n: int) -> dict[str, float]:
+        B = int(self.hp["mlp_batch_size"])
+        m = self.core.updates(n, lambda: self.agent.update(self.buffer.sample(B, self.np_rng)),
+                              counter="updates")
+        self.state.gradient_steps = self.agent.actor_updates
+        return m
 
     def pretrain(self) -> None:
-        hp, st = self.hp, self.st
+        hp, st, core = self.hp, self.state, self.core
         total, every = int(hp["mlp_pretrain_steps"]), int(hp["mlp_pretrain_eval_every"])
-        while st["phase"] == "pretrain":
-            done = st["pretrain_steps"]
+        while st.phase == "pretrain":
+            done = st.pretrain_steps
             n = min(total - done, int(hp["mlp_checkpoint_every"]), every - done % every)
             m = self._updates(n)
-            st["pretrain_steps"] += n
-            self._check_floats(m, f"pretraining update {st['updates']}")
-            if st["pretrain_steps"] % every == 0 or st["pretrain_steps"] == total:
-                self.evaluate("pretrain", st["pretrain_iter"])
-                st["pretrain_iter"] += 1
-            if st["pretrain_steps"] == total:
-                st["phase"] = "online"
-            self.save_checkpoint()
+            st.pretrain_steps += n
+            core.check(m, f"pretraining update {st.updates}")
+            if st.pretrain_steps % every == 0 or st.pretrain_steps == total:
+                core.evaluate("pretrain", st.pretrain_iter)
+                st.pretrain_iter += 1
+            if st.pretrain_steps == total:
+                st.phase = "online"
+            core.save_checkpoint()
 
     def _episode(self) -> dict[str, float]:
         """One online episode (cut at the budget): act, store, update, evaluate on schedule."""
-        hp, st, env = self.hp, self.st, self.online_env
+        hp, st, env = self.hp, self.state, self.ctx.online_env
         budget, every = int(hp["online_budget"]), int(hp["mlp_eval_every"])
-        obs, _ = env.reset(seed=online_seeds(self.cfg.seed, st["episodes"])[0])
+        obs, _ = env.reset(seed=online_seeds(self.ctx.seed, st.episodes)[0])
         o = self._norm(obs)
         m: dict[str, float] = {}
         for t in range(int(hp["max_episode_len"])):
@@ -250,27 +257,30 @@ class MLPRun(Run):
             o2 = self._norm(nxt)
             trunc = bool(trunc) or t + 1 == int(hp["max_episode_len"])
             self.buffer.add(o, a, float(r) * self.online_reward_scale, o2, bool(term), trunc)
-            st["online_transitions"] += 1
+            st.online_transitions += 1
             m = self._updates(1)
-            n = st["online_transitions"]
+            n = st.online_transitions
             if n % every == 0 or n == budget:
-                self._check_floats(m, f"online transition {n}")
-                self.evaluate("online", -(-n // every))
+                self.core.check(m, f"online transition {n}")
+                self.core.evaluate("online", -(-n // every))
             if term or trunc or n >= budget:
                 break
             o = o2
-        st["episodes"] += 1
+        st.episodes += 1
         return m
 
     def online(self) -> None:
-        hp, st = self.hp, self.st
-        while st["online_transitions"] < int(hp["online_budget"]):
+        hp, st = self.hp, self.state
+        while st.online_transitions < int(hp["online_budget"]):
             m = self._episode()
-            self._check_floats(m, f"online transition {st['online_transitions']}")
-            if st["updates"] - st["updates_at_checkpoint"] >= int(hp["mlp_checkpoint_every"]):
-                self.save_checkpoint()
-        st["phase"] = "done"
-        self.save_checkpoint()
+            self.core.check(m, f"online transition {st.online_transitions}")
+            if st.updates - st.updates_at_checkpoint >= int(hp["mlp_checkpoint_every"]):
+                self.core.save_checkpoint()
+        st.phase = "done"
+        self.core.save_checkpoint()
+
+    def execute(self) -> dict[str, Any]:
+        return self.core.execute(self)
 
 
 def run_mlp(method: MLPMethod, cfg: RunConfig, out_dir: Path | str, device: str = "cpu") -> dict:
@@ -281,5 +291,5 @@ def run_mlp(method: MLPMethod, cfg: RunConfig, out_dir: Path | str, device: str 
     """
     r = MLPRun(method, cfg, out_dir)
     if device != "cpu":
-        r.log.info("device %s requested; %s runs on the CPU", device, method.name)
+        r.ctx.log.info("device %s requested; %s runs on the CPU", device, method.name)
     return r.execute()

@@ -189,7 +189,7 @@ def test_smoke_run_writes_valid_contract_files(method, finished):
 def test_killed_mlp_run_resumes_to_the_same_results(finished, tmp_path, monkeypatch):
     """A crash mid-way through the online phase, then a fresh process-like restart: the
     buffer chunks and RNG states reproduce the uninterrupted run exactly."""
-    import odtbench.loop as loop  # the one kill hook of every run loop
+    from odtbench.runcore import core as runcore  # the one update counter and its kill hook
 
     class Killed(Exception):
         pass
@@ -199,13 +199,13 @@ def test_killed_mlp_run_resumes_to_the_same_results(finished, tmp_path, monkeypa
 
     cfg = resolve(TASK, "TD3+BC", "smoke", seed=0)
     out = tmp_path / "killed"
-    monkeypatch.setattr(loop, "_KILL_AT", 90)  # online: 20 offline + 70 online updates
-    monkeypatch.setattr(loop.os, "kill", fake_kill)
+    monkeypatch.setattr(runcore, "_KILL_AT", 90)  # online: 20 offline + 70 online updates
+    monkeypatch.setattr(runcore.os, "kill", fake_kill)
     with pytest.raises(Killed):
         td3bc.run(cfg, out)
     assert not (out / "summary.json").exists()
     assert any((out / "checkpoint").glob("online_*.npz"))  # online chunks were checkpointed
-    monkeypatch.setattr(loop, "_KILL_AT", -1)
+    monkeypatch.setattr(runcore, "_KILL_AT", -1)
     td3bc.run(cfg, out)
     a = json.loads((finished["TD3+BC"] / "summary.json").read_text())
     b = json.loads((out / "summary.json").read_text())
@@ -239,13 +239,13 @@ def test_iql_replay_fifo_keeps_the_latest_online_transitions_and_resumes(hopper_
         raise Killed
 
     out = tmp_path / "killed"
-    import odtbench.loop as loop  # the one update counter and its kill hook
+    from odtbench.runcore import core as runcore  # the one update counter and its kill hook
 
-    monkeypatch.setattr(loop, "_KILL_AT", 110)  # 20 offline + 90 online updates
-    monkeypatch.setattr(loop.os, "kill", fake_kill)
+    monkeypatch.setattr(runcore, "_KILL_AT", 110)  # 20 offline + 90 online updates
+    monkeypatch.setattr(runcore.os, "kill", fake_kill)
     with pytest.raises(Killed):
         iql.run(cfg, out)
-    monkeypatch.setattr(loop, "_KILL_AT", -1)
+    monkeypatch.setattr(runcore, "_KILL_AT", -1)
     iql.run(cfg, out)
     a = json.loads((tmp_path / "full" / "summary.json").read_text())
     b = json.loads((out / "summary.json").read_text())

@@ -7,13 +7,13 @@ import json
 
 import pytest
 
-from odtbench import loop
 from odtbench.config import resolve
 from odtbench.methods import get_method, list_methods
 from odtbench.results import validate_run
+from odtbench.runcore import core as runcore  # the one update counter and its kill hook
 
 TASK = "mujoco/hopper-random"
-# Every loop counts its updates through Run._count_update; 25 falls after the first
+# Every loop counts its updates through RunCore.count_update; 25 falls after the first
 # checkpoint of every method at the smoke scale.
 KILL_AT = 25
 METHODS = [m for m in list_methods() if get_method(m).family != "external"]
@@ -47,13 +47,13 @@ def test_method_runs_to_valid_files_and_resumes_after_a_kill(method, hopper_data
         raise Killed
 
     killed = tmp_path / "killed"
-    monkeypatch.setattr(loop, "_KILL_AT", KILL_AT)
-    monkeypatch.setattr(loop.os, "kill", kill)
+    monkeypatch.setattr(runcore, "_KILL_AT", KILL_AT)
+    monkeypatch.setattr(runcore.os, "kill", kill)
     with pytest.raises(Killed):
         _run(method, killed)
     assert not (killed / "summary.json").exists()
     assert (killed / "checkpoint" / "state.pt").exists()
-    monkeypatch.setattr(loop, "_KILL_AT", -1)
+    monkeypatch.setattr(runcore, "_KILL_AT", -1)
     _run(method, killed)
     summary_b, curve_b = _without_wall_time(killed)
     assert summary_b == summary

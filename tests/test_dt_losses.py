@@ -20,7 +20,7 @@ def _hp(**overrides) -> dict:
               entropy_reg=False, init_temperature=0.1, lr_actor=1e-3, weight_decay=1e-4,
               warmup_steps=1, grad_clip=0.25, critic_hidden=8, critic_layernorm=False,
               n_critics=2, lr_critic=1e-3, critic_weight_decay=0.01, gamma=0.9, tau=0.005,
-              policy_noise=0.0, noise_clip=0.5, rl_kind="td3")
+              policy_noise=0.0, noise_clip=0.5, rl_kind="td3", actor_update_interval=2)
     hp.update(overrides)
     return hp
 

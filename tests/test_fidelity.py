@@ -11,7 +11,6 @@ import torch.nn.functional as F
 from odtbench.config import resolve
 from odtbench.methods.dt_agent import DTAgent
 from odtbench.nets import CausalTransformer, DecisionTransformer, SquashedGaussian
-from odtbench.progress import Progress
 
 S, A, K = 3, 2, 4
 # left padding as the sampler makes it: 5 of 12 steps are padding (~42 %)
@@ -23,7 +22,7 @@ def _hp(**overrides) -> dict:
               stochastic=True, entropy_reg=True, init_temperature=0.1, lr_actor=1e-3,
               weight_decay=1e-4, warmup_steps=1, grad_clip=0.25, critic_hidden=8,
               critic_layernorm=False, n_critics=2, lr_critic=1e-3, critic_weight_decay=0.01,
-              gamma=0.99, tau=0.005, policy_noise=0.2, noise_clip=0.5, rl_kind="none")
+              gamma=0.99, tau=0.005, policy_noise=0.2, noise_clip=0.5, rl_kind="none", actor_update_interval=2)
     hp.update(overrides)
     return hp
 
@@ -193,14 +192,14 @@ def test_reset_optimizers_gives_fresh_state():
 # ------------------------------------------------------------------------ 3. PDT collection
 
 def _collect_episodes(hp: dict, monkeypatch, length: int = 7, stochastic: bool = False) -> int:
-    """How many episodes `Run.collect` gathers in one iteration (rollouts faked)."""
+    """How many episodes `Collector.collect` gathers in one iteration (rollouts faked)."""
     from types import SimpleNamespace
 
     import numpy as np
 
-    import odtbench.loop as loop
     from odtbench.data.trajectories import Trajectory
-    from odtbench.diagnostics import OnlineEpisodeStats
+    from odtbench.runcore import evaluator
+    from odtbench.runcore.state import RunState
 
     def fake_rollout(agent, envs, seeds, **kw):
         z = np.zeros((length, 1), np.float32)
@@ -208,15 +207,13 @@ def _collect_episodes(hp: dict, monkeypatch, length: int = 7, stochastic: bool =
                        np.zeros(length, bool))
         return SimpleNamespace(trajectories=[t], lengths=np.array([length]))
 
-    monkeypatch.setattr(loop, "rollout", fake_rollout)
-    st = {"episodes": 0, "online_transitions": 0, "online_stats": OnlineEpisodeStats.empty()}
+    monkeypatch.setattr(evaluator, "rollout", fake_rollout)
+    st = RunState()
     agent = SimpleNamespace(stochastic=stochastic)  # PDT's head is stochastic, TD3+ODT's not
-    stub = SimpleNamespace(hp=hp, st=st, cfg=SimpleNamespace(seed=0), agent=agent,
-                           _prog=Progress("", enabled=False),  # the loop's progress hook
-                           online_env=None, gen=None,
-                           offline=SimpleNamespace(state_mean=np.zeros(1), state_std=np.ones(1)))
-    new = loop.Run.collect(stub)
-    assert stub.st["online_transitions"] == length * len(new)
+    ctx = SimpleNamespace(hp=hp, seed=0, online_env=None, gen=None)
+    norm = evaluator.StateNorm(np.zeros(1), np.ones(1))
+    new = evaluator.Collector(ctx, norm).collect(agent, st)
+    assert st.online_transitions == length * len(new)
     return len(new)
 
 

@@ -114,12 +114,12 @@ def test_run_rates_and_their_extrapolation_to_a_paper_run():
         return {"kind": kind, "t0": t0, "t1": t0 + s, "s": s, **kw}
 
     events = [ev("start", 0, 0, argv=["run"], speed="fused_optim"),
-              ev("_units", 2, 5, phase="pretrain", d=2, units=10),  # compiles
-              ev("_units", 7, 1, phase="pretrain", d=2, units=10),
+              ev("train_units", 2, 5, phase="pretrain", d=2, units=10),  # compiles
+              ev("train_units", 7, 1, phase="pretrain", d=2, units=10),
               ev("evaluate", 8, 1, phase="pretrain", episodes=10, env_steps=1000, score=1.0),
               ev("collect", 9, 2, transitions=1000, episodes=40),
-              ev("_units", 11, 40, phase="online", d=2, units=300),  # compiles
-              ev("_units", 51, 30, phase="online", d=2, units=300),
+              ev("train_units", 11, 40, phase="online", d=2, units=300),  # compiles
+              ev("train_units", 51, 30, phase="online", d=2, units=300),
               ev("save_checkpoint", 81, 0.5),
               ev("stopped", 0, 90)]
     from odtbench.config import resolve

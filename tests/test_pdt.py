@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from odtbench import loop
 from odtbench.config import resolve
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import OdtbenchError
 from odtbench.methods import get_method
 from odtbench.results import validate_run
+from odtbench.runcore import core as runcore  # the one update counter and its kill hook
 from odtbench_baselines import pdt, pdt_loop
 
 torch.set_num_threads(1)
@@ -258,13 +258,13 @@ def test_killed_pdt_run_resumes_to_the_same_results(finished, tmp_path, monkeypa
 
     cfg = resolve(TASK, "PDT", "smoke", seed=0)
     out = tmp_path / "killed"
-    # the hook lives in Run._count_update, which PDT's updates share
-    monkeypatch.setattr(loop, "_KILL_AT", 27)  # 20 pretraining updates, then online
-    monkeypatch.setattr(loop.os, "kill", fake_kill)
+    # the hook lives in RunCore.count_update, which every loop shares
+    monkeypatch.setattr(runcore, "_KILL_AT", 27)  # 20 pretraining updates, then online
+    monkeypatch.setattr(runcore.os, "kill", fake_kill)
     with pytest.raises(Killed):
         pdt_loop.run(cfg, out)
     assert not (out / "summary.json").exists()
-    monkeypatch.setattr(loop, "_KILL_AT", -1)
+    monkeypatch.setattr(runcore, "_KILL_AT", -1)
     pdt_loop.run(cfg, out)
     a = json.loads((finished / "summary.json").read_text())
     b = json.loads((out / "summary.json").read_text())

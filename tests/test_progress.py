@@ -119,13 +119,16 @@ def test_eta_counts_the_evaluations_ahead() -> None:
 def test_the_dt_loop_counts_its_evaluations_ahead() -> None:
     import types
 
-    from odtbench.loop import Run
+    from odtbench.runcore.core import IterationUnits
+    from odtbench.runcore.state import RunState
 
     hp = {"pretrain_iters": 2, "eval_interval": 5}
-    run = types.SimpleNamespace(hp=hp, st={"phase": "online", "online_iter": 3, "pretrain_iter": 2})
+    core = types.SimpleNamespace(hp=hp, state=RunState(phase="online", online_iter=3,
+                                                       pretrain_iter=2))
+    units = IterationUnits(core)
     # iterations 4..9: the 5th is evaluated, and the last (9th) at the end of the budget
-    assert Run._evals_ahead(run, 6) == 2
-    assert Run._evals_ahead(run, 7) == 2  # the 5th and the 10th, which is also the last
-    assert Run._evals_ahead(run, 0) == 0
-    run.st.update(phase="pretrain", pretrain_iter=1)
-    assert Run._evals_ahead(run, 100) == 1
+    assert units.evals_ahead(6) == 2
+    assert units.evals_ahead(7) == 2  # the 5th and the 10th, also the last
+    assert units.evals_ahead(0) == 0
+    core.state.phase, core.state.pretrain_iter = "pretrain", 1
+    assert units.evals_ahead(100) == 1

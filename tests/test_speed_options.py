@@ -104,15 +104,16 @@ def test_resident_sampling_is_a_no_op_on_cpu_and_recorded(tmp_path, monkeypatch)
     """On the CPU the loop keeps its one generator (checkpoints unchanged); the option is still
     written to config.json, like every speed option."""
     from odtbench.data.build import build_dataset
-    from odtbench.loop import Run
+    from odtbench.loop import DTRun
 
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
     monkeypatch.setenv("ODTBENCH_PROGRESS", "0")
     build_dataset("toy/bandit", "smoke", root=tmp_path / "minari")
     cfg = resolve("toy/bandit", "TD3+ODT", "smoke", 0, {})
     monkeypatch.setenv("ODTBENCH_SPEED", "resident_sampling")
-    run = Run(cfg, tmp_path / "run")
-    assert run.speed.resident_sampling and run.sample_gen is None
-    assert run._generators == [run.gen]
-    assert json.loads(json.dumps(run.config_json()))["provenance"]["speed_options"] == [
+    run = DTRun(cfg, tmp_path / "run")
+    assert run.speed.resident_sampling and run.sample_gen is run.ctx.gen
+    assert run.core.checkpointer.generators == [run.ctx.gen]
+    config = run.core.recorder.config_json(run.core.speed_options)
+    assert json.loads(json.dumps(config))["provenance"]["speed_options"] == [
         "resident_sampling=True"]

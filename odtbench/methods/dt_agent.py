@@ -54,7 +54,7 @@ HP_KEYS = (
     "embed_dim", "n_layer", "n_head", "dropout", "embed_dropout", "context_len", "stochastic", "entropy_reg",
     "init_temperature", "lr_actor", "weight_decay", "warmup_steps", "grad_clip",
     "critic_hidden", "critic_layernorm", "n_critics", "lr_critic", "critic_weight_decay",
-    "gamma", "tau", "policy_noise", "noise_clip", "rl_kind",
+    "gamma", "tau", "policy_noise", "noise_clip", "rl_kind", "actor_update_interval",
 )
 
 
@@ -141,6 +141,7 @@ class DTAgent:
         self.gamma, self.tau = float(hp["gamma"]), float(hp["tau"])
         self.policy_noise, self.noise_clip = float(hp["policy_noise"]), float(hp["noise_clip"])
         self.grad_clip = float(hp["grad_clip"] or 0.0)
+        self.actor_update_interval = int(hp["actor_update_interval"])  # TD3's policy delay d
 
         self.actor = DecisionTransformer(
             self.state_dim, self.act_dim, int(hp["embed_dim"]), int(hp["n_layer"]),
@@ -373,6 +374,19 @@ class DTAgent:
             polyak_([self._actor_target_flat.param], [self._actor_flat.param], self.tau)
         stats["actor_loss"] = loss.detach()
         return stats
+
+    def train_unit(self, sample: Callable[[], Mapping[str, Tensor]], rl_coeff: float,
+                   sup_coeff: float) -> dict[str, Tensor]:
+        """One actor update and its d = `actor_update_interval` critic updates (TD3's policy
+        delay, docs/methods/dt-family.md §4): d fresh batches from `sample()`, a critic step
+        on each, the actor step on the first right after its critic step."""
+        metrics: dict[str, Tensor] = {}
+        for b in range(self.actor_update_interval):
+            batch = sample()
+            metrics.update(self.critic_step(batch))
+            if b == 0:
+                metrics.update(self.actor_step(batch, rl_coeff=rl_coeff, sup_coeff=sup_coeff))
+        return metrics
 
     def reset_targets(self) -> None:
         """Hard-copy online nets into the targets (the authors' new trainer per phase)."""
