@@ -148,3 +148,42 @@ def test_env_var_restored_after_calls(trajs, tmp_path, monkeypatch):
     load_trajectories(DID, tmp_path)
     assert os.environ["MINARI_DATASETS_PATH"] == "/somewhere/else"
     assert isinstance(minari_io.dataset_path(DID, tmp_path), Path)
+
+
+def _same(a, b):
+    return trajectories_checksum(a) == trajectories_checksum(b) and \
+        [t.infos for t in a] == [t.infos for t in b]
+
+
+def test_decoded_cache_is_used_while_the_files_are_unchanged(trajs, tmp_path, monkeypatch):
+    _write(trajs, tmp_path)
+    cache = minari_io.decoded_cache_path(DID, tmp_path)
+    first = load_trajectories(DID, tmp_path)
+    assert cache.is_file() and _same(first, trajs)
+
+    def no_decoding(*a, **kw):
+        raise AssertionError("decoded the HDF5 file although the cache is valid")
+
+    monkeypatch.setattr(minari_io, "_decode", no_decoding)
+    assert _same(load_trajectories(DID, tmp_path), trajs)
+    with pytest.raises(AssertionError):  # cache=False always reads the dataset itself
+        load_trajectories(DID, tmp_path, cache=False)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "stale", "tampered"])
+def test_a_damaged_or_stale_cache_is_ignored_and_rewritten(trajs, tmp_path, damage):
+    _write(trajs, tmp_path)
+    cache = minari_io.decoded_cache_path(DID, tmp_path)
+    load_trajectories(DID, tmp_path)
+    if damage == "garbage":
+        cache.write_bytes(b"not an npz")
+    elif damage == "stale":  # the dataset rewritten with other data since the cache was made
+        _write(trajs[:2], tmp_path, overwrite=True)
+    else:  # same stamp, other numbers: the stored checksum no longer matches
+        with np.load(cache) as z:
+            arrays = {k: z[k] for k in z.files}
+        arrays["rewards"] = arrays["rewards"] + 1.0
+        np.savez(cache, **arrays)
+    expected = trajs[:2] if damage == "stale" else trajs
+    assert _same(load_trajectories(DID, tmp_path), expected)
+    assert _same(minari_io._read_cache(cache, minari_io._source_stamp(DID, tmp_path)), expected)

@@ -266,13 +266,87 @@ def read_metadata(dataset_id: str, root: str | os.PathLike | None = None) -> dic
     return dict(ds.storage.metadata)
 
 
-def load_trajectories(dataset_id: str, root: str | os.PathLike | None = None) -> list[Trajectory]:
+# Decoding a Minari file episode by episode takes about a minute for 100K transitions on a
+# loaded CPU, most of a run's start-up; the decoded arrays are kept in one .npz beside the
+# suite's build record, valid while the dataset's files are unchanged (size, mtime) and its
+# content checksum matches. Delete it freely: the next load rebuilds it.
+CACHE_DIR = ".odtbench"
+CACHE_FILE = "decoded.npz"
+_FIELDS = ("observations", "actions", "rewards", "next_observations", "terminations",
+           "truncations")
+
+
+def decoded_cache_path(dataset_id: str, root: str | os.PathLike | None = None) -> Path:
+    return resolve_root(root) / CACHE_DIR / dataset_id / CACHE_FILE
+
+
+def _source_stamp(dataset_id: str, root: str | os.PathLike | None) -> str:
+    """The dataset files' names, sizes and modification times: what the cache is valid for."""
+    data = dataset_path(dataset_id, root) / "data"
+    files = sorted(f for f in data.rglob("*") if f.is_file())
+    return ";".join(f"{f.relative_to(data)}:{f.stat().st_size}:{f.stat().st_mtime_ns}"
+                    for f in files)
+
+
+def _read_cache(path: Path, stamp: str) -> list[Trajectory] | None:
+    """The cached trajectories, or None when absent, stale or damaged (then decode anew)."""
+    import json
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["stamp"]) != stamp:
+                return None
+            cuts = np.cumsum(z["lengths"])[:-1]
+            cols = {k: np.split(z[k], cuts) for k in _FIELDS}
+            infos = json.loads(str(z["infos"]))
+            checksum = str(z["checksum"])
+        trajs = [Trajectory(**{k: cols[k][i] for k in _FIELDS}, infos=infos[i])
+                 for i in range(len(infos))]
+    except Exception:  # noqa: BLE001 - any damage means: decode the dataset again
+        return None
+    return trajs if trajectories_checksum(trajs) == checksum else None
+
+
+def _write_cache(path: Path, stamp: str, trajs: Sequence[Trajectory]) -> None:
+    import json
+
+    from odtbench.atomic import write_with
+
+    try:
+        infos = json.dumps([t.infos for t in trajs])
+    except TypeError:  # metadata JSON cannot hold: no cache, decode each time
+        return
+    arrays = {k: np.concatenate([getattr(t, k) for t in trajs]) for k in _FIELDS}
+    arrays.update(lengths=np.array([len(t) for t in trajs], np.int64), infos=np.array(infos),
+                  stamp=np.array(stamp), checksum=np.array(trajectories_checksum(trajs)))
+    try:
+        write_with(path, lambda fh: np.savez(fh, **arrays))
+    except Exception:  # noqa: BLE001 - a read-only or full root only loses the speed-up
+        pass
+
+
+def load_trajectories(dataset_id: str, root: str | os.PathLike | None = None, *,
+                      cache: bool = True) -> list[Trajectory]:
     """All episodes of a Minari dataset as `Trajectory`s (float32 arrays, flattened obs).
 
     Terminations and truncations are copied as stored: a time-limit end stays a
     truncation, never a terminal. Per-episode metadata written by `write_dataset` comes back
-    in ``Trajectory.infos``.
+    in ``Trajectory.infos``. With `cache`, the decoded arrays are read from (and written to)
+    `decoded_cache_path` while the dataset's files are unchanged.
     """
+    if cache and dataset_exists(dataset_id, root):
+        stamp = _source_stamp(dataset_id, root)
+        cpath = decoded_cache_path(dataset_id, root)
+        cached = _read_cache(cpath, stamp)
+        if cached is not None:
+            return cached
+        trajs = _decode(dataset_id, root)
+        _write_cache(cpath, stamp, trajs)
+        return trajs
+    return _decode(dataset_id, root)
+
+
+def _decode(dataset_id: str, root: str | os.PathLike | None) -> list[Trajectory]:
     ds, path = _open(dataset_id, root)
     storage = ds.storage
     out: list[Trajectory] = []
@@ -322,4 +396,4 @@ def trajectories_checksum(trajectories: Sequence[Trajectory]) -> str:
 
 def dataset_checksum(dataset_id: str, root: str | os.PathLike | None = None) -> str:
     """Content checksum of a stored dataset (see `trajectories_checksum`)."""
-    return trajectories_checksum(load_trajectories(dataset_id, root))
+    return trajectories_checksum(load_trajectories(dataset_id, root, cache=False))
