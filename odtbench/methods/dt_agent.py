@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -44,12 +43,12 @@ import torch
 from torch import Tensor
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
+from odtbench.methods.actor_parts import ActorOptimizer, EntropyTemperature
 from odtbench.nets import DecisionTransformer, QEnsemble, SquashedGaussian
-from odtbench.optim import FlatParameters, Lamb, adam, linear_warmup, polyak_
+from odtbench.optim import FlatParameters, polyak_
 
 RL_KINDS = ("td3", "ddpg", "none")
 ACTION_BOUND = 1.0 - 1e-6
-TEMPERATURE_LR = 1e-4  # fixed in the authors' code (docs/methods/dt-family.md §2)
 HP_KEYS = (
     "embed_dim", "n_layer", "n_head", "dropout", "embed_dropout", "context_len", "stochastic", "entropy_reg",
     "init_temperature", "lr_actor", "weight_decay", "warmup_steps", "grad_clip",
@@ -166,10 +165,12 @@ class DTAgent:
             self._critic_flat = FlatParameters(self.critic)
             self._critic_target_flat = FlatParameters(self.critic_target, with_grad=False)
 
+        # foreach=True: multi-tensor kernels, bit-identical to torch's CPU default (a Python
+        # loop over parameters); fused=True only as a speed option (it rounds differently).
+        self._adam_kernel = "fused" if self.speed.fused_optim else "foreach"
         # ODT's temperature is a standalone scalar with its own Adam (docs/methods/dt-family.md §2).
-        self.log_temperature = torch.tensor(math.log(float(hp["init_temperature"])),
-                                            device=self.device, requires_grad=True)
-        self.target_entropy = -float(self.act_dim)
+        self.temperature = EntropyTemperature(float(hp["init_temperature"]), self.act_dim,
+                                              self.device, adam_kernel=self._adam_kernel)
         self._opt_hp = {k: hp[k] for k in ("lr_actor", "weight_decay", "warmup_steps",
                                            "lr_critic", "critic_weight_decay")}
         self._opt_hp["actor_optimizer"] = hp.get("actor_optimizer", "lamb")
@@ -191,29 +192,36 @@ class DTAgent:
     def reset_optimizers(self) -> None:
         """Fresh optimiser and warm-up states for actor, critic and temperature (also what
         __init__ builds). The study's toy starts its online phase with new Adams."""
-        hp = self._opt_hp
-        # foreach=True: multi-tensor kernels, bit-identical to torch's CPU default (a Python
-        # loop over parameters); fused=True only as a speed option (it rounds differently).
-        kernel = "fused" if self.speed.fused_optim else "foreach"
-        adam_kw: dict[str, Any] = {kernel: True}  # the same choice for the critic's AdamW
-        if hp["actor_optimizer"] == "adam":  # the study's toy uses Adam (App. F.2.1)
-            self.actor_opt = adam([self._actor_flat.param], float(hp["lr_actor"]), kernel=kernel,
-                                  weight_decay=float(hp["weight_decay"]))
-        else:
-            # LAMB's own global clip at 1.0 is a no-op after the actor's grad-norm clip at
-            # <= 1.0 (docs/methods/dt-family.md §4: the divisor is exactly 1), so it is skipped.
-            redundant = 0 < self.grad_clip <= Lamb.DEFAULT_MAX_GRAD_NORM
-            self.actor_opt = Lamb([self._actor_flat.param], lr=float(hp["lr_actor"]),
-                                  weight_decay=float(hp["weight_decay"]),
-                                  max_grad_norm=None if redundant else Lamb.DEFAULT_MAX_GRAD_NORM,
-                                  segments=self._actor_flat.sizes)  # trust ratio per tensor
-        self.scheduler = linear_warmup(self.actor_opt, int(hp["warmup_steps"]))
+        hp, kernel = self._opt_hp, self._adam_kernel
+        # the study's toy uses Adam (App. F.2.1); the flat gradient's views stay bound (keep_grads)
+        self.actor_optimizer = ActorOptimizer(
+            [self._actor_flat.param], lr=float(hp["lr_actor"]),
+            weight_decay=float(hp["weight_decay"]), warmup_steps=int(hp["warmup_steps"]),
+            grad_clip=self.grad_clip, kind=str(hp["actor_optimizer"]),
+            segments=self._actor_flat.sizes, adam_kernel=kernel, keep_grads=True,
+            clip_foreach=True)
         if self.critic is not None:
+            adam_kw: dict[str, Any] = {kernel: True}  # the same kernel as the Adams
             self.critic_opt = torch.optim.AdamW([self._critic_flat.param], lr=float(hp["lr_critic"]),
                                                 weight_decay=float(hp["critic_weight_decay"]),
                                                 **adam_kw)
-        self.temperature_opt = adam([self.log_temperature], TEMPERATURE_LR, kernel=kernel,
-                                    betas=(0.9, 0.999))
+        self.temperature.reset_optimizer()
+
+    @property
+    def actor_opt(self) -> torch.optim.Optimizer:
+        return self.actor_optimizer.opt
+
+    @property
+    def scheduler(self) -> torch.optim.lr_scheduler.LambdaLR:
+        return self.actor_optimizer.scheduler
+
+    @property
+    def log_temperature(self) -> Tensor:
+        return self.temperature.log_temperature
+
+    @property
+    def target_entropy(self) -> float:
+        return self.temperature.target_entropy
 
     def _rtg_input(self, rtg: Tensor) -> Tensor:
         """The RTG tokens a training batch feeds the DT (see train_rtg_constant)."""
@@ -357,18 +365,10 @@ class DTAgent:
         """The actor loss; grad-norm clip; LAMB step; temperature; Polyak targets."""
         self.actor.train()
         loss, stats = self._actor_loss_fn(batch, rl_coeff, sup_coeff)
-        self.actor_opt.zero_grad(set_to_none=False)  # in place: the gradient views stay bound
-        loss.backward()
-        if self.grad_clip > 0:  # the global norm over all DT parameters = the flat gradient's
-            torch.nn.utils.clip_grad_norm_([self._actor_flat.param], self.grad_clip, foreach=True)
-        self.actor_opt.step()
-        self.scheduler.step()
+        # the clip's global norm over all DT parameters is the flat gradient's norm
+        self.actor_optimizer.step(loss)
         if self.stochastic and self.entropy_reg:
-            # loss_T = T * (H - target_entropy).detach(): lowers T while H exceeds -A
-            t_loss = self.log_temperature.exp() * (stats["entropy"] - self.target_entropy)
-            self.temperature_opt.zero_grad(set_to_none=True)
-            t_loss.backward()
-            self.temperature_opt.step()
+            self.temperature.step(stats["entropy"])
         if self.critic is not None:  # the target DT only serves critic targets
             polyak_([self._critic_target_flat.param], [self._critic_flat.param], self.tau)
             polyak_([self._actor_target_flat.param], [self._actor_flat.param], self.tau)
@@ -442,8 +442,7 @@ class DTAgent:
         state = {
             "actor": self.actor.state_dict(), "actor_target": self.actor_target.state_dict(),
             "actor_opt": self.actor_opt.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "log_temperature": self.log_temperature.detach().clone(),
-            "temperature_opt": self.temperature_opt.state_dict(),
+            **self.temperature.state_dict(),  # log_temperature, temperature_opt
         }
         if self.critic is not None:
             state.update(critic=self.critic.state_dict(),
@@ -460,9 +459,7 @@ class DTAgent:
         self.actor_target.load_state_dict(state["actor_target"])
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.scheduler.load_state_dict(state["scheduler"])
-        with torch.no_grad():
-            self.log_temperature.copy_(state["log_temperature"])
-        self.temperature_opt.load_state_dict(state["temperature_opt"])
+        self.temperature.load_state_dict(state)
         if self.critic is not None:
             self.critic.load_state_dict(state["critic"])
             self.critic_target.load_state_dict(state["critic_target"])
