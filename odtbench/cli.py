@@ -470,10 +470,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # disk full / read-only: one line with the fix; others are bugs
         from odtbench.atomic import os_error_message
 
-        msg = os_error_message(exc)
-        if msg is None:
+        os_msg = os_error_message(exc)
+        if os_msg is None:
             raise
-        print(f"odtbench: error: {' '.join(msg.split())}", file=sys.stderr)
+        print(f"odtbench: error: {' '.join(os_msg.split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("odtbench: interrupted", file=sys.stderr)

@@ -58,7 +58,7 @@ def load_schema(kind: str) -> dict[str, Any]:
 
 @functools.cache
 def _schema_text(kind: str) -> str:
-    return resources.files("odtbench").joinpath("schemas", SCHEMA_FILES[kind]).read_text("utf-8")
+    return resources.files("odtbench").joinpath("schemas").joinpath(SCHEMA_FILES[kind]).read_text("utf-8")
 
 
 def _inline_refs(node: Any, defs: Mapping[str, Any]) -> Any:
@@ -117,7 +117,7 @@ def _problem(err: ValidationError) -> str:
         return f"must be {described}{got}"
     if v == "type":
         kinds = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
-        return f"must be {' or '.join(_WANT.get(k, k) for k in kinds)}{got}"
+        return f"must be {' or '.join(_WANT.get(str(k), str(k)) for k in kinds)}{got}"
     return err.message
 
 

@@ -288,11 +288,12 @@ def read_rows(path: str | os.PathLike, kind: str) -> list[dict[str, Any]]:
     header = rows[0] if rows else None
     if header is None or tuple(header) != cols:
         raise bad_file(path, "header", f"must be exactly {','.join(cols)}, got {header}")
-    out = []
+    out: list[dict[str, Any]] = []
     for i, r in enumerate(rows[1:], start=2):
         if len(r) != len(cols):
             raise bad_file(path, f"row {i}", f"has {len(r)} cells, expected {len(cols)}")
-        row = {c: (cell if c == "phase" else _cell(cell)) for c, cell in zip(cols, r, strict=True)}
+        row: dict[str, Any] = {c: (cell if c == "phase" else _cell(cell))
+                               for c, cell in zip(cols, r, strict=True)}
         contract.check(path, kind, row, where=f"row {i}")
         out.append(row)
     for col in ("online_transitions", "gradient_steps"):

@@ -37,7 +37,7 @@ import contextlib
 import copy
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
@@ -106,7 +106,10 @@ class SpeedOptions:
                 if getattr(self, f.name) != f.default]
 
 
-def _frozen_copy(module: torch.nn.Module) -> torch.nn.Module:
+_M = TypeVar("_M", bound=torch.nn.Module)
+
+
+def _frozen_copy(module: _M) -> _M:
     target = copy.deepcopy(module).eval()  # targets never use dropout
     target.requires_grad_(False)
     return target
@@ -155,7 +158,7 @@ class DTAgent:
         self._actor_target_flat = FlatParameters(self.actor_target, with_grad=False)
 
         self.critic: QEnsemble | None = None
-        self.critic_target: torch.nn.Module | None = None
+        self.critic_target: QEnsemble | None = None
         self.critic_opt: torch.optim.Optimizer | None = None
         if self.rl_kind != "none":
             self.critic = QEnsemble(self.state_dim, self.act_dim, int(hp["n_critics"]),
@@ -185,9 +188,9 @@ class DTAgent:
         if self.speed.compile:
             # dynamic=False: batch shapes are fixed within a phase; the actor loss is compiled
             # once per distinct (rl_coeff, sup_coeff), i.e. once per phase.
-            opts = dict(mode=self.speed.compile_mode, dynamic=False)
-            self._critic_loss_fn = torch.compile(self._critic_loss, **opts)
-            self._actor_loss_fn = torch.compile(self._actor_loss, **opts)
+            mode = self.speed.compile_mode
+            self._critic_loss_fn = torch.compile(self._critic_loss, mode=mode, dynamic=False)
+            self._actor_loss_fn = torch.compile(self._actor_loss, mode=mode, dynamic=False)
 
     def reset_optimizers(self) -> None:
         """Fresh optimiser and warm-up states for actor, critic and temperature (also what
@@ -244,6 +247,12 @@ class DTAgent:
         """False for rl_kind 'none' (ODT): `critic_step` is then a no-op the loop may skip."""
         return self.critic is not None
 
+    def _critic_parts(self) -> tuple[QEnsemble, QEnsemble, torch.optim.Optimizer] | None:
+        """(critic, its target, its optimiser), or None without a critic (ODT)."""
+        if self.critic is None or self.critic_target is None or self.critic_opt is None:
+            return None
+        return self.critic, self.critic_target, self.critic_opt
+
     def _require_critic(self, what: str) -> QEnsemble:
         if self.critic is None:
             raise OdtbenchError(f"{what} needs a critic but rl_kind is 'none'; set rl_kind to "
@@ -263,7 +272,10 @@ class DTAgent:
 
     def _critic_loss(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         """(L_Q, mean Q over real entries), paper Eq. 3 with the authors' quirks (docs/methods/dt-family.md §3)."""
-        critic, mask = self.critic, batch["mask"]
+        parts, mask = self._critic_parts(), batch["mask"]
+        if parts is None:
+            raise OdtbenchError("the critic loss needs a critic; ODT (rl_kind 'none') has none")
+        critic, critic_target, _ = parts
         with torch.no_grad():
             next_actions = self._target_next_actions(batch)
             if self.rl_kind == "td3" and self.policy_noise > 0:
@@ -271,7 +283,7 @@ class DTAgent:
                     -self.noise_clip, self.noise_clip)
                 next_actions = (next_actions + noise).clamp(-ACTION_BOUND, ACTION_BOUND)
             # y = r + gamma (1 - d) min_i Q_i'(s', a')     (paper Eq. 3; padded d = 2 is masked)
-            q_next = self.critic_target(batch["next_states"], next_actions).min(dim=0).values
+            q_next = critic_target(batch["next_states"], next_actions).min(dim=0).values
             y = batch["rewards"] + self.gamma * (1.0 - batch["dones"]) * q_next
         q = critic(batch["states"], batch["actions"])  # (n_critics, B, K)
         # L_Q = mean over all B*K of mask * sum_i (Q_i(s, a) - y)^2   (padding in denominator)
@@ -283,12 +295,14 @@ class DTAgent:
         """One TD3/DDPG critic update (docs/methods/dt-family.md §3); returns detached tensors.
 
         With rl_kind 'none' (ODT) there is no critic and this is a no-op returning {}."""
-        if self.critic is None:
+        parts = self._critic_parts()
+        if parts is None:
             return {}
         loss, q_mean = self._critic_loss_fn(batch)
-        self.critic_opt.zero_grad(set_to_none=False)  # in place: the gradient views stay bound
+        opt = parts[2]
+        opt.zero_grad(set_to_none=False)  # in place: the gradient views stay bound
         loss.backward()
-        self.critic_opt.step()
+        opt.step()
         return {"critic_loss": loss.detach(), "q_mean": q_mean}
 
     # ------------------------------------------------------------------- actor
@@ -331,7 +345,7 @@ class DTAgent:
         return loss, stats
 
     def actor_gradient_stats(self, batch: Mapping[str, Tensor], rl_coeff: float,
-                             sup_coeff: float) -> dict[str, float]:
+                             sup_coeff: float) -> dict[str, float | None]:
         """Norms of the actor's two gradient terms and their cosine, for diagnostics.csv.
 
         ||grad(sup_coeff * L_sup)||, ||grad(rl_coeff * L_RL)|| and cos(grad L_sup, grad L_RL)
@@ -391,8 +405,9 @@ class DTAgent:
     def reset_targets(self) -> None:
         """Hard-copy online nets into the targets (the authors' new trainer per phase)."""
         self.actor_target.load_state_dict(self.actor.state_dict())
-        if self.critic is not None:
-            self.critic_target.load_state_dict(self.critic.state_dict())
+        parts = self._critic_parts()
+        if parts is not None:
+            parts[1].load_state_dict(parts[0].state_dict())
 
     # --------------------------------------------------------------- inference
     def _tensor(self, x: Any) -> Tensor:
@@ -444,10 +459,11 @@ class DTAgent:
             "actor_opt": self.actor_opt.state_dict(), "scheduler": self.scheduler.state_dict(),
             **self.temperature.state_dict(),  # log_temperature, temperature_opt
         }
-        if self.critic is not None:
-            state.update(critic=self.critic.state_dict(),
-                         critic_target=self.critic_target.state_dict(),
-                         critic_opt=self.critic_opt.state_dict())
+        parts = self._critic_parts()
+        if parts is not None:
+            critic, critic_target, critic_opt = parts
+            state.update(critic=critic.state_dict(), critic_target=critic_target.state_dict(),
+                         critic_opt=critic_opt.state_dict())
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -460,7 +476,9 @@ class DTAgent:
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.temperature.load_state_dict(state)
-        if self.critic is not None:
-            self.critic.load_state_dict(state["critic"])
-            self.critic_target.load_state_dict(state["critic_target"])
-            self.critic_opt.load_state_dict(state["critic_opt"])
+        parts = self._critic_parts()
+        if parts is not None:
+            critic, critic_target, critic_opt = parts
+            critic.load_state_dict(state["critic"])
+            critic_target.load_state_dict(state["critic_target"])
+            critic_opt.load_state_dict(state["critic_opt"])

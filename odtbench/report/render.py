@@ -106,9 +106,9 @@ def _figures(suite: str, records: list, aggregates: dict, figures_dir: Path | No
     newest = _newest_run_file(records)
     for name, fig in drawn.items():
         stored = figures_dir / f"{name}.svg" if figures_dir is not None else None
-        fresh = (stored_ok and stored is not None and stored.is_file()
-                 and stored.stat().st_mtime >= newest)
-        uri = _file_uri(stored) if fresh else figure_data_uri(fig)
+        fresh = stored if (stored_ok and stored is not None and stored.is_file()
+                           and stored.stat().st_mtime >= newest) else None
+        uri = _file_uri(fresh) if fresh is not None else figure_data_uri(fig)
         close(fig)
         caption = FIGURE_CAPTIONS.get(name, "").format(score=score, score_lc=score.lower())
         out.append({"name": name, "uri": uri, "caption": caption})
