@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import OdtbenchError, UnknownChoiceError
-from odtbench.methods.actor_parts import ActorOptimizer, EntropyTemperature
+from odtbench.methods.actor_parts import ActorOptimizer, EntropyTemperature, WithActorParts
 from odtbench.nets import EMBED_DROPOUT, CausalTransformer, SquashedGaussian, _GaussianHead
 from odtbench.optim import adam
 
@@ -252,7 +252,7 @@ class FutureSampler:
 
 # ----------------------------------------------------------------------------- agent
 
-class PDTAgent:
+class PDTAgent(WithActorParts):
     """PDT's model, optimisers and acting; `act` follows the rollout interface of
     `odtbench.evaluation.rollout` with `mode` "prior" (z ~ P) or "guided" (argmax F)."""
 
@@ -362,14 +362,6 @@ class PDTAgent:
     @property
     def opt(self) -> torch.optim.Optimizer:
         return self.actor_optimizer.opt
-
-    @property
-    def scheduler(self) -> torch.optim.lr_scheduler.LambdaLR:
-        return self.actor_optimizer.scheduler
-
-    @property
-    def log_temperature(self) -> Tensor:
-        return self.temperature.log_temperature
 
     _STATEFUL = ("model", "opt", "scheduler", "return_opt")
 

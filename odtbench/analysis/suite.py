@@ -82,6 +82,19 @@ def load_records(runs_root: str | os.PathLike, suite: str) -> list:
     return [validate_run(p) for p in iter_runs(runs_root, suite)]
 
 
+def suite_scores(runs_root: str | os.PathLike, suite: str, *,
+                 expected: Iterable[tuple[str, str, int]] | None = None,
+                 allow_mixed: bool = False) -> tuple[list, pd.DataFrame]:
+    """The suite's validated run records and their scores table; one line if it has no run."""
+    records = load_records(runs_root, suite)
+    scores = build_scores(runs_root, suite, expected=expected, allow_mixed=allow_mixed,
+                          records=records)
+    if scores.empty:
+        raise OdtbenchError(f"no runs of suite {suite!r} under {runs_root}; run them first "
+                            f"(snakemake ... reports/{suite}.html or odtbench run ...)")
+    return records, scores
+
+
 def score_kind(records: list) -> str:
     """"success_rate" when every run scores success rates, else "normalized" (the label the
     figures and the report use)."""
@@ -125,12 +138,7 @@ def aggregate_suite(suite: str, runs_root: str | os.PathLike = "results/runs",
     if reps < 1:
         raise OdtbenchError(f"reps must be a positive number of bootstrap repetitions, got {reps}")
     out_dir = Path(out_dir) if out_dir is not None else Path("results") / suite
-    records = load_records(runs_root, suite)
-    scores = build_scores(runs_root, suite, expected=expected, allow_mixed=allow_mixed,
-                          records=records)
-    if scores.empty:
-        raise OdtbenchError(f"no runs of suite {suite!r} under {runs_root}; run them first "
-                            f"(snakemake ... reports/{suite}.html or odtbench run ...)")
+    records, scores = suite_scores(runs_root, suite, expected=expected, allow_mixed=allow_mixed)
     write_scores(scores, out_dir / "scores.csv")
     agg = compute_aggregates(scores, reps=reps, seed=seed)
     agg["scores_sha256"] = scores_digest(scores)

@@ -103,4 +103,25 @@ class EntropyTemperature:
         self.opt.load_state_dict(state["temperature_opt"])
 
 
-__all__ = ["ACTOR_OPTIMIZERS", "TEMPERATURE_LR", "ActorOptimizer", "EntropyTemperature"]
+class WithActorParts:
+    """An agent built from an `ActorOptimizer` and an `EntropyTemperature`: their pieces under
+    the names tests, probes and checkpoints read."""
+
+    actor_optimizer: ActorOptimizer
+    temperature: EntropyTemperature
+
+    @property
+    def scheduler(self) -> LambdaLR:
+        return self.actor_optimizer.scheduler
+
+    @property
+    def log_temperature(self) -> Tensor:
+        return self.temperature.log_temperature
+
+    @property
+    def target_entropy(self) -> float:
+        return self.temperature.target_entropy
+
+
+__all__ = ["ACTOR_OPTIMIZERS", "TEMPERATURE_LR", "ActorOptimizer", "EntropyTemperature",
+           "WithActorParts"]

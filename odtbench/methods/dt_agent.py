@@ -43,7 +43,7 @@ import torch
 from torch import Tensor
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
-from odtbench.methods.actor_parts import ActorOptimizer, EntropyTemperature
+from odtbench.methods.actor_parts import ActorOptimizer, EntropyTemperature, WithActorParts
 from odtbench.nets import DecisionTransformer, QEnsemble, SquashedGaussian
 from odtbench.optim import FlatParameters, polyak_
 
@@ -115,7 +115,7 @@ def _frozen_copy(module: _M) -> _M:
     return target
 
 
-class DTAgent:
+class DTAgent(WithActorParts):
     """DT actor (+ twin/single critic) with the study's supervised, TD3 and DDPG updates.
 
     Batches follow the segment-sampler contract (left padding): states, next_states (B,K,S);
@@ -213,18 +213,6 @@ class DTAgent:
     @property
     def actor_opt(self) -> torch.optim.Optimizer:
         return self.actor_optimizer.opt
-
-    @property
-    def scheduler(self) -> torch.optim.lr_scheduler.LambdaLR:
-        return self.actor_optimizer.scheduler
-
-    @property
-    def log_temperature(self) -> Tensor:
-        return self.temperature.log_temperature
-
-    @property
-    def target_entropy(self) -> float:
-        return self.temperature.target_entropy
 
     def _rtg_input(self, rtg: Tensor) -> Tensor:
         """The RTG tokens a training batch feeds the DT (see train_rtg_constant)."""
