@@ -33,7 +33,7 @@ except WorkflowError:
     stop(schema_error(Path(workflow.basedir) / "workflows/schemas/config.schema.yaml"))
 
 
-include: "workflows/rules/external.smk"  # registers external_methods: before check_config
+include: "workflows/rules/external.smk"  # external_methods: commands as run rules
 
 
 SCALE = config["scale"]

@@ -23,7 +23,7 @@ is killed and recorded as skipped, so the whole check never exceeds `--budget` (
 480 s). The parent never initialises CUDA (children could not use it after the fork).
 
     benchmarks/gpu_check.sh                          # on a CUDA machine: the real check
-    python benchmarks/gpu_check.py --device cpu --tiny --out-dir /tmp/x   # the path, seconds
+    python benchmarks/gpu_check.py --device cpu --tiny --out-dir "$TMPDIR/x"  # the path, seconds
 """
 
 from __future__ import annotations

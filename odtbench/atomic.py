@@ -113,7 +113,7 @@ def torch_save(path: str | os.PathLike, payload: Any) -> Path:
 def clean_stray_temps(directory: str | os.PathLike) -> list[Path]:
     """Remove temp files that killed writers left in `directory` (not recursive). Call it only
     while owning the directory (the run lock), so no live writer's temp file is removed."""
-    removed = []
+    removed: list[Path] = []
     d = Path(directory)
     if not d.is_dir():
         return removed

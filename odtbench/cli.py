@@ -405,12 +405,18 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("kind", nargs="?", choices=LIST_KINDS, help="what to list (default: all)")
     ls.set_defaults(func=cmd_list)
 
-    a = sub.add_parser("aggregate", help="scores table and rliable aggregates of a suite",
-                       description="Build results/SUITE/scores.csv and aggregates.json from "
-                       "run files.")
-    a.add_argument("--suite", required=True)
-    a.add_argument("--scale", default="quick", help="selects results/runs/SCALE (default quick)")
-    a.add_argument("--runs", help="runs root holding SUITE/... (default results/runs/SCALE)")
+    def suite_parser(name: str, scale_help: str = "selects results/runs/SCALE (default quick)",
+                     **kwargs: Any) -> argparse.ArgumentParser:
+        """A subcommand over one suite's run files: --suite, --scale, --runs."""
+        q = sub.add_parser(name, **kwargs)
+        q.add_argument("--suite", required=True)
+        q.add_argument("--scale", default="quick", help=scale_help)
+        q.add_argument("--runs", help="runs root holding SUITE/... (default results/runs/SCALE)")
+        return q
+
+    a = suite_parser("aggregate", help="scores table and rliable aggregates of a suite",
+                     description="Build results/SUITE/scores.csv and aggregates.json from "
+                     "run files.")
     a.add_argument("--out", help="output directory (default results/SUITE)")
     a.add_argument("--reps", type=int, help="bootstrap repetitions (default 10000 at paper "
                    "scale, else the analysis default)")
@@ -418,22 +424,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow runs of several scales or dataset sources in one table")
     a.set_defaults(func=cmd_aggregate)
 
-    f = sub.add_parser("figures", help="learning-curve and rliable figures of a suite",
-                       description="Write the suite's figures (SVG and PNG) from its run files "
-                       "and aggregates.json.")
-    f.add_argument("--suite", required=True)
-    f.add_argument("--scale", default="quick", help="selects results/runs/SCALE (default quick)")
-    f.add_argument("--runs", help="runs root holding SUITE/... (default results/runs/SCALE)")
+    f = suite_parser("figures", help="learning-curve and rliable figures of a suite",
+                     description="Write the suite's figures (SVG and PNG) from its run files "
+                     "and aggregates.json.")
     f.add_argument("--results", help="directory with aggregates.json (default results/SUITE)")
     f.add_argument("--out", help="figure directory (default reports/SUITE)")
     f.set_defaults(func=cmd_figures)
 
-    rp = sub.add_parser("report", help="render the HTML report of a suite",
-                        description="Render one self-contained HTML file from the suite's run "
-                        "files, aggregates, figures, dataset stats and Snakemake benchmarks.")
-    rp.add_argument("--suite", required=True)
-    rp.add_argument("--scale", default="quick", help="selects the SCALE paths below (default quick)")
-    rp.add_argument("--runs", help="runs root holding SUITE/... (default results/runs/SCALE)")
+    rp = suite_parser("report", "selects the SCALE paths below (default quick)",
+                      help="render the HTML report of a suite",
+                      description="Render one self-contained HTML file from the suite's run "
+                      "files, aggregates, figures, dataset stats and Snakemake benchmarks.")
     rp.add_argument("--results", help="directory with aggregates.json (default results/SUITE)")
     rp.add_argument("--figures", help="figure directory (default reports/SUITE)")
     rp.add_argument("--stats", help="dataset stats (default datasets/stats/SCALE/SUITE)")
@@ -470,10 +471,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # disk full / read-only: one line with the fix; others are bugs
         from odtbench.atomic import os_error_message
 
-        msg = os_error_message(exc)
-        if msg is None:
+        os_msg = os_error_message(exc)
+        if os_msg is None:
             raise
-        print(f"odtbench: error: {' '.join(msg.split())}", file=sys.stderr)
+        print(f"odtbench: error: {' '.join(os_msg.split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("odtbench: interrupted", file=sys.stderr)

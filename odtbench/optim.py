@@ -39,9 +39,11 @@ class FlatParameters:
         with torch.no_grad():
             flat = torch.cat([p.detach().reshape(-1) for p in params])
         self.param = nn.Parameter(flat, requires_grad=with_grad)
-        if with_grad:
-            self.param.grad = torch.zeros_like(flat)
-        grads = self.param.grad.split(self.sizes) if with_grad else [None] * len(params)
+        flat_grad = torch.zeros_like(flat) if with_grad else None
+        if flat_grad is not None:
+            self.param.grad = flat_grad
+        grads: list[Tensor | None] = (list(flat_grad.split(self.sizes)) if flat_grad is not None
+                                      else [None] * len(params))
         for p, data, grad in zip(params, flat.split(self.sizes), grads, strict=True):
             p.data = data.view_as(p)
             if grad is not None:

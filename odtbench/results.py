@@ -26,25 +26,16 @@ import numpy as np
 import pandas as pd
 
 import odtbench
-from odtbench import atomic
+from odtbench import atomic, contract
+from odtbench.contract import bad_file
 from odtbench.errors import OdtbenchError
 
-CONFIG_SCHEMA = "odtbench.config/1"
-SUMMARY_SCHEMA = "odtbench.summary/1"
-CURVE_COLUMNS: tuple[str, ...] = (
-    "phase", "iteration", "online_transitions", "gradient_steps", "wall_time_s",
-    "return_mean", "return_std", "score_mean", "score_std", "length_mean", "success_rate",
-)
+# The contract's schemas (odtbench/schemas/) define the files; these names are read from them.
+CONFIG_SCHEMA: str = contract.load_schema("config")["properties"]["schema"]["const"]
+SUMMARY_SCHEMA: str = contract.load_schema("summary")["properties"]["schema"]["const"]
+CURVE_COLUMNS: tuple[str, ...] = contract.columns("curve")
 # diagnostics.csv: one row per evaluation of a DT-family run (odtbench/diagnostics.py).
-DIAGNOSTIC_COLUMNS: tuple[str, ...] = (
-    "phase", "iteration", "online_transitions", "gradient_steps",
-    "q_s0", "mc_return_s0", "q_mc_corr", "buffer_online_share",
-    "online_episodes", "online_return_mean", "online_length_mean", "online_max_abs_z",
-    "grad_sup_norm", "grad_rl_norm", "grad_cosine", "critic_loss", "diag_wall_s",
-)
-PHASES = ("pretrain", "online")
-STATUSES = ("complete", "diverged")
-SCORE_KINDS = ("normalized", "success_rate", "raw")
+DIAGNOSTIC_COLUMNS: tuple[str, ...] = contract.columns("diagnostics")
 _INT_COLUMNS = ("iteration", "online_transitions", "gradient_steps")
 _SEED_DIR = re.compile(r"^seed(\d+)$")
 # Scores are written with full float precision, but writers may round the curve: compare loosely.
@@ -219,45 +210,19 @@ class RunRecord:
         return self.summary["status"] if self.summary else "incomplete"
 
 
-def _bad(path: Path, field: str, problem: str) -> OdtbenchError:
-    # the run directory holds the file: deleting it is what makes a re-run start over
-    return OdtbenchError(f"{path}: {field} {problem}; fix the program that wrote it, or delete "
-                         f"{path.parent} and re-run the run")
-
-
 def _read_json(path: Path) -> dict:
     if not path.is_file():
         raise OdtbenchError(f"{path}: file missing; re-run the run (see docs/contracts.md §1)")
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
-        raise _bad(path, "content", f"is not UTF-8 text (byte {exc.start})") from None
+        raise bad_file(path, "content", f"is not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
-        raise _bad(path, "content", f"is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise bad_file(path, "content",
+                       f"is not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(obj, dict):
-        raise _bad(path, "content", "is not a JSON object")
+        raise bad_file(path, "content", "is not a JSON object")
     return obj
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _require(path: Path, obj: Mapping, field: str, kind: str, *, nullable: bool = False) -> Any:
-    if field not in obj:
-        raise _bad(path, f"field '{field}'", "is missing")
-    v = obj[field]
-    if v is None and nullable:
-        return v
-    ok = {"str": lambda x: isinstance(x, str) and x != "",
-          "int": lambda x: isinstance(x, int) and not isinstance(x, bool) and x >= 0,
-          "num": _is_num,
-          "dict": lambda x: isinstance(x, dict)}[kind](v)
-    if not ok:
-        want = {"str": "a non-empty string", "int": "a non-negative integer",
-                "num": "a finite number", "dict": "an object"}[kind]
-        raise _bad(path, f"field '{field}'", f"must be {want}{' or null' if nullable else ''}, got {v!r}")
-    return v
 
 
 def _normalise_dataset(path: Path, obj: dict, name: str | None = None) -> dict:
@@ -281,120 +246,95 @@ def _normalise_dataset(path: Path, obj: dict, name: str | None = None) -> dict:
         elif _SEED_DIR.match(run.name):
             v = run.parent.parent.name
         else:
-            raise _bad(path, "field 'dataset'", "must name the dataset (a string)")
+            raise bad_file(path, "field 'dataset'", "must name the dataset (a string)")
     if info is None:
-        raise _bad(path, "field 'dataset_info'", "is missing (need id, source, checksum)")
+        raise bad_file(path, "field 'dataset_info'", "is missing (need id, source, checksum)")
     return {**obj, "dataset": v, "dataset_info": info}
 
 
-def _check_dataset_reference(path: Path, obj: Mapping) -> None:
-    ds = obj["dataset_info"]
-    for f in ("id", "source", "checksum"):
-        _require(path, ds, f, "str")
-    ref = _require(path, obj, "reference", "dict")
-    _require(path, ref, "min", "num")
-    _require(path, ref, "max", "num")
-    _require(path, ref, "source", "str")
-
-
 def _validate_config(path: Path) -> dict:
-    cfg = _read_json(path)
-    if cfg.get("schema") != CONFIG_SCHEMA:
-        raise _bad(path, "field 'schema'", f"must be {CONFIG_SCHEMA!r}, got {cfg.get('schema')!r}")
-    cfg = _normalise_dataset(path, cfg)
-    for f in ("suite", "dataset", "method", "scale"):
-        _require(path, cfg, f, "str")
-    _require(path, cfg, "seed", "int")
-    for f in ("hyperparameters", "provenance"):
-        _require(path, cfg, f, "dict")
-    _check_dataset_reference(path, cfg)
+    cfg = _normalise_dataset(path, _read_json(path))
+    contract.check(path, "config", cfg)
     return cfg
 
 
-def _read_curve(path: Path) -> pd.DataFrame:
+def _cell(text: str) -> float | str | None:
+    """A CSV cell as the row schemas see it: empty (or non-finite, which writers leave
+    empty) -> None, a number -> float, anything else stays text for the schema to name."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return value if math.isfinite(value) else None
+
+
+def read_rows(path: str | os.PathLike, kind: str) -> list[dict[str, Any]]:
+    """The rows of a run's CSV file (kind "curve" or "diagnostics"), each checked against
+    its row schema (odtbench/schemas/); empty cells are None."""
+    path = Path(path)
     if not path.is_file():
         raise OdtbenchError(f"{path}: file missing; re-run the run (see docs/contracts.md §1)")
     try:
         with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))  # plain csv + numpy: pandas per-column work is 10x slower
+            rows = list(csv.reader(fh))  # plain csv: pandas per-column work is 10x slower
     except UnicodeDecodeError as exc:
-        raise _bad(path, "content", f"is not UTF-8 text (byte {exc.start})") from None
+        raise bad_file(path, "content", f"is not UTF-8 text (byte {exc.start})") from None
     except csv.Error as exc:
-        raise _bad(path, "content", f"is not valid CSV ({exc})") from None
+        raise bad_file(path, "content", f"is not valid CSV ({exc})") from None
+    cols = contract.columns(kind)
     header = rows[0] if rows else None
-    if header is None or tuple(header) != CURVE_COLUMNS:
-        raise _bad(path, "header", f"must be exactly {','.join(CURVE_COLUMNS)}, got {header}")
-    body = rows[1:]
-    for i, r in enumerate(body):
-        if len(r) != len(CURVE_COLUMNS):
-            raise _bad(path, f"row {i + 2}", f"has {len(r)} cells, expected {len(CURVE_COLUMNS)}")
-        if r[0] not in PHASES:
-            raise _bad(path, f"row {i + 2} column 'phase'", f"must be one of {PHASES}, got {r[0]!r}")
-    data: dict[str, Any] = {"phase": [r[0] for r in body]}
-    for j, col in enumerate(CURVE_COLUMNS[1:], start=1):
-        vals = np.empty(len(body))
-        for i, r in enumerate(body):
-            cell = r[j].strip()
-            try:
-                vals[i] = float(cell) if cell else np.nan
-            except ValueError:
-                raise _bad(path, f"row {i + 2} column '{col}'", f"must be a number, got {cell!r}") from None
-        data[col] = vals
-    for col in (*_INT_COLUMNS, "wall_time_s"):
-        v = data[col]
-        bad = np.isnan(v) | (v < 0)
-        if bad.any():
-            raise _bad(path, f"row {int(np.flatnonzero(bad)[0]) + 2} column '{col}'",
-                       "must be a non-negative number")
+    if header is None or tuple(header) != cols:
+        raise bad_file(path, "header", f"must be exactly {','.join(cols)}, got {header}")
+    out: list[dict[str, Any]] = []
+    for i, r in enumerate(rows[1:], start=2):
+        if len(r) != len(cols):
+            raise bad_file(path, f"row {i}", f"has {len(r)} cells, expected {len(cols)}")
+        row: dict[str, Any] = {c: (cell if c == "phase" else _cell(cell))
+                               for c, cell in zip(cols, r, strict=True)}
+        contract.check(path, kind, row, where=f"row {i}")
+        out.append(row)
     for col in ("online_transitions", "gradient_steps"):
-        if (np.diff(data[col]) < 0).any():
-            raise _bad(path, f"column '{col}'", "must not decrease from one row to the next")
-    sr = data["success_rate"]
-    if ((sr < 0) | (sr > 1)).any():
-        raise _bad(path, "column 'success_rate'", "must lie in [0, 1] or be empty")
+        counts = [row[col] for row in out]
+        if any(b < a for a, b in zip(counts, counts[1:], strict=False)):
+            raise bad_file(path, f"column '{col}'", "must not decrease from one row to the next")
+    return out
+
+
+def _read_curve(path: Path) -> pd.DataFrame:
+    rows = read_rows(path, "curve")
+    data: dict[str, Any] = {"phase": [r["phase"] for r in rows]}
+    for col in CURVE_COLUMNS[1:]:
+        data[col] = np.array([np.nan if r[col] is None else r[col] for r in rows], dtype=float)
     for col in _INT_COLUMNS:
         data[col] = data[col].astype(np.int64)
     return pd.DataFrame(data, columns=list(CURVE_COLUMNS))
 
 
 def _validate_summary(path: Path, cfg: Mapping, curve: pd.DataFrame) -> dict:
-    s = _read_json(path)
-    if s.get("schema") != SUMMARY_SCHEMA:
-        raise _bad(path, "field 'schema'", f"must be {SUMMARY_SCHEMA!r}, got {s.get('schema')!r}")
-    s = _normalise_dataset(path, s, cfg["dataset"])
+    s = _normalise_dataset(path, _read_json(path), cfg["dataset"])
+    contract.check(path, "summary", s)
     for f in ("suite", "dataset", "method", "scale", "seed"):
         if s.get(f) != cfg[f]:
-            raise _bad(path, f"field '{f}'", f"is {s.get(f)!r} but config.json says {cfg[f]!r}")
-    status = _require(path, s, "status", "str")
-    if status not in STATUSES:
-        raise _bad(path, "field 'status'", f"must be one of {STATUSES}, got {status!r}")
-    diverged = status == "diverged"
-    for f in ("before_score", "final_score", "best_score"):
-        _require(path, s, f, "num", nullable=diverged)
-    if diverged:
-        _require(path, s, "diverged_reason", "str")
-    for f in ("online_transitions", "gradient_steps"):
-        _require(path, s, f, "int")
-    _require(path, s, "wall_time_s", "num")
-    if _require(path, s, "score_kind", "str") not in SCORE_KINDS:
-        raise _bad(path, "field 'score_kind'", f"must be one of {SCORE_KINDS}, got {s['score_kind']!r}")
-    _check_dataset_reference(path, s)
+            raise bad_file(path, f"field '{f}'", f"is {s.get(f)!r} but config.json says {cfg[f]!r}")
     for f in ("id", "source", "checksum"):
         if s["dataset_info"][f] != cfg["dataset_info"][f]:
-            raise _bad(path, f"field 'dataset.{f}'",
-                       f"differs from config.json ({cfg['dataset_info'][f]!r})")
+            raise bad_file(path, f"field '{f}' (in dataset_info)",
+                           f"differs from config.json ({cfg['dataset_info'][f]!r})")
     # The summary must agree with the curve it summarises (contract: final = last evaluation).
     scores = curve["score_mean"].to_numpy()
     finite = scores[np.isfinite(scores)]
     if s["final_score"] is not None and len(finite):
         if not math.isclose(s["final_score"], finite[-1], rel_tol=1e-6, abs_tol=_SCORE_TOL):
-            raise _bad(path, "field 'final_score'",
-                       f"is {s['final_score']} but the last evaluation in curve.csv is {finite[-1]}")
+            raise bad_file(path, "field 'final_score'",
+                           f"is {s['final_score']} but the last evaluation in curve.csv is {finite[-1]}")
     pre = curve.loc[curve["phase"] == "pretrain", "score_mean"].dropna()
     if s["before_score"] is not None and len(pre):
         if not math.isclose(s["before_score"], pre.iloc[-1], rel_tol=1e-6, abs_tol=_SCORE_TOL):
-            raise _bad(path, "field 'before_score'",
-                       f"is {s['before_score']} but the last pretrain evaluation is {pre.iloc[-1]}")
+            raise bad_file(path, "field 'before_score'",
+                           f"is {s['before_score']} but the last pretrain evaluation is {pre.iloc[-1]}")
     return s
 
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -74,6 +74,9 @@ def get_reference(domain: str, name: str) -> Reference:
     if name not in refs:
         raise UnknownChoiceError(f"reference for domain {domain!r}", name, refs)
     return refs[name]
+
+
+_T = TypeVar("_T", bound="Task")
 
 
 @dataclass(frozen=True)
@@ -142,13 +145,13 @@ class Task:
             return 100.0 * np.asarray(successes, dtype=np.float64)
         return np.asarray(self.normalize(returns), dtype=np.float64)
 
-    def with_reference(self, name: str) -> Task:
+    def with_reference(self: _T, name: str) -> _T:
         """The same task normalised by another recorded reference of its domain."""
         ref = get_reference(self.domain, name)
         return dataclasses.replace(self, ref_min=ref.min, ref_max=ref.max,
                                    ref_source=ref.source, ref_name=ref.name)
 
-    def with_source(self, source: str) -> Task:
+    def with_source(self: _T, source: str) -> _T:
         """The same task reading its data from another source, e.g. a published Minari id."""
         return dataclasses.replace(self, source=source)
 

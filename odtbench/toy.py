@@ -99,4 +99,4 @@ class ToyProbe:
 
 
 if ENV_ID not in gym.registry:
-    gym.register(id=ENV_ID, entry_point=ToyBanditEnv, max_episode_steps=1)
+    gym.register(id=ENV_ID, entry_point="odtbench.toy:ToyBanditEnv", max_episode_steps=1)

@@ -21,8 +21,6 @@ RUN_DIR = "results/runs/{scale}/{suite}/{dataset}/{method}/seed{seed}"
 SUMMARY = RUN_DIR + "/summary.json"
 BENCHMARK = "results/benchmarks/{scale}/{suite}/{dataset}/{method}/seed{seed}.tsv"
 JOB_LOG = "logs/{scale}/runs/{suite}/{dataset}/{method}/seed{seed}.log"
-# what an external method's spec runs (docs/adding-a-baseline.md)
-EXTERNAL_RUNNER = "odtbench_baselines:external_runner"
 
 
 def names(value: Any, registered: Iterable[str], kind: str) -> list[str]:
@@ -55,13 +53,12 @@ def suite_config(config: Mapping[str, Any], scale: str, suite: str) -> dict:
 
 def plan(config: Mapping[str, Any], scale: str, suite: str) -> dict[str, list]:
     """Datasets, methods and seeds of `suite` at `scale`; top-level overrides win."""
-    from odtbench.methods import list_methods
     from odtbench.tasks import list_tasks
 
     block = suite_config(config, scale, suite)
     datasets = names(block["datasets"], [t.dataset for t in list_tasks(suite)], f"{suite} dataset")
     methods = names(config["methods"] if config.get("methods") is not None else block["methods"],
-                    list_methods(), "method")
+                    known_methods(config), "method")
     seeds = next(s for s in (config.get("seeds"), block.get("seeds"),
                              config["scales"][scale]["seeds"]) if s is not None)
     return {"datasets": datasets, "methods": methods, "seeds": seed_list(seeds)}
@@ -71,15 +68,19 @@ def configured_suites(config: Mapping[str, Any], scale: str) -> list[str]:
     return list(config["scales"][scale]["suites"])
 
 
-def register_external(external: Mapping[str, str]) -> None:
-    """Register each `external_methods:` entry as a method of family "external", so the
-    config checks, `methods: all` and the plan know it (workflows/rules/external.smk)."""
-    from odtbench.methods import MethodSpec, register
+def external_methods(config: Mapping[str, Any]) -> dict[str, str]:
+    """{name: command} of the config's `external_methods:` (workflows/rules/external.smk)."""
+    return dict(config.get("external_methods") or {})
 
-    for name, command in external.items():
-        register(MethodSpec(name=name, family="external", runner=EXTERNAL_RUNNER,
-                            description=f"external command (workflows/config.yaml): {command}"),
-                 replace=True)
+
+def known_methods(config: Mapping[str, Any]) -> list[str]:
+    """The registered methods, then the config's external ones: the names a plan may use.
+    The config declares an external method; nothing registers it (the method registry is the
+    same whether or not a workflow has loaded)."""
+    from odtbench.methods import list_methods
+
+    registered = list_methods()
+    return registered + [m for m in external_methods(config) if m not in registered]
 
 
 def schema_error(config: Mapping[str, Any], schema_file: Path | str) -> str | None:
@@ -104,8 +105,8 @@ def schema_error(config: Mapping[str, Any], schema_file: Path | str) -> str | No
 
 def load_config(path: Path | str = CONFIG_FILE, schema_file: Path | str = SCHEMA_FILE) -> dict:
     """The workflow config as the Snakefile sees it without `--config`: parsed, checked
-    against the schema, top-level and per-suite defaults filled in, external methods
-    registered. Any problem is one `OdtbenchError` line."""
+    against the schema, top-level and per-suite defaults filled in. Any problem is one
+    `OdtbenchError` line."""
     import yaml
 
     from odtbench.errors import OdtbenchError
@@ -132,10 +133,9 @@ def load_config(path: Path | str = CONFIG_FILE, schema_file: Path | str = SCHEMA
             for key, prop in suite_props.items():
                 if "default" in prop:
                     suite.setdefault(key, prop["default"])
-    register_external(config.get("external_methods") or {})
     return config
 
 
 __all__ = ["load_config", "plan", "configured_suites", "suite_config", "names", "seed_list",
-           "register_external", "schema_error", "STATS", "RUN_DIR", "SUMMARY", "BENCHMARK",
+           "external_methods", "known_methods", "schema_error", "STATS", "RUN_DIR", "SUMMARY", "BENCHMARK",
            "JOB_LOG"]

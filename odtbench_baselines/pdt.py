@@ -37,12 +37,12 @@ from torch import Tensor, nn
 
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import OdtbenchError, UnknownChoiceError
+from odtbench.methods.actor_parts import ActorOptimizer, EntropyTemperature, WithActorParts
 from odtbench.nets import EMBED_DROPOUT, CausalTransformer, SquashedGaussian, _GaussianHead
-from odtbench.optim import Lamb, adam, linear_warmup
+from odtbench.optim import adam
 
 LATENT_LOG_STD = (-10.0, 2.0)
 ACTION_BOUND = 1.0 - 1e-6
-TEMPERATURE_LR = 1e-4  # Adam, betas (0.9, 0.999): fixed in the official code
 WEIGHTINGS = ("length", "return")
 MODES = ("prior", "guided")
 
@@ -252,7 +252,7 @@ class FutureSampler:
 
 # ----------------------------------------------------------------------------- agent
 
-class PDTAgent:
+class PDTAgent(WithActorParts):
     """PDT's model, optimisers and acting; `act` follows the rollout interface of
     `odtbench.evaluation.rollout` with `mode` "prior" (z ~ P) or "guided" (argmax F)."""
 
@@ -267,15 +267,13 @@ class PDTAgent:
                               int(hp["n_head"]), float(hp["dropout"]), int(hp["pdt_z_dim"]),
                               float(hp["embed_dropout"])
                               ).to(self.device)
-        # one LAMB over every parameter, ODT's warm-up, grad clip 0.25
-        self.opt = Lamb(self.model.parameters(), lr=float(hp["lr_actor"]), eps=1e-8,
-                        weight_decay=float(hp["weight_decay"]))
-        self.scheduler = linear_warmup(self.opt, int(hp["warmup_steps"]))
-        self.grad_clip = float(hp["grad_clip"] or 0.0)
-        self.log_temperature = torch.tensor(math.log(float(hp["init_temperature"])),
-                                            device=self.device, requires_grad=True)
-        self.temperature_opt = adam([self.log_temperature], TEMPERATURE_LR, betas=(0.9, 0.999))
-        self.target_entropy = -float(act_dim)
+        # one LAMB over every parameter, ODT's warm-up, grad clip 0.25; gradients are set to
+        # None before each step, so a parameter the loss does not reach is left alone
+        self.actor_optimizer = ActorOptimizer(
+            self.model.parameters(), lr=float(hp["lr_actor"]),
+            weight_decay=float(hp["weight_decay"]), warmup_steps=int(hp["warmup_steps"]),
+            grad_clip=hp["grad_clip"])
+        self.temperature = EntropyTemperature(float(hp["init_temperature"]), act_dim, self.device)
         # return warm-up: a separate Adam over F's two output layers only
         self.return_opt = adam(self.model.return_head.parameters(), float(hp["pdt_return_warmup_lr"]))
         self.mode = "prior"
@@ -285,19 +283,10 @@ class PDTAgent:
     def update(self, batch: Mapping[str, Tensor], with_return: bool) -> dict[str, Tensor]:
         """One step of L_pre (pretraining) or L_ft (online), then the temperature."""
         self.model.train()
-        temperature = self.log_temperature.exp()
-        out = compute_losses(self.model, batch, temperature, self.hp, with_return)
-        self.opt.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        if self.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        self.opt.step()
-        self.scheduler.step()
+        out = compute_losses(self.model, batch, self.temperature.value(), self.hp, with_return)
+        self.actor_optimizer.step(out["loss"])
         # alpha <- argmin alpha * sg(H - H_target), on the entropy of this batch
-        t_loss = self.log_temperature.exp() * (out["entropy"].detach() - self.target_entropy)
-        self.temperature_opt.zero_grad(set_to_none=True)
-        t_loss.backward()
-        self.temperature_opt.step()
+        self.temperature.step(out["entropy"])
         return {k: v.detach() for k, v in out.items()}
 
     def return_warmup_step(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -370,14 +359,17 @@ class PDTAgent:
         return action.clamp(-ACTION_BOUND, ACTION_BOUND).cpu()
 
     # ------------------------------------------------------------------ checkpoint
-    _STATEFUL = ("model", "opt", "scheduler", "temperature_opt", "return_opt")
+    @property
+    def opt(self) -> torch.optim.Optimizer:
+        return self.actor_optimizer.opt
+
+    _STATEFUL = ("model", "opt", "scheduler", "return_opt")
 
     def state_dict(self) -> dict[str, Any]:
-        return {"log_temperature": self.log_temperature.detach().clone(),
+        return {**self.temperature.state_dict(),  # log_temperature, temperature_opt
                 **{k: getattr(self, k).state_dict() for k in self._STATEFUL}}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         for k in self._STATEFUL:
             getattr(self, k).load_state_dict(state[k])
-        with torch.no_grad():
-            self.log_temperature.copy_(state["log_temperature"])
+        self.temperature.load_state_dict(state)

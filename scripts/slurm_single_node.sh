@@ -9,13 +9,13 @@
 # Needs root (apt-get, daemons) and the project's Python environment active (the one with
 # odtbench and snakemake); installs Debian's slurmctld/slurmd/slurm-client/munge and the
 # Snakemake SLURM executor plugin when they are missing. The workflow runs in a scratch copy
-# ($WORK, default /tmp/odtbench-slurm) so the checkout's results/ are never touched.
+# ($WORK, default $TMPDIR/odtbench-slurm) so the checkout's results/ are never touched.
 # Single node: no slurmdbd (accounting), so job states come from squeue (MinJobAge 1 h) and
 # jobs run without an account. docs/cluster.md explains every setting below.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-WORK=${WORK:-/tmp/odtbench-slurm}
+WORK=${WORK:-${TMPDIR:-$(dirname "$(mktemp -u)")}/odtbench-slurm}
 SCALE=${SCALE:-smoke}
 KEEP=${KEEP:-0}
 PYTHON=${PYTHON:-python3}

@@ -57,6 +57,9 @@ def mlp(sizes: Sequence[int], out_act: nn.Module | None = None) -> nn.Sequential
 class Actor(nn.Module):
     """Deterministic policy: tanh MLP rescaled to the action box."""
 
+    scale: torch.Tensor  # buffers, registered in __init__
+    bias: torch.Tensor
+
     def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int],
                  low: np.ndarray, high: np.ndarray):
         super().__init__()
@@ -115,10 +118,10 @@ class TD3:
                  high: np.ndarray | float = 1.0, config: TD3Config | None = None,
                  actor_loss: ActorLoss = td3_actor_loss):
         self.cfg = config or TD3Config()
-        low = np.broadcast_to(np.asarray(low, dtype=np.float32), (act_dim,)).copy()
-        high = np.broadcast_to(np.asarray(high, dtype=np.float32), (act_dim,)).copy()
+        lo = np.broadcast_to(np.asarray(low, dtype=np.float32), (act_dim,)).copy()
+        hi = np.broadcast_to(np.asarray(high, dtype=np.float32), (act_dim,)).copy()
         self.obs_dim, self.act_dim = obs_dim, act_dim
-        self.actor = Actor(obs_dim, act_dim, self.cfg.hidden, low, high)
+        self.actor = Actor(obs_dim, act_dim, self.cfg.hidden, lo, hi)
         self.critic = TwinCritic(obs_dim, act_dim, self.cfg.hidden)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
@@ -126,8 +129,8 @@ class TD3:
         self.actor_opt = adam(self.actor.parameters(), self.cfg.actor_lr, kernel="fused")
         self.critic_opt = adam(self.critic.parameters(), self.cfg.critic_lr, kernel="fused")
         self.actor_loss = actor_loss
-        self.low = torch.as_tensor(low)
-        self.high = torch.as_tensor(high)
+        self.low = torch.as_tensor(lo)
+        self.high = torch.as_tensor(hi)
         self.total_updates = 0
 
     @torch.no_grad()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -177,7 +178,7 @@ def aggregate_group(scores: pd.DataFrame, *, reps: int, seed: int = 0, ci: float
                     column: str = "final_score", profiles: bool = True) -> dict:
     """All rliable aggregates of one group of tasks (a suite or a domain)."""
     mats, tasks, notes = score_matrices(scores, column=column)
-    group = {"tasks": tasks, "methods": list(mats), "notes": notes,
+    group: dict[str, Any] = {"tasks": tasks, "methods": list(mats), "notes": notes,
              "n_runs": {m: int(x.shape[0]) for m, x in mats.items()},
              "metrics": {}, "probability_of_improvement": {}, "performance_profile": None}
     if not mats:
@@ -198,7 +199,7 @@ def compute_aggregates(scores: pd.DataFrame, *, reps: int, seed: int = 0, ci: fl
     """Aggregates for the whole suite ("all") and per domain ("domain:<d>") when the suite has
     more than one domain. JSON-serialisable."""
     suite = str(scores["suite"].iloc[0]) if len(scores) else None
-    out = {"schema": SCHEMA, "suite": suite, "score_column": column, "reps": int(reps),
+    out: dict[str, Any] = {"schema": SCHEMA, "suite": suite, "score_column": column, "reps": int(reps),
            "seed": int(seed), "ci": ci, "gamma": GAMMA, "groups": {}}
     out["groups"]["all"] = aggregate_group(scores, reps=reps, seed=seed, ci=ci, column=column)
     domains = sorted(scores["domain"].dropna().unique())

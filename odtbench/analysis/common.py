@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -49,14 +50,14 @@ def paper_domain(suite: str) -> str:
     return suite.replace("-", "_")
 
 
-def save_figure(fig: Figure, stem: str | Path, formats: Iterable[str] = ("svg", "png"),
+def save_figure(fig: Figure, stem: str | os.PathLike, formats: Iterable[str] = ("svg", "png"),
                 dpi: int = 120) -> list[Path]:
     """Write fig as <stem>.svg and <stem>.png (deterministic SVG ids, no timestamp)."""
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    base = Path(stem)
+    base.parent.mkdir(parents=True, exist_ok=True)
     out = []
     for fmt in formats:
-        path = stem.with_suffix("." + fmt)
+        path = base.with_suffix("." + fmt)
         meta = {"Date": None} if fmt == "svg" else {"Software": None}
         with matplotlib.rc_context({"svg.hashsalt": "odtbench"}):
             fig.savefig(path, format=fmt, dpi=dpi, bbox_inches="tight", metadata=meta)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.artist import Artist
 from matplotlib.figure import Figure
 
 from odtbench.analysis.common import close, method_color, save_figure, sort_methods
@@ -141,7 +142,7 @@ def plot_curves(stats: pd.DataFrame, *, suite: str, datasets: Sequence[str] | No
                 ax.set_ylabel(ylabel)
             if i == nr - 1:
                 ax.set_xlabel("Online Transitions")
-    seen: dict[str, object] = {}
+    seen: dict[str, Artist] = {}
     for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
             seen.setdefault(lab, h)

@@ -11,7 +11,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from odtbench.analysis.common import method_color, sort_methods
-from odtbench.results import RunRecord
+from odtbench.errors import OdtbenchError
+from odtbench.results import DIAGNOSTIC_COLUMNS, RunRecord, read_rows
 
 # (column or derived name, panel title, y limits or None)
 PANELS: tuple[tuple[str, str, tuple[float, float] | None], ...] = (
@@ -31,11 +32,12 @@ def diagnostics_table(records: Sequence[RunRecord]) -> pd.DataFrame:
         if not path.is_file():
             continue
         try:
-            d = pd.read_csv(path)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+            rows = read_rows(path, "diagnostics")
+        except OdtbenchError:
             continue  # diagnostics are an optional extra: a broken file hides only this figure
-        if d.empty:
+        if not rows:
             continue
+        d = pd.DataFrame(rows).astype({c: float for c in DIAGNOSTIC_COLUMNS if c != "phase"})
         pre = d[d["phase"] == "pretrain"].tail(1).assign(online_transitions=0)
         d = pd.concat([pre, d[d["phase"] == "online"]], ignore_index=True)
         d["q_over"] = d["q_s0"] - d["mc_return_s0"]

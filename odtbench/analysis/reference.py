@@ -134,7 +134,8 @@ def comparability_notes(scores: pd.DataFrame, hyperparameters: list[dict] | None
 def task_info(suite: str, dataset: str) -> dict:
     """domain, quality, env_id and paper_dataset of a task, from the task registry when it
     knows the task, otherwise parsed from the dataset name (so reports of external suites work)."""
-    info = {"domain": None, "quality": None, "env_id": None, "paper_dataset": None}
+    info: dict[str, str | None] = {"domain": None, "quality": None, "env_id": None,
+                                   "paper_dataset": None}
     try:
         from odtbench.tasks import get_task
 

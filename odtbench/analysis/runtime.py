@@ -21,11 +21,11 @@ def read_benchmarks(root: str | os.PathLike | None, suite: str) -> pd.DataFrame:
     """One row per benchmark file of `suite` (several repeats in one file are averaged); an
     empty table when root is None or not a directory."""
     rows = []
-    root = Path(root) if root else None
-    paths = sorted(root.rglob("seed*.tsv")) if root is not None and root.is_dir() else []
-    for path in paths:
+    base = Path(root) if root else None
+    found = ([(p, p.relative_to(base).parts) for p in sorted(base.rglob("seed*.tsv"))]
+             if base is not None and base.is_dir() else [])
+    for path, parts in found:
         m = _SEED.match(path.name)
-        parts = path.relative_to(root).parts
         if not m or len(parts) < 4 or parts[-4] != suite:
             continue
         try:

@@ -10,8 +10,10 @@ import os
 from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
+from typing import TypedDict
 
 import pandas as pd
+from matplotlib.figure import Figure
 
 from odtbench.analysis import tables
 from odtbench.analysis.aggregates import SCHEMA, compute_aggregates
@@ -42,22 +44,26 @@ def dataset_order(suite: str, datasets: Iterable[str]) -> list[str]:
     return sorted(set(datasets), key=lambda d: (pos.get(d, len(paper)), d))
 
 
-def suite_tables(suite: str, scores: pd.DataFrame) -> dict[str, object]:
+class SuiteTables(TypedDict):
+    final: tables.Table
+    before_after: tables.Table
+    side_by_side: pd.DataFrame
+
+
+def suite_tables(suite: str, scores: pd.DataFrame) -> SuiteTables:
     """The paper-style tables of a suite: final (+increase), before → after, and our cells next
     to the study's (a DataFrame; empty when the study has no table for the suite)."""
     cells = cell_summary(scores)
     order = dataset_order(suite, cells["dataset"].unique())
-    out: dict[str, object] = {
-        "final": tables.paper_table(cells, kind="final_increase", datasets=order,
-                                    title=f"{suite}: final score (+increase)"),
-        "before_after": tables.paper_table(cells, kind="before_after", datasets=order,
-                                           title=f"{suite}: before → after online finetuning"),
-    }
+    final = tables.paper_table(cells, kind="final_increase", datasets=order,
+                               title=f"{suite}: final score (+increase)")
+    before_after = tables.paper_table(cells, kind="before_after", datasets=order,
+                                      title=f"{suite}: before → after online finetuning")
     paper = load_paper_results(paper_domain(suite))
     names = {d: task_info(suite, d)["paper_dataset"] for d in order}
-    out["side_by_side"] = (tables.side_by_side(cells, paper, datasets=order, paper_names=names)
-                           if not paper.empty else pd.DataFrame())
-    return out
+    side = (tables.side_by_side(cells, paper, datasets=order, paper_names=names)
+            if not paper.empty else pd.DataFrame())
+    return {"final": final, "before_after": before_after, "side_by_side": side}
 
 
 def write_tables(suite: str, scores: pd.DataFrame, out_dir: str | os.PathLike) -> list[Path]:
@@ -76,6 +82,19 @@ def load_records(runs_root: str | os.PathLike, suite: str) -> list:
     return [validate_run(p) for p in iter_runs(runs_root, suite)]
 
 
+def suite_scores(runs_root: str | os.PathLike, suite: str, *,
+                 expected: Iterable[tuple[str, str, int]] | None = None,
+                 allow_mixed: bool = False) -> tuple[list, pd.DataFrame]:
+    """The suite's validated run records and their scores table; one line if it has no run."""
+    records = load_records(runs_root, suite)
+    scores = build_scores(runs_root, suite, expected=expected, allow_mixed=allow_mixed,
+                          records=records)
+    if scores.empty:
+        raise OdtbenchError(f"no runs of suite {suite!r} under {runs_root}; run them first "
+                            f"(snakemake ... reports/{suite}.html or odtbench run ...)")
+    return records, scores
+
+
 def score_kind(records: list) -> str:
     """"success_rate" when every run scores success rates, else "normalized" (the label the
     figures and the report use)."""
@@ -84,9 +103,9 @@ def score_kind(records: list) -> str:
     return "success_rate" if kinds == {"success_rate"} else "normalized"
 
 
-def suite_figures(suite: str, records: list, aggregates: dict) -> dict[str, object]:
+def suite_figures(suite: str, records: list, aggregates: dict) -> dict[str, Figure]:
     """{name: Figure}: learning curves and rliable plots of the whole suite (callers close them)."""
-    figs: dict[str, object] = {}
+    figs: dict[str, Figure] = {}
     stats = mean_std(curve_table(records))
     success = score_kind(records) == "success_rate"
     label = "Success Rate (%)" if success else "Normalized Score"
@@ -119,12 +138,7 @@ def aggregate_suite(suite: str, runs_root: str | os.PathLike = "results/runs",
     if reps < 1:
         raise OdtbenchError(f"reps must be a positive number of bootstrap repetitions, got {reps}")
     out_dir = Path(out_dir) if out_dir is not None else Path("results") / suite
-    records = load_records(runs_root, suite)
-    scores = build_scores(runs_root, suite, expected=expected, allow_mixed=allow_mixed,
-                          records=records)
-    if scores.empty:
-        raise OdtbenchError(f"no runs of suite {suite!r} under {runs_root}; run them first "
-                            f"(snakemake ... reports/{suite}.html or odtbench run ...)")
+    records, scores = suite_scores(runs_root, suite, expected=expected, allow_mixed=allow_mixed)
     write_scores(scores, out_dir / "scores.csv")
     agg = compute_aggregates(scores, reps=reps, seed=seed)
     agg["scores_sha256"] = scores_digest(scores)

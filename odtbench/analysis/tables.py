@@ -244,13 +244,15 @@ def side_by_side(ours: pd.DataFrame, paper: pd.DataFrame, *, datasets: Sequence[
             a, b = o.get((d, m)), p.get((pd_name, m)) if pd_name else None
             if a is None and b is None:
                 continue
-            have = a is not None and not pd.isna(a.final)
+            scored = a if a is not None and not pd.isna(a.final) else None
             rows.append({
                 "dataset": (labels or {}).get(d, d), "paper_dataset": pd_name or "—", "method": m,
-                "ours": _cell_text("final_increase", a.final, a.increase, None) if have else "—",
+                "ours": (_cell_text("final_increase", scored.final, scored.increase, None)
+                         if scored is not None else "—"),
                 "runs": f"{a.n}/{a.n_runs}" if a is not None else "0",
                 "paper": _cell_text("final_increase", b.final, b.increase, None) if b is not None else "—",
-                "difference": f"{a.final - b.final:+.2f}" if have and b is not None else "",
+                "difference": (f"{scored.final - b.final:+.2f}"
+                               if scored is not None and b is not None else ""),
             })
     return pd.DataFrame(rows, columns=["dataset", "paper_dataset", "method", "ours", "runs",
                                        "paper", "difference"])

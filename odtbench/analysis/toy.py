@@ -16,10 +16,11 @@ import pandas as pd
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
+from odtbench import contract
 from odtbench.analysis.aggregates import bootstrap_ci, iqm
 from odtbench.analysis.common import method_color, sort_methods
 from odtbench.analysis.curves import mean_std
-from odtbench.errors import OdtbenchError
+from odtbench.contract import bad_file
 from odtbench.results import RunRecord
 
 # The study's claim (Sec. 3.1, Fig. 2): ODT never finds the reward peak, RL gradients do.
@@ -28,51 +29,30 @@ CLAIM_ABOVE = {"DDPG+ODT": 0.9, "TD3+ODT": 0.9}  # above this in at least 4 of 5
 CLAIM_FRACTION = 0.8
 
 
-def _bad(path: Path, field: str, problem: str) -> OdtbenchError:
-    return OdtbenchError(f"{path}: {field} {problem}; fix the program that wrote it or re-run the run")
-
-
-def _numbers(path: Path, field: str, v: object, n: int | None = None, nullable: bool = False) -> None:
-    if v is None and nullable:
-        return
-    if not isinstance(v, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                          for x in v):
-        raise _bad(path, f"field '{field}'", "must be a list of numbers")
-    if n is not None and len(v) != n:
-        raise _bad(path, f"field '{field}'", f"has {len(v)} values, expected {n}")
+def _length(path: Path, field: str, v: list | None, n: int) -> None:
+    if v is not None and len(v) != n:
+        raise bad_file(path, f"field '{field}'", f"has {len(v)} values, expected {n}")
 
 
 def load_probes(run_dir: str | os.PathLike) -> dict | None:
-    """probes.json of a toy run, validated (None when the run has none)."""
+    """probes.json of a toy run, validated against odtbench/schemas/probes.schema.json and
+    each list against the length of its grid (None when the run has none)."""
     path = Path(run_dir) / "probes.json"
     if not path.exists():
         return None
     try:
         p = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _bad(path, "content", f"is not valid JSON ({exc})") from None
+        raise bad_file(path, "content", f"is not valid JSON ({exc})") from None
     if not isinstance(p, dict):
-        raise _bad(path, "content", "is not a JSON object")
-    for f in ("action_grid", "rtg_grid", "true_reward", "epochs"):
-        if f not in p:
-            raise _bad(path, f"field '{f}'", "is missing")
-    _numbers(path, "action_grid", p["action_grid"])
-    _numbers(path, "rtg_grid", p["rtg_grid"])
-    _numbers(path, "true_reward", p["true_reward"], len(p["action_grid"]))
-    if not isinstance(p["epochs"], list) or not p["epochs"]:
-        raise _bad(path, "field 'epochs'", "must be a non-empty list")
+        raise bad_file(path, "content", "is not a JSON object")
+    contract.check(path, "probes", p)
+    _length(path, "true_reward", p["true_reward"], len(p["action_grid"]))
     for i, e in enumerate(p["epochs"]):
         where = f"epochs[{i}]"
-        if not isinstance(e, dict):
-            raise _bad(path, f"field '{where}'", "must be an object")
-        for f in ("epoch", "gradient_steps"):
-            if not isinstance(e.get(f), int) or isinstance(e.get(f), bool) or e[f] < 0:
-                raise _bad(path, f"field '{where}.{f}'", "must be a non-negative integer")
-        _numbers(path, f"{where}.rollout_actions", e.get("rollout_actions"))
-        _numbers(path, f"{where}.rollout_rewards", e.get("rollout_rewards"),
-                 len(e.get("rollout_actions") or []))
-        _numbers(path, f"{where}.critic_q", e.get("critic_q"), len(p["action_grid"]), nullable=True)
-        _numbers(path, f"{where}.actor_action", e.get("actor_action"), len(p["rtg_grid"]))
+        _length(path, f"{where}.rollout_rewards", e["rollout_rewards"], len(e["rollout_actions"]))
+        _length(path, f"{where}.critic_q", e.get("critic_q"), len(p["action_grid"]))
+        _length(path, f"{where}.actor_action", e["actor_action"], len(p["rtg_grid"]))
     return p
 
 

@@ -195,7 +195,7 @@ def _writer_alive(path: Path) -> bool:
 
 def clean_stale_temps(root: str | os.PathLike) -> list[Path]:
     """Remove the temp dirs that killed dataset writes left under `root`."""
-    removed = []
+    removed: list[Path] = []
     root = Path(root)
     if not root.is_dir():
         return removed
@@ -215,7 +215,7 @@ def _json_spec(env_id: str):
 
     spec = gym.spec(env_id)
     if callable(spec.entry_point):
-        ep = spec.entry_point
+        ep: Any = spec.entry_point  # a class here, which gymnasium types as a creator
         spec = dataclasses.replace(spec, entry_point=f"{ep.__module__}:{ep.__qualname__}")
     return spec
 

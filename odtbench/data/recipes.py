@@ -39,6 +39,7 @@ from odtbench.errors import OdtbenchError, UnknownChoiceError
 
 QUALITIES = ("random", "medium", "medium-replay", "expert")
 EnvFactory = Callable[[], Any]
+ScoreFn = Callable[[float], "np.ndarray | float"]  # return -> normalised score (Task.normalize)
 Policy = Callable[[np.ndarray], np.ndarray]
 
 
@@ -128,8 +129,9 @@ def split_episodes(obs: np.ndarray, act: np.ndarray, rew: np.ndarray, next_obs: 
     if len(trunc) and not (term[-1] or trunc[-1]):
         trunc[-1] = True
     ends = np.flatnonzero(term | trunc) + 1
-    out, start = [], 0
-    for end in ends:
+    out: list[Trajectory] = []
+    start = 0
+    for end in ends.tolist():
         out.append(Trajectory(obs[start:end].copy(), act[start:end].copy(), rew[start:end].copy(),
                               next_obs[start:end].copy(), term[start:end].copy(), trunc[start:end].copy()))
         start = end
@@ -223,7 +225,7 @@ class Behaviour:
         return self.eval_history[-1] if self.eval_history else (self.env_steps, float("nan"), float("nan"))
 
 
-def _train(agent: TD3, buffer: ReplayBuffer, make_env: EnvFactory, score_fn: Callable[[float], float],
+def _train(agent: TD3, buffer: ReplayBuffer, make_env: EnvFactory, score_fn: ScoreFn,
            scale: RecipeScale, steps: int, start_steps: int, stop_score: float | None,
            seed: int, desc: str, progress: bool, history: list) -> tuple[int, bool]:
     """Run `steps` TD3 env steps (stopping early at `stop_score`); returns (steps done, reached)."""
@@ -296,7 +298,7 @@ def _load(path: Path, obs_dim: int, act_dim: int, low, high, scale: RecipeScale,
                      bool(state["reached"]), float(state["train_seconds"]))
 
 
-def train_behaviour(make_env: EnvFactory, env_id: str, score_fn: Callable[[float], float],
+def train_behaviour(make_env: EnvFactory, env_id: str, score_fn: ScoreFn,
                     scale: RecipeScale, workdir: Path, phase: str = "medium",
                     progress: bool = False) -> Behaviour:
     """The behaviour agent at `phase` ("medium" or "expert"), trained or loaded from its checkpoint."""
@@ -323,7 +325,7 @@ def train_behaviour(make_env: EnvFactory, env_id: str, score_fn: Callable[[float
                             obs_dim, act_dim, low, high, capacity, path)
 
 
-def _train_phase(make_env: EnvFactory, env_id: str, score_fn: Callable[[float], float],
+def _train_phase(make_env: EnvFactory, env_id: str, score_fn: ScoreFn,
                  scale: RecipeScale, workdir: Path, phase: str, progress: bool, obs_dim: int,
                  act_dim: int, low: np.ndarray, high: np.ndarray, capacity: int, path: Path) -> Behaviour:
     if phase == "medium":
@@ -354,7 +356,7 @@ def _train_phase(make_env: EnvFactory, env_id: str, score_fn: Callable[[float], 
 
 # ---- recipes ------------------------------------------------------------------------------
 
-def generate(quality: str, make_env: EnvFactory, env_id: str, score_fn: Callable[[float], float],
+def generate(quality: str, make_env: EnvFactory, env_id: str, score_fn: ScoreFn,
              scale: str | RecipeScale, workdir: Path, progress: bool = False) -> tuple[list[Trajectory], dict]:
     """Trajectories of one D4RL recipe and a record of how they were made."""
     sc = get_scale(scale)

@@ -35,21 +35,20 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
+from odtbench.methods.actor_parts import ActorOptimizer, EntropyTemperature, WithActorParts
 from odtbench.nets import DecisionTransformer, QEnsemble, SquashedGaussian
-from odtbench.optim import FlatParameters, Lamb, adam, linear_warmup, polyak_
+from odtbench.optim import FlatParameters, polyak_
 
 RL_KINDS = ("td3", "ddpg", "none")
 ACTION_BOUND = 1.0 - 1e-6
-TEMPERATURE_LR = 1e-4  # fixed in the authors' code (docs/methods/dt-family.md §2)
 HP_KEYS = (
     "embed_dim", "n_layer", "n_head", "dropout", "embed_dropout", "context_len", "stochastic", "entropy_reg",
     "init_temperature", "lr_actor", "weight_decay", "warmup_steps", "grad_clip",
@@ -107,13 +106,16 @@ class SpeedOptions:
                 if getattr(self, f.name) != f.default]
 
 
-def _frozen_copy(module: torch.nn.Module) -> torch.nn.Module:
+_M = TypeVar("_M", bound=torch.nn.Module)
+
+
+def _frozen_copy(module: _M) -> _M:
     target = copy.deepcopy(module).eval()  # targets never use dropout
     target.requires_grad_(False)
     return target
 
 
-class DTAgent:
+class DTAgent(WithActorParts):
     """DT actor (+ twin/single critic) with the study's supervised, TD3 and DDPG updates.
 
     Batches follow the segment-sampler contract (left padding): states, next_states (B,K,S);
@@ -156,7 +158,7 @@ class DTAgent:
         self._actor_target_flat = FlatParameters(self.actor_target, with_grad=False)
 
         self.critic: QEnsemble | None = None
-        self.critic_target: torch.nn.Module | None = None
+        self.critic_target: QEnsemble | None = None
         self.critic_opt: torch.optim.Optimizer | None = None
         if self.rl_kind != "none":
             self.critic = QEnsemble(self.state_dim, self.act_dim, int(hp["n_critics"]),
@@ -166,10 +168,12 @@ class DTAgent:
             self._critic_flat = FlatParameters(self.critic)
             self._critic_target_flat = FlatParameters(self.critic_target, with_grad=False)
 
+        # foreach=True: multi-tensor kernels, bit-identical to torch's CPU default (a Python
+        # loop over parameters); fused=True only as a speed option (it rounds differently).
+        self._adam_kernel = "fused" if self.speed.fused_optim else "foreach"
         # ODT's temperature is a standalone scalar with its own Adam (docs/methods/dt-family.md §2).
-        self.log_temperature = torch.tensor(math.log(float(hp["init_temperature"])),
-                                            device=self.device, requires_grad=True)
-        self.target_entropy = -float(self.act_dim)
+        self.temperature = EntropyTemperature(float(hp["init_temperature"]), self.act_dim,
+                                              self.device, adam_kernel=self._adam_kernel)
         self._opt_hp = {k: hp[k] for k in ("lr_actor", "weight_decay", "warmup_steps",
                                            "lr_critic", "critic_weight_decay")}
         self._opt_hp["actor_optimizer"] = hp.get("actor_optimizer", "lamb")
@@ -184,36 +188,31 @@ class DTAgent:
         if self.speed.compile:
             # dynamic=False: batch shapes are fixed within a phase; the actor loss is compiled
             # once per distinct (rl_coeff, sup_coeff), i.e. once per phase.
-            opts = dict(mode=self.speed.compile_mode, dynamic=False)
-            self._critic_loss_fn = torch.compile(self._critic_loss, **opts)
-            self._actor_loss_fn = torch.compile(self._actor_loss, **opts)
+            mode = self.speed.compile_mode
+            self._critic_loss_fn = torch.compile(self._critic_loss, mode=mode, dynamic=False)
+            self._actor_loss_fn = torch.compile(self._actor_loss, mode=mode, dynamic=False)
 
     def reset_optimizers(self) -> None:
         """Fresh optimiser and warm-up states for actor, critic and temperature (also what
         __init__ builds). The study's toy starts its online phase with new Adams."""
-        hp = self._opt_hp
-        # foreach=True: multi-tensor kernels, bit-identical to torch's CPU default (a Python
-        # loop over parameters); fused=True only as a speed option (it rounds differently).
-        kernel = "fused" if self.speed.fused_optim else "foreach"
-        adam_kw: dict[str, Any] = {kernel: True}  # the same choice for the critic's AdamW
-        if hp["actor_optimizer"] == "adam":  # the study's toy uses Adam (App. F.2.1)
-            self.actor_opt = adam([self._actor_flat.param], float(hp["lr_actor"]), kernel=kernel,
-                                  weight_decay=float(hp["weight_decay"]))
-        else:
-            # LAMB's own global clip at 1.0 is a no-op after the actor's grad-norm clip at
-            # <= 1.0 (docs/methods/dt-family.md §4: the divisor is exactly 1), so it is skipped.
-            redundant = 0 < self.grad_clip <= Lamb.DEFAULT_MAX_GRAD_NORM
-            self.actor_opt = Lamb([self._actor_flat.param], lr=float(hp["lr_actor"]),
-                                  weight_decay=float(hp["weight_decay"]),
-                                  max_grad_norm=None if redundant else Lamb.DEFAULT_MAX_GRAD_NORM,
-                                  segments=self._actor_flat.sizes)  # trust ratio per tensor
-        self.scheduler = linear_warmup(self.actor_opt, int(hp["warmup_steps"]))
+        hp, kernel = self._opt_hp, self._adam_kernel
+        # the study's toy uses Adam (App. F.2.1); the flat gradient's views stay bound (keep_grads)
+        self.actor_optimizer = ActorOptimizer(
+            [self._actor_flat.param], lr=float(hp["lr_actor"]),
+            weight_decay=float(hp["weight_decay"]), warmup_steps=int(hp["warmup_steps"]),
+            grad_clip=self.grad_clip, kind=str(hp["actor_optimizer"]),
+            segments=self._actor_flat.sizes, adam_kernel=kernel, keep_grads=True,
+            clip_foreach=True)
         if self.critic is not None:
+            adam_kw: dict[str, Any] = {kernel: True}  # the same kernel as the Adams
             self.critic_opt = torch.optim.AdamW([self._critic_flat.param], lr=float(hp["lr_critic"]),
                                                 weight_decay=float(hp["critic_weight_decay"]),
                                                 **adam_kw)
-        self.temperature_opt = adam([self.log_temperature], TEMPERATURE_LR, kernel=kernel,
-                                    betas=(0.9, 0.999))
+        self.temperature.reset_optimizer()
+
+    @property
+    def actor_opt(self) -> torch.optim.Optimizer:
+        return self.actor_optimizer.opt
 
     def _rtg_input(self, rtg: Tensor) -> Tensor:
         """The RTG tokens a training batch feeds the DT (see train_rtg_constant)."""
@@ -236,6 +235,12 @@ class DTAgent:
         """False for rl_kind 'none' (ODT): `critic_step` is then a no-op the loop may skip."""
         return self.critic is not None
 
+    def _critic_parts(self) -> tuple[QEnsemble, QEnsemble, torch.optim.Optimizer] | None:
+        """(critic, its target, its optimiser), or None without a critic (ODT)."""
+        if self.critic is None or self.critic_target is None or self.critic_opt is None:
+            return None
+        return self.critic, self.critic_target, self.critic_opt
+
     def _require_critic(self, what: str) -> QEnsemble:
         if self.critic is None:
             raise OdtbenchError(f"{what} needs a critic but rl_kind is 'none'; set rl_kind to "
@@ -255,7 +260,10 @@ class DTAgent:
 
     def _critic_loss(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         """(L_Q, mean Q over real entries), paper Eq. 3 with the authors' quirks (docs/methods/dt-family.md §3)."""
-        critic, mask = self.critic, batch["mask"]
+        parts, mask = self._critic_parts(), batch["mask"]
+        if parts is None:
+            raise OdtbenchError("the critic loss needs a critic; ODT (rl_kind 'none') has none")
+        critic, critic_target, _ = parts
         with torch.no_grad():
             next_actions = self._target_next_actions(batch)
             if self.rl_kind == "td3" and self.policy_noise > 0:
@@ -263,7 +271,7 @@ class DTAgent:
                     -self.noise_clip, self.noise_clip)
                 next_actions = (next_actions + noise).clamp(-ACTION_BOUND, ACTION_BOUND)
             # y = r + gamma (1 - d) min_i Q_i'(s', a')     (paper Eq. 3; padded d = 2 is masked)
-            q_next = self.critic_target(batch["next_states"], next_actions).min(dim=0).values
+            q_next = critic_target(batch["next_states"], next_actions).min(dim=0).values
             y = batch["rewards"] + self.gamma * (1.0 - batch["dones"]) * q_next
         q = critic(batch["states"], batch["actions"])  # (n_critics, B, K)
         # L_Q = mean over all B*K of mask * sum_i (Q_i(s, a) - y)^2   (padding in denominator)
@@ -275,12 +283,14 @@ class DTAgent:
         """One TD3/DDPG critic update (docs/methods/dt-family.md §3); returns detached tensors.
 
         With rl_kind 'none' (ODT) there is no critic and this is a no-op returning {}."""
-        if self.critic is None:
+        parts = self._critic_parts()
+        if parts is None:
             return {}
         loss, q_mean = self._critic_loss_fn(batch)
-        self.critic_opt.zero_grad(set_to_none=False)  # in place: the gradient views stay bound
+        opt = parts[2]
+        opt.zero_grad(set_to_none=False)  # in place: the gradient views stay bound
         loss.backward()
-        self.critic_opt.step()
+        opt.step()
         return {"critic_loss": loss.detach(), "q_mean": q_mean}
 
     # ------------------------------------------------------------------- actor
@@ -323,7 +333,7 @@ class DTAgent:
         return loss, stats
 
     def actor_gradient_stats(self, batch: Mapping[str, Tensor], rl_coeff: float,
-                             sup_coeff: float) -> dict[str, float]:
+                             sup_coeff: float) -> dict[str, float | None]:
         """Norms of the actor's two gradient terms and their cosine, for diagnostics.csv.
 
         ||grad(sup_coeff * L_sup)||, ||grad(rl_coeff * L_RL)|| and cos(grad L_sup, grad L_RL)
@@ -357,18 +367,10 @@ class DTAgent:
         """The actor loss; grad-norm clip; LAMB step; temperature; Polyak targets."""
         self.actor.train()
         loss, stats = self._actor_loss_fn(batch, rl_coeff, sup_coeff)
-        self.actor_opt.zero_grad(set_to_none=False)  # in place: the gradient views stay bound
-        loss.backward()
-        if self.grad_clip > 0:  # the global norm over all DT parameters = the flat gradient's
-            torch.nn.utils.clip_grad_norm_([self._actor_flat.param], self.grad_clip, foreach=True)
-        self.actor_opt.step()
-        self.scheduler.step()
+        # the clip's global norm over all DT parameters is the flat gradient's norm
+        self.actor_optimizer.step(loss)
         if self.stochastic and self.entropy_reg:
-            # loss_T = T * (H - target_entropy).detach(): lowers T while H exceeds -A
-            t_loss = self.log_temperature.exp() * (stats["entropy"] - self.target_entropy)
-            self.temperature_opt.zero_grad(set_to_none=True)
-            t_loss.backward()
-            self.temperature_opt.step()
+            self.temperature.step(stats["entropy"])
         if self.critic is not None:  # the target DT only serves critic targets
             polyak_([self._critic_target_flat.param], [self._critic_flat.param], self.tau)
             polyak_([self._actor_target_flat.param], [self._actor_flat.param], self.tau)
@@ -391,8 +393,9 @@ class DTAgent:
     def reset_targets(self) -> None:
         """Hard-copy online nets into the targets (the authors' new trainer per phase)."""
         self.actor_target.load_state_dict(self.actor.state_dict())
-        if self.critic is not None:
-            self.critic_target.load_state_dict(self.critic.state_dict())
+        parts = self._critic_parts()
+        if parts is not None:
+            parts[1].load_state_dict(parts[0].state_dict())
 
     # --------------------------------------------------------------- inference
     def _tensor(self, x: Any) -> Tensor:
@@ -442,13 +445,13 @@ class DTAgent:
         state = {
             "actor": self.actor.state_dict(), "actor_target": self.actor_target.state_dict(),
             "actor_opt": self.actor_opt.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "log_temperature": self.log_temperature.detach().clone(),
-            "temperature_opt": self.temperature_opt.state_dict(),
+            **self.temperature.state_dict(),  # log_temperature, temperature_opt
         }
-        if self.critic is not None:
-            state.update(critic=self.critic.state_dict(),
-                         critic_target=self.critic_target.state_dict(),
-                         critic_opt=self.critic_opt.state_dict())
+        parts = self._critic_parts()
+        if parts is not None:
+            critic, critic_target, critic_opt = parts
+            state.update(critic=critic.state_dict(), critic_target=critic_target.state_dict(),
+                         critic_opt=critic_opt.state_dict())
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -460,10 +463,10 @@ class DTAgent:
         self.actor_target.load_state_dict(state["actor_target"])
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.scheduler.load_state_dict(state["scheduler"])
-        with torch.no_grad():
-            self.log_temperature.copy_(state["log_temperature"])
-        self.temperature_opt.load_state_dict(state["temperature_opt"])
-        if self.critic is not None:
-            self.critic.load_state_dict(state["critic"])
-            self.critic_target.load_state_dict(state["critic_target"])
-            self.critic_opt.load_state_dict(state["critic_opt"])
+        self.temperature.load_state_dict(state)
+        parts = self._critic_parts()
+        if parts is not None:
+            critic, critic_target, critic_opt = parts
+            critic.load_state_dict(state["critic"])
+            critic_target.load_state_dict(state["critic_target"])
+            critic_opt.load_state_dict(state["critic_opt"])

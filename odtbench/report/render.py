@@ -23,14 +23,13 @@ from odtbench.analysis.aggregates import METRIC_LABELS, METRICS, compute_aggrega
 from odtbench.analysis.common import OURS, close, figure_data_uri, paper_domain
 from odtbench.analysis.reference import PAPER_TABLE, comparability_notes
 from odtbench.analysis.runtime import read_benchmarks, runtime_by_method
-from odtbench.analysis.scores import build_scores
 from odtbench.analysis.suite import (
     DEFAULT_REPS,
     load_aggregates,
-    load_records,
     score_kind,
     scores_digest,
     suite_figures,
+    suite_scores,
     suite_tables,
 )
 from odtbench.errors import OdtbenchError
@@ -106,9 +105,9 @@ def _figures(suite: str, records: list, aggregates: dict, figures_dir: Path | No
     newest = _newest_run_file(records)
     for name, fig in drawn.items():
         stored = figures_dir / f"{name}.svg" if figures_dir is not None else None
-        fresh = (stored_ok and stored is not None and stored.is_file()
-                 and stored.stat().st_mtime >= newest)
-        uri = _file_uri(stored) if fresh else figure_data_uri(fig)
+        fresh = stored if (stored_ok and stored is not None and stored.is_file()
+                           and stored.stat().st_mtime >= newest) else None
+        uri = _file_uri(fresh) if fresh is not None else figure_data_uri(fig)
         close(fig)
         caption = FIGURE_CAPTIONS.get(name, "").format(score=score, score_lc=score.lower())
         out.append({"name": name, "uri": uri, "caption": caption})
@@ -283,12 +282,7 @@ def render_report(suite: str, runs_root: str | os.PathLike = "results/runs",
     """
     out_html = Path(out_html) if out_html is not None else Path("reports") / f"{suite}.html"
     expected = list(expected) if expected is not None else None
-    records = load_records(runs_root, suite)
-    scores = build_scores(runs_root, suite, expected=expected, allow_mixed=allow_mixed,
-                          records=records)
-    if scores.empty:
-        raise OdtbenchError(f"no runs of suite {suite!r} under {runs_root}; run them first "
-                            f"(snakemake ... reports/{suite}.html or odtbench run ...)")
+    records, scores = suite_scores(runs_root, suite, expected=expected, allow_mixed=allow_mixed)
     agg = None
     if aggregates_dir is not None:
         agg = load_aggregates(Path(aggregates_dir) / "aggregates.json", scores, reps)

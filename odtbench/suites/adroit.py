@@ -7,14 +7,8 @@ as the authors did (docs/suites.md, "Domain rules"); scores multiply returns bac
 
 from __future__ import annotations
 
-from odtbench.suites.common import (
-    ENV_MODULE,
-    EnvRecipe,
-    OfflinePrep,
-    SuiteTask,
-    define_env,
-    suite_reference,
-)
+from odtbench.suites.common import ENV_MODULE, EnvRecipe, SuiteTask, define_env, suite_reference
+from odtbench.suites.prep import OfflinePrep
 from odtbench.tasks import register_task
 
 SUITE = "adroit"

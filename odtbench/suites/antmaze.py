@@ -15,14 +15,8 @@ read these data). Domain rules (docs/suites.md, "Domain rules"; paper Tab. 9 not
 
 from __future__ import annotations
 
-from odtbench.suites.common import (
-    ENV_MODULE,
-    EnvRecipe,
-    OfflinePrep,
-    SuiteTask,
-    define_env,
-    suite_reference,
-)
+from odtbench.suites.common import ENV_MODULE, EnvRecipe, SuiteTask, define_env, suite_reference
+from odtbench.suites.prep import OfflinePrep
 from odtbench.tasks import register_task
 
 SUITE = "antmaze"

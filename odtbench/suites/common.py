@@ -149,17 +149,32 @@ class SuiteTask(Task):
             raise OdtbenchError(f"task {self.key}: env_id {self.env_id} must name its online env "
                                 f"recipe {self.online_env.name}")
 
+    def _required(self, recipe: EnvRecipe | None, what: str) -> EnvRecipe:
+        if recipe is None:  # __post_init__ rejects such a task already
+            raise OdtbenchError(f"task {self.key}: a suite task needs an {what} recipe")
+        return recipe
+
+    @property
+    def online_recipe(self) -> EnvRecipe:
+        """online_env, which every suite task has."""
+        return self._required(self.online_env, "online_env")
+
+    @property
+    def data_recipe(self) -> EnvRecipe:
+        """data_env, which every suite task has."""
+        return self._required(self.data_env, "data_env")
+
     def make_env(self, **kwargs: Any):
         """The online-collection env (wrapped, flat observations, reward in wrapper units)."""
-        return self.online_env.make(**kwargs)
+        return self.online_recipe.make(**kwargs)
 
     def make_eval_env(self, **kwargs: Any):
         """The evaluation env (AntMaze/Maze2D: the D4RL evaluation map and goal)."""
-        return (self.eval_env or self.online_env).make(**kwargs)
+        return (self.eval_env or self.online_recipe).make(**kwargs)
 
     def make_data_env(self, **kwargs: Any):
         """The raw env (flat observations, original reward) the offline data are collected in."""
-        return self.data_env.make(**kwargs)
+        return self.data_recipe.make(**kwargs)
 
     def normalize(self, returns: Any) -> np.ndarray | float:
         """D4RL normalised score of returns given in wrapper units."""

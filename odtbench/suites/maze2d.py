@@ -16,14 +16,8 @@ the code; scores multiply the returns back.
 from __future__ import annotations
 
 from odtbench.suites.antmaze import LARGE_MAZE, MEDIUM_MAZE, U_MAZE
-from odtbench.suites.common import (
-    ENV_MODULE,
-    EnvRecipe,
-    OfflinePrep,
-    SuiteTask,
-    define_env,
-    suite_reference,
-)
+from odtbench.suites.common import ENV_MODULE, EnvRecipe, SuiteTask, define_env, suite_reference
+from odtbench.suites.prep import OfflinePrep
 from odtbench.tasks import register_task
 
 SUITE = "maze2d"

@@ -18,6 +18,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from odtbench.errors import OdtbenchError
+
 _TOTAL_MASS = re.compile(r'\s+settotalmass="([^"]+)"')
 # env ids whose gymnasium model sets the attribute: the model file of their entry point
 _ASSETS = {"HalfCheetah": "half_cheetah.xml"}
@@ -56,7 +58,11 @@ def make(env_id: str, **kwargs: Any):
     import mujoco
 
     env = gym.make(env_id, xml_file=patch[0], **kwargs)
+    from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
+
     raw = env.unwrapped
+    if not isinstance(raw, MujocoEnv):
+        raise OdtbenchError(f"{env_id}: a patched model needs a MuJoCo env, got {type(raw).__name__}")
     mujoco.mj_setTotalmass(raw.model, patch[1])
     mujoco.mj_setConst(raw.model, raw.data)
     return env

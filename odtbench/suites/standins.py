@@ -103,7 +103,7 @@ def _standin(task: SuiteTask, scale: str) -> tuple[list[Trajectory], dict, str, 
     raw = collect(env, policy, n, seed, cap, reset_options)
     env.close()
     trajs = preprocess(raw, task.prep)
-    data_env = task.data_env
+    data_env = task.data_recipe
     info = {"recipe": task.source_name, "standin": True, "scale": scale, "seed": seed,
             "policy": name, "transitions": n, "episode_cap": cap,
             "data_env": {"id": data_env.name, **data_env.spec_kwargs()},
@@ -171,7 +171,7 @@ class WaypointController:
         key = (start, goal)
         if key not in self._paths:
             grid = self.maze.maze_map
-            prev = {start: None}
+            prev: dict[tuple[int, int], tuple[int, int] | None] = {start: None}
             queue = deque([start])
             while queue:
                 c = queue.popleft()
@@ -184,8 +184,11 @@ class WaypointController:
                         prev[n] = c
                         queue.append(n)
             c = goal
-            while c in prev and prev[c] not in (None, start):
-                c = prev[c]
+            while c in prev:
+                back = prev[c]
+                if back is None or back == start:
+                    break
+                c = back
             self._paths[key] = c if c in prev else start
         return self._paths[key]
 

@@ -9,6 +9,7 @@ Each rule has one implementation used on both sides, so data and env agree by co
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import SupportsFloat, cast
 
 import gymnasium as gym
 import numpy as np
@@ -53,8 +54,10 @@ class AffineReward(gym.RewardWrapper):
         super().__init__(env)
         self.shift, self.scale = float(shift), float(scale)
 
-    def reward(self, reward: float) -> float:
-        return float(affine_reward(reward, self.shift, self.scale))
+    def reward(self, reward: SupportsFloat) -> float:
+        # gymnasium types rewards as SupportsFloat; the envs here return floats (numpy or not),
+        # passed on as they are so the arithmetic keeps their precision
+        return float(affine_reward(cast(float, reward), self.shift, self.scale))
 
 
 class DelayedReward(gym.Wrapper):

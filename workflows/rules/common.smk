@@ -102,19 +102,24 @@ def check_config():
     hyperparameter value checked: odtbench/hpcheck.py), so mistakes
     surface here, before any job deletes or runs anything, as one line naming the fix.
     """
-    from odtbench.methods import list_methods
     from odtbench.tasks import list_suites
 
-    _names(list(config["hyperparameters"]), list_methods(), "method in hyperparameters")
+    _names(
+        list(config["hyperparameters"]),
+        wp.known_methods(config),
+        "method in hyperparameters",
+    )
     for scale, block in config["scales"].items():
         _names(list(block["suites"]), list_suites(), f"suite (scales/{scale}/suites)")
         for suite in block["suites"]:
             plan(scale, suite)
+    external = wp.external_methods(config)  # commands: no odtbench hyperparameters
     for suite in configured_suites():
         p = plan(SCALE, suite)
         for dataset in p["datasets"]:
             for method in p["methods"]:
-                resolved_hyperparameters(SCALE, suite, dataset, method)
+                if method not in external:
+                    resolved_hyperparameters(SCALE, suite, dataset, method)
 
 
 def check_device_here():
@@ -161,16 +166,19 @@ def run_resource(wildcards, key):
 
 
 def package_files(*modules):
-    """Files of odtbench modules/subpackages (code, templates), as installed: inputs of the
-    analysis rules, so editing table or template code rebuilds only analysis outputs. Run
-    rules never list code."""
+    """Files of odtbench modules/subpackages (code, templates, schemas) as imported: inputs
+    of the analysis rules, so editing table or template code rebuilds only analysis outputs.
+    Run rules never list code. Paths are relative to the working directory; a package
+    imported from elsewhere (installed, not a checkout) lists nothing, so no machine's path
+    enters the workflow's records."""
     import importlib.util
 
+    here = Path.cwd().resolve()
     files = []
     for name in modules:
         spec = importlib.util.find_spec(f"odtbench.{name}")
         if spec.submodule_search_locations:
-            root = Path(spec.submodule_search_locations[0])
+            root = Path(next(iter(spec.submodule_search_locations)))
             files += [
                 f
                 for f in root.rglob("*")
@@ -178,4 +186,5 @@ def package_files(*modules):
             ]
         else:
             files.append(Path(spec.origin))
-    return sorted(str(f) for f in files)
+    inside = [f.resolve() for f in files if f.resolve().is_relative_to(here)]
+    return sorted(str(f.relative_to(here)) for f in inside)

@@ -7,20 +7,16 @@
 #     BC: "python examples/bc_external/bc.py --task {task} --seed {seed} --scale {scale} --out {out}"
 #
 # Placeholders: {task} (suite/dataset), {suite}, {dataset}, {seed}, {scale}, {out} (the run
-# directory, shell-quoted). The name is registered as a method of family "external", so the
-# config checks, `methods: all` and the plan know it; its runs are made by `run_external`
-# instead of `odtbench run`, and the analysis validates and reports them like any other run.
-# The command is the rule's param: editing it re-runs that method's runs, and only those.
-#
-# Included by the Snakefile before the config is checked (the names must be registered by then).
+# directory, shell-quoted). The config checks, `methods: all` and the plan know the name from
+# the config (odtbench.workflow_plan.known_methods; nothing is registered); its runs are made
+# by `run_external` instead of `odtbench run`, and the analysis validates and reports them
+# like any other run. The command is the rule's param: editing it re-runs that method's runs,
+# and only those.
 
 import re
 import shlex
 
-from odtbench.workflow_plan import register_external
-
-EXTERNAL_METHODS = config.get("external_methods") or {}
-register_external(EXTERNAL_METHODS)
+EXTERNAL_METHODS = wp.external_methods(config)
 
 
 rule run_external:
