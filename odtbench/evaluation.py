@@ -49,8 +49,8 @@ def rollout(agent, envs: list[gym.Env], seeds: list[int], *, state_mean: np.ndar
     deterministic action, unclipped before the final clamp (docs/methods/dt-family.md §5).
     """
     n = len(envs)
-    S = int(np.prod(envs[0].observation_space.shape))
-    A = int(np.prod(envs[0].action_space.shape))
+    S = int(np.prod(envs[0].observation_space.shape or ()))
+    A = int(np.prod(envs[0].action_space.shape or ()))
     mean = torch.as_tensor(state_mean, dtype=torch.float32)
     std = torch.as_tensor(state_std, dtype=torch.float32)
     states = torch.zeros(n, max_len + 1, S)
@@ -84,7 +84,7 @@ def rollout(agent, envs: list[gym.Env], seeds: list[int], *, state_mean: np.ndar
             act = act.clamp(-1.0, 1.0)
             actions[tid, t] = act
             act_np = act.numpy()
-            for j, i in enumerate(ids):
+            for j, i in enumerate(ids.tolist()):
                 obs, r, term, trunc, info = envs[i].step(act_np[j])
                 raw_obs[i, t + 1] = np.asarray(obs, dtype=np.float32).reshape(-1)
                 rewards[i, t] = r
@@ -100,16 +100,16 @@ def rollout(agent, envs: list[gym.Env], seeds: list[int], *, state_mean: np.ndar
     trajs = []
     for i in range(n):
         L = int(lengths[i])
-        term = np.zeros(L, dtype=bool)
-        trunc = np.zeros(L, dtype=bool)
+        ends = np.zeros(L, dtype=bool)
+        ends_truncated = np.zeros(L, dtype=bool)
         # The authors store every online episode end as terminal, time-limit ends included
         # (docs/methods/dt-family.md §7); `truncations` keeps the true cause for the record.
-        term[-1] = True
-        trunc[-1] = truncated[i]
+        ends[-1] = True
+        ends_truncated[-1] = truncated[i]
         trajs.append(Trajectory(observations=raw_obs[i, :L].copy(),
                                 actions=actions[i, :L].numpy().astype(np.float32),
                                 rewards=rewards[i, :L].copy(),
                                 next_observations=raw_obs[i, 1:L + 1].copy(),
-                                terminations=term, truncations=trunc))
+                                terminations=ends, truncations=ends_truncated))
     return RolloutResult(trajs, rewards.sum(1, dtype=np.float64), lengths,
                          success if any_success_info else None)

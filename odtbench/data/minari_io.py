@@ -300,7 +300,11 @@ def _read_cache(path: Path, stamp: str) -> list[Trajectory] | None:
             cols = {k: np.split(z[k], cuts) for k in _FIELDS}
             infos = json.loads(str(z["infos"]))
             checksum = str(z["checksum"])
-        trajs = [Trajectory(**{k: cols[k][i] for k in _FIELDS}, infos=infos[i])
+        trajs = [Trajectory(observations=cols["observations"][i], actions=cols["actions"][i],
+                            rewards=cols["rewards"][i],
+                            next_observations=cols["next_observations"][i],
+                            terminations=cols["terminations"][i],
+                            truncations=cols["truncations"][i], infos=infos[i])
                  for i in range(len(infos))]
     except Exception:  # noqa: BLE001 - any damage means: decode the dataset again
         return None
@@ -316,7 +320,7 @@ def _write_cache(path: Path, stamp: str, trajs: Sequence[Trajectory]) -> None:
         infos = json.dumps([t.infos for t in trajs])
     except TypeError:  # metadata JSON cannot hold: no cache, decode each time
         return
-    arrays = {k: np.concatenate([getattr(t, k) for t in trajs]) for k in _FIELDS}
+    arrays: dict[str, Any] = {k: np.concatenate([getattr(t, k) for t in trajs]) for k in _FIELDS}
     arrays.update(lengths=np.array([len(t) for t in trajs], np.int64), infos=np.array(infos),
                   stamp=np.array(stamp), checksum=np.array(trajectories_checksum(trajs)))
     try:

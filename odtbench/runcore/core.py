@@ -65,7 +65,8 @@ class ProgressUnits(Protocol):
 class Loop(Protocol):
     """What a method's loop provides to the core."""
 
-    units: ProgressUnits
+    @property
+    def units(self) -> ProgressUnits: ...
 
     def pretrain(self) -> None: ...
     def online(self) -> None: ...
