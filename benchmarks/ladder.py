@@ -4,6 +4,7 @@ study's values, TD3+ODT (and ODT for reference), seed 0, on hopper-random and ha
     python benchmarks/ladder.py list                      # the rungs and their commands
     python benchmarks/ladder.py run RUNG --runs DIR       # train one rung (resumes if killed)
     python benchmarks/ladder.py table --runs DIR [--md F] # the table from the run files
+    python benchmarks/ladder.py collect --runs DIR --to D # copy the run files (no checkpoints)
 
 Each rung is an ordinary `odtbench run` at the quick scale with `--set` overrides (and, for
 the dataset-size rung, $ODTBENCH_DATASET_SCALE=paper: the recipe's 1M-transition data), so
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 BUDGET_POINTS = (20_000, 40_000, 100_000, 200_000, 500_000)
+RUN_FILES = ("config.json", "curve.csv", "diagnostics.csv", "summary.json")
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ def table(runs: Path) -> pd.DataFrame:
             row["q_mc_corr@last"] = float(diag["q_mc_corr"].dropna().iloc[-1])
             row["grad_cos@last"] = float(diag["grad_cosine"].dropna().iloc[-1])
         last = curve.iloc[-1]
+        row["score@last"] = float(last["score_mean"])
         row["transitions"] = int(last["online_transitions"])
         row["wall_h"] = round(float(last["wall_time_s"]) / 3600, 2)
         row["status"] = summary.get("status", "running")
@@ -110,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     pt = sub.add_parser("table")
     pt.add_argument("--runs", type=Path, required=True)
     pt.add_argument("--md", type=Path)
+    pc = sub.add_parser("collect")
+    pc.add_argument("--runs", type=Path, required=True)
+    pc.add_argument("--to", type=Path, required=True)
     a = p.parse_args(argv)
     if a.cmd == "list":
         for r in RUNGS.values():
@@ -122,6 +129,15 @@ def main(argv: list[str] | None = None) -> int:
         if r.dataset_scale:
             env["ODTBENCH_DATASET_SCALE"] = r.dataset_scale
         return subprocess.call(command(r, a.runs), env=env)
+    if a.cmd == "collect":
+        for r in RUNGS.values():
+            src, dst = a.runs / r.name, a.to / r.name
+            if (src / "curve.csv").is_file():
+                dst.mkdir(parents=True, exist_ok=True)
+                for name in RUN_FILES:
+                    if (src / name).is_file():
+                        shutil.copy2(src / name, dst / name)
+        return 0
     t = table(a.runs)
     text = t.to_markdown(index=False, floatfmt=".2f") if len(t) else "(no runs yet)"
     if a.md:
