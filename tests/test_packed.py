@@ -124,3 +124,124 @@ def test_packed_act_equals_unpacked():
             torch.manual_seed(7 + s) if det is False else None
             ref = unpacked[s].act(states[s], actions[s], rtg[s], deterministic=det)
             torch.testing.assert_close(got[s], ref, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------ packed runs (smoke hopper)
+TASK = "mujoco/hopper-random"
+
+
+def _strip(summary: dict) -> dict:
+    return {k: v for k, v in summary.items() if k != "wall_time_s"}
+
+
+def _curve(path) -> list[dict]:
+    import csv
+
+    with open(path) as f:
+        return [{k: v for k, v in row.items() if k != "wall_time_s"} for row in csv.DictReader(f)]
+
+
+def _close_rows(a: list[dict], b: list[dict], rel: float) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        assert x.keys() == y.keys()
+        for k in x:
+            try:
+                fx, fy = float(x[k]), float(y[k])
+            except ValueError:
+                assert x[k] == y[k], k
+                continue
+            assert abs(fx - fy) <= rel * max(1.0, abs(fx)), (k, x[k], y[k])
+
+
+@pytest.mark.parametrize("method", ["TD3+ODT", "ODT"])
+def test_packed_run_matches_unpacked_runs(method, hopper_data, tmp_path):
+    """Each packed seed's files equal its unpacked run's: counters and every integer exactly,
+    scores to float32 rounding (batched matmuls round differently: docs/performance.md)."""
+    from odtbench.config import resolve
+    from odtbench.loop import run
+    from odtbench.packed_loop import run_packed
+
+    seeds = [0, 1]
+    ref = [run(resolve(TASK, method, "smoke", seed=s), tmp_path / "u" / f"seed{s}") for s in seeds]
+    got = run_packed([resolve(TASK, method, "smoke", seed=s) for s in seeds],
+                     [tmp_path / "p" / f"seed{s}" for s in seeds])
+    for s, a, b in zip(seeds, ref, got, strict=True):
+        a, b = _strip(a), _strip(b)
+        for k in ("before_score", "final_score", "best_score"):
+            assert b[k] == pytest.approx(a[k], rel=1e-5), k
+        assert {k: v for k, v in a.items() if "score" not in k} == \
+            {k: v for k, v in b.items() if "score" not in k}
+        _close_rows(_curve(tmp_path / "u" / f"seed{s}" / "curve.csv"),
+                    _curve(tmp_path / "p" / f"seed{s}" / "curve.csv"), rel=1e-4)
+        names = {p.name for p in (tmp_path / "u" / f"seed{s}").iterdir()}
+        assert names == {p.name for p in (tmp_path / "p" / f"seed{s}").iterdir()}
+
+
+def _cli(args: list[str], env: dict):
+    import subprocess
+    import sys
+
+    code = f"import sys; from odtbench.cli import main; sys.exit(main({args!r}))"
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+
+
+def test_packed_run_sigkill_resumes_to_identical_summaries(hopper_data, tmp_path):
+    import json
+    import os
+
+    env = dict(os.environ, MINARI_DATASETS_PATH=str(hopper_data), ODTBENCH_PROGRESS="0",
+               OMP_NUM_THREADS="1")
+    base = ["run", "--task", TASK, "--method", "TD3+ODT", "--scale", "smoke", "--seeds", "0,1,2"]
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    assert _cli(base + ["--out", str(ref)], env).returncode == 0
+    # smoke: 10 pretraining updates (checkpoint every 5), then 3 iterations of 5: 17 is online
+    p = _cli(base + ["--out", str(killed)], dict(env, ODTBENCH_KILL_AT_UPDATE="17"))
+    assert p.returncode == -9, p.stderr  # SIGKILL
+    for s in (0, 1, 2):
+        assert not (killed / f"seed{s}" / "summary.json").exists()
+        assert (killed / f"seed{s}" / "checkpoint" / "state.pt").exists()
+    p = _cli(base + ["--out", str(killed)], env)
+    assert p.returncode == 0, p.stderr
+    for s in (0, 1, 2):
+        a = json.loads((ref / f"seed{s}" / "summary.json").read_text())
+        b = json.loads((killed / f"seed{s}" / "summary.json").read_text())
+        assert a["status"] == "complete" and a["seed"] == s
+        assert _strip(a) == _strip(b)
+        assert _curve(ref / f"seed{s}" / "curve.csv") == _curve(killed / f"seed{s}" / "curve.csv")
+
+
+def test_toy_and_mlp_are_not_packed(toy_data, tmp_path):
+    from odtbench.cli import main
+
+    out = tmp_path / "runs"
+    base = ["run", "--scale", "smoke", "--seeds", "0,1", "--out", str(out)]
+    assert main(base + ["--task", "toy/bandit", "--method", "TD3+ODT"]) == 2
+    assert main(base + ["--task", "toy/bandit", "--method", "TD3+BC"]) == 2
+    assert not out.exists()
+
+
+def test_packed_run_takes_seeds_at_different_points(hopper_data, tmp_path):
+    """A finished seed is left alone, a seed killed unpacked resumes from its checkpoint (an
+    unpacked checkpoint is a packed seed's), a new seed starts: each as its own pack."""
+    import json
+    import os
+
+    env = dict(os.environ, MINARI_DATASETS_PATH=str(hopper_data), ODTBENCH_PROGRESS="0",
+               OMP_NUM_THREADS="1")
+    one = ["run", "--task", TASK, "--method", "TD3+ODT", "--scale", "smoke"]
+    out = tmp_path / "runs"
+    assert _cli(one + ["--seed", "0", "--out", str(out / "seed0")], env).returncode == 0
+    done = (out / "seed0" / "summary.json").read_text()
+    p = _cli(one + ["--seed", "1", "--out", str(out / "seed1")], dict(env, ODTBENCH_KILL_AT_UPDATE="7"))
+    assert p.returncode == -9
+    ref = tmp_path / "ref"
+    assert _cli(one + ["--seed", "1", "--out", str(ref)], env).returncode == 0
+    p = _cli(one + ["--seeds", "0,1,2", "--out", str(out)], env)
+    assert p.returncode == 0, p.stderr
+    assert (out / "seed0" / "summary.json").read_text() == done
+    a = json.loads((ref / "summary.json").read_text())
+    b = json.loads((out / "seed1" / "summary.json").read_text())
+    assert b["gradient_steps"] == a["gradient_steps"]
+    assert b["final_score"] == pytest.approx(a["final_score"], rel=1e-5)
+    assert json.loads((out / "seed2" / "summary.json").read_text())["status"] == "complete"

@@ -434,13 +434,22 @@ class PackedDTAgent:
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
     def act(self, states: Tensor, actions: Tensor, rtg: Tensor, mask: Tensor | None = None,
-            deterministic: bool = True) -> Tensor:
+            deterministic: bool = True, sample_seeds: Sequence[int] | None = None) -> Tensor:
         """Actions (S, N, A) for (S, N, T, ·) contexts read at the last position (eval mode);
-        mask (S, N, T) for left-padded contexts, None for none. Samples from `gens`."""
+        mask (S, N, T) for left-padded contexts, None for none. deterministic=False samples
+        the stochastic head of the seeds in `sample_seeds` (default all) from their `gens`
+        (the others' streams do not advance; they get tanh(mu))."""
         out = self.actor(states, actions, rtg, mask, None)
         if isinstance(out, SquashedGaussian):
             last = SquashedGaussian(out.mu[:, :, -1], out.log_std[:, :, -1])
-            action = last.mean if deterministic else _rsample_with_log_prob(last, self.gens)[0]
+            action = last.mean
+            if not deterministic:
+                seeds = range(self.S) if sample_seeds is None else sample_seeds
+                action = action.clone()
+                for s in seeds:  # SquashedGaussian.rsample of seed s's rows
+                    eps = torch.randn(last.mu.shape[1:], generator=self.gens[s],
+                                      dtype=last.mu.dtype, device=last.mu.device)
+                    action[s] = torch.tanh(last.mu[s] + last.std[s] * eps)
         else:
             action = out[:, :, -1]
         return action.clamp(-ACTION_BOUND, ACTION_BOUND)
