@@ -145,7 +145,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--min-time", type=float, default=0.5, help="seconds per timed trial")
     p.add_argument("--peak-n", type=int, default=2048)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", choices=["cpu"], help="packed seeds are CPU-only")
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/out/packed-<time>.json)")
     p.add_argument("--table", default=None, help="print the table of an earlier JSON and exit")
     return p.parse_args(argv)

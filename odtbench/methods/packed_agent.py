@@ -116,7 +116,9 @@ def _linear(p: PackedFlat, name: str, x: Tensor) -> Tensor:
     w, b = p[f"{name}.weight"], p[f"{name}.bias"]
     lead = x.shape[1:-1]
     y = torch.baddbmm(b.unsqueeze(1), x.reshape(x.shape[0], -1, x.shape[-1]), w.transpose(1, 2))
-    return y.view(x.shape[0], *lead, w.shape[1])
+    # a 3-D input keeps baddbmm's own output, not a view of it: an in-place ReLU on a view
+    # makes autograd zero-fill and copy the whole activation in backward (nets._Block)
+    return y if len(lead) == 1 else y.view(x.shape[0], *lead, w.shape[1])
 
 
 def _layer_norm(p: PackedFlat, name: str, x: Tensor) -> Tensor:
