@@ -245,3 +245,29 @@ def test_packed_run_takes_seeds_at_different_points(hopper_data, tmp_path):
     assert b["gradient_steps"] == a["gradient_steps"]
     assert b["final_score"] == pytest.approx(a["final_score"], rel=1e-5)
     assert json.loads((out / "seed2" / "summary.json").read_text())["status"] == "complete"
+
+
+def test_a_diverged_seed_leaves_the_pack(hopper_data, tmp_path, monkeypatch):
+    """Seed 1 diverges at its first check: its summary says so, written then; seed 0 goes on
+    to the end, with the numbers of its unpacked run."""
+    from odtbench.config import resolve
+    from odtbench.loop import run
+    from odtbench.packed_loop import run_packed
+    from odtbench.runcore import core
+
+    ref = _strip(run(resolve(TASK, "TD3+ODT", "smoke", seed=0), tmp_path / "ref"))
+    check = core.RunCore.check
+
+    def failing(self, metrics, where):
+        if self.ctx.seed == 1:
+            raise core.Diverged(f"injected at {where}")
+        return check(self, metrics, where)
+
+    monkeypatch.setattr(core.RunCore, "check", failing)
+    a, b = run_packed([resolve(TASK, "TD3+ODT", "smoke", seed=s) for s in (0, 1)],
+                      [tmp_path / "p" / f"seed{s}" for s in (0, 1)])
+    assert b["status"] == "diverged" and "injected at pretraining update 5" in b["diverged_reason"]
+    assert b["gradient_steps"] == 5 and b["final_score"] is None
+    a = _strip(a)
+    assert a["status"] == "complete" and a["gradient_steps"] == ref["gradient_steps"]
+    assert a["final_score"] == pytest.approx(ref["final_score"], rel=1e-5)
