@@ -20,6 +20,7 @@ speed options. docs/performance.md, "Packed seeds", says what this buys and what
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -43,11 +44,11 @@ from odtbench.methods.packed_agent import PackedDTAgent, stack_batches
 from odtbench.progress import Progress
 from odtbench.runcore.context import RunContext, run_logger
 from odtbench.runcore.core import Diverged, IterationUnits, Metrics, RunCore
-from odtbench.runcore.evaluator import StateNorm
+from odtbench.runcore.evaluator import Evaluator, StateNorm
 from odtbench.runcore.state import RunState
 
 
-class _HandedEvaluator:
+class _HandedEvaluator(Evaluator):
     """A seed's evaluator: the episodes the pack ran for it in lockstep with the others."""
 
     result: RolloutResult | None = None
@@ -161,10 +162,11 @@ class PackedDTRun:
         self.norm = StateNorm(self.offline.state_mean, self.offline.state_std)
         self.cores = [RunCore(ctx, RunState(), _SeedAgent(self, s), self.norm, [ctx.gen])
                       for s, ctx in enumerate(self.ctxs)]
-        self.evaluators = [_HandedEvaluator() for _ in self.cores]
+        self.evaluators = [_HandedEvaluator(ctx, self.norm) for ctx in self.ctxs]
+        self.loops = [_SeedLoop(self, s) for s in range(self.S)]
         for s, core in enumerate(self.cores):
             core.evaluator = self.evaluators[s]
-            core.loop = _SeedLoop(self, s)
+            core.loop = self.loops[s]
         self.pending: dict[int, dict[str, Any]] = {}
         self.buffers: list[TrajectoryBuffer | None] = [None] * self.S
         self.diag_samplers: list[SegmentSampler | None] = [None] * self.S
@@ -294,18 +296,21 @@ class PackedDTRun:
                 self.cores[s].state.phase = "online"
             self.save_all()
         rl, sup = hp["rl_coeff"], hp["sup_coeff"]
-        samplers: list[SegmentSampler | None] = list(self.diag_samplers)
+        kept: list[SegmentSampler | None] = list(self.diag_samplers)
         while self._alive() and self.lead.phase == "online":
             it = self.lead.online_iter
             new = self.collect_all()
             for s in self._alive():
                 buf = self.buffers[s]
-                assert buf is not None
+                if buf is None:
+                    raise OdtbenchError(f"seed {self.cfgs[s].seed} is online without a buffer")
                 buf.add(new[s])
-                samplers[s] = self._sampler(buf.trajectories)
-            for s in range(self.S):  # a seed out of the pack keeps its last sampler
-                samplers[s] = samplers[s] or samplers[self._alive()[0]]
-            self.diag_samplers, self.diag_coeffs = list(samplers), (rl, sup)
+                kept[s] = self._sampler(buf.trajectories)
+            live = kept[self._alive()[0]]
+            assert live is not None
+            # a seed out of the pack keeps its last sampler (its numbers are not used)
+            samplers = [sp if sp is not None else live for sp in kept]
+            self.diag_samplers, self.diag_coeffs = list(kept), (rl, sup)
             m = self.train_units(samplers, hp["online_updates_per_iter"], rl, sup)
             due = []
             for s in self._alive():
@@ -405,12 +410,12 @@ class PackedDTRun:
             if core.state.curve:
                 core.progress.last_score = float(core.state.curve[-1]["score_mean"])
             core.progress.eval_s = core.state.eval_s
-            core.progress.evals_ahead = core.loop.units.evals_ahead
+            core.progress.evals_ahead = self.loops[s].units.evals_ahead
         try:
             if self.lead.phase == "pretrain":
-                for core in self.cores:
-                    core.progress.phase("pretraining", core.loop.units.pretrain_total(),
-                                        core.loop.units.phase_done())
+                for s, core in enumerate(self.cores):
+                    units = self.loops[s].units
+                    core.progress.phase("pretraining", units.pretrain_total(), units.phase_done())
                 self.pretrain()
             if self._alive() and self.lead.phase != "done":
                 for core in self.cores:
@@ -467,7 +472,8 @@ class _EpisodeGrid:
         self.states[s, j, 0] = (torch.as_tensor(self.raw_obs[s, j, 0]) - self.mean) / self.std
         self.rtg[s, j, 0] = self.rtg0
 
-    def _contexts(self, ids: np.ndarray) -> tuple[torch.Tensor, ...]:
+    def _contexts(self, ids: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                  torch.Tensor | None]:
         """(S, n, T, ·) contexts of the live episodes; left-padded with a mask where their
         lengths differ (a padded key's attention weight is exactly 0)."""
         ts = self.t[ids[:, 0], ids[:, 1]]
@@ -552,23 +558,21 @@ def run_packed(cfgs: Sequence[RunConfig], outs: Sequence[Path | str],
     from odtbench.runlock import run_lock
 
     check_packable(cfgs)
-    outs = [Path(o) for o in outs]
+    paths = [Path(o) for o in outs]
     with ExitStack() as stack:
-        for out in outs:
+        for out in paths:
             stack.enter_context(run_lock(out))
             ensure_prepared(out)
         groups: dict[tuple, list[int]] = {}
-        for i, out in enumerate(outs):
+        for i, out in enumerate(paths):
             if (out / "summary.json").exists():
                 continue
             payload = load_checkpoint(out / "checkpoint" / "state.pt")
             key = ("new",) if payload is None else _resume_point(payload["state"])
             groups.setdefault(key, []).append(i)
         for idx in groups.values():
-            PackedDTRun([cfgs[i] for i in idx], [outs[i] for i in idx], device).execute()
-        import json
-
-        return [json.loads((out / "summary.json").read_text()) for out in outs]
+            PackedDTRun([cfgs[i] for i in idx], [paths[i] for i in idx], device).execute()
+        return [json.loads((out / "summary.json").read_text()) for out in paths]
 
 
 __all__ = ["PackedDTRun", "run_packed", "check_packable"]

@@ -161,6 +161,7 @@ def test_packed_run_matches_unpacked_runs(method, hopper_data, tmp_path):
     from odtbench.config import resolve
     from odtbench.loop import run
     from odtbench.packed_loop import run_packed
+    from odtbench.results import validate_run
 
     seeds = [0, 1]
     ref = [run(resolve(TASK, method, "smoke", seed=s), tmp_path / "u" / f"seed{s}") for s in seeds]
@@ -176,6 +177,7 @@ def test_packed_run_matches_unpacked_runs(method, hopper_data, tmp_path):
                     _curve(tmp_path / "p" / f"seed{s}" / "curve.csv"), rel=1e-4)
         names = {p.name for p in (tmp_path / "u" / f"seed{s}").iterdir()}
         assert names == {p.name for p in (tmp_path / "p" / f"seed{s}").iterdir()}
+        validate_run(tmp_path / "p" / f"seed{s}")  # the run-result contract's schemas
 
 
 def _cli(args: list[str], env: dict):

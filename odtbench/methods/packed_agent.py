@@ -61,8 +61,10 @@ class PackedFlat:
             flat = torch.cat([torch.stack([d[n].detach().reshape(-1) for d in named]).reshape(-1)
                               for n in self.names])
         self.param = nn.Parameter(flat, requires_grad=with_grad)
+        # the gradient buffer (empty without gradients); `param.grad` is this tensor
+        self.grad = torch.zeros_like(flat) if with_grad else flat.new_empty(0)
         if with_grad:
-            self.param.grad = torch.zeros_like(flat)
+            self.param.grad = self.grad
         self.tensors: dict[str, Tensor] = {}
         offsets: list[int] = []
         off = 0
@@ -71,7 +73,7 @@ class PackedFlat:
             t = nn.Parameter(torch.empty(0, dtype=flat.dtype), requires_grad=with_grad)
             t.data = flat[block].view(self.S, *self.shapes[n])
             if with_grad:
-                t.grad = self.param.grad[block].view(self.S, *self.shapes[n])
+                t.grad = self.grad[block].view(self.S, *self.shapes[n])
             self.tensors[n] = t
             offsets.append(off)
             off += self.S * size
@@ -170,14 +172,14 @@ class PackedDT:
         pre = f"transformer.blocks.{i}.attn"
         q, k, v = (t.reshape(S, b, n, self.n_head, d // self.n_head).transpose(2, 3)
                    for t in _linear(self.p, f"{pre}.qkv", x).split(d, dim=-1))
-        drop = gens is not None and self.dropout > 0
-        if pad_bias is None and not drop:  # the unpacked agent's SDPA fast path
+        drop = gens if self.dropout > 0 else None
+        if pad_bias is None and drop is None:  # the unpacked agent's SDPA fast path
             y = F.scaled_dot_product_attention(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1),
                                                is_causal=True).view(S, b, self.n_head, n, -1)
         else:
             att = causal_attention_weights(q, k, pad_bias)
-            if drop:
-                att = att * _keep_mask(att, self.dropout, gens)
+            if drop is not None:
+                att = att * _keep_mask(att, self.dropout, drop)
             y = att @ v
         y = _linear(self.p, f"{pre}.proj", y.transpose(2, 3).reshape(S, b, n, d))
         return _dropout(y, self.dropout, gens)
@@ -244,6 +246,26 @@ class PackedQ:
         return self._mlp(x.reshape(S, -1, x.shape[-1]), ws, bs).view(S, *lead)
 
 
+class _PackedCritic:
+    """The S seeds' critics, their targets and their AdamW (absent for ODT)."""
+
+    def __init__(self, agents: Sequence[DTAgent], hp: Mapping[str, Any]):
+        nets = [a.critic for a in agents]
+        targets = [a.critic_target for a in agents]
+        if any(n is None for n in nets) or any(t is None for t in targets):
+            raise OdtbenchError("every packed seed needs its critic (rl_kind is not 'none')")
+        n, ln = int(hp["n_critics"]), bool(hp["critic_layernorm"])
+        self.flat = PackedFlat([q for q in nets if q is not None])
+        self.target_flat = PackedFlat([q for q in targets if q is not None], with_grad=False)
+        self.net, self.target = PackedQ(self.flat, n, ln), PackedQ(self.target_flat, n, ln)
+        self.lr, self.wd = float(hp["lr_critic"]), float(hp["critic_weight_decay"])
+        self.opt: torch.optim.Optimizer = self.new_optimizer()
+
+    def new_optimizer(self) -> torch.optim.Optimizer:
+        """`DTAgent`'s critic AdamW (foreach kernels) over the packed buffer."""
+        return torch.optim.AdamW([self.flat.param], lr=self.lr, weight_decay=self.wd, foreach=True)
+
+
 def _dims(t: Tensor) -> tuple[int, ...]:
     return tuple(range(1, t.dim()))
 
@@ -272,19 +294,13 @@ class PackedDTAgent:
         self.grad_clip, self.actor_update_interval = a0.grad_clip, a0.actor_update_interval
         self.target_entropy, self.train_rtg_constant = a0.target_entropy, a0.train_rtg_constant
         self._shell = a0  # seed views for diagnostics load one seed's weights into it
-        dt = dict(n_layer=int(hp["n_layer"]), n_head=int(hp["n_head"]),
-                  dropout=float(hp["dropout"]), embed_dropout=float(hp["embed_dropout"]),
-                  stochastic=self.stochastic)
         self.actor_flat = PackedFlat([a.actor for a in agents])
         self.actor_target_flat = PackedFlat([a.actor_target for a in agents], with_grad=False)
-        self.actor, self.actor_target = PackedDT(self.actor_flat, **dt), PackedDT(self.actor_target_flat, **dt)
-        self.critic_flat = self.critic_target_flat = None
-        self.critic = self.critic_target = None
-        if a0.critic is not None:
-            q = dict(n_critics=int(hp["n_critics"]), layernorm=bool(hp["critic_layernorm"]))
-            self.critic_flat = PackedFlat([a.critic for a in agents])
-            self.critic_target_flat = PackedFlat([a.critic_target for a in agents], with_grad=False)
-            self.critic, self.critic_target = PackedQ(self.critic_flat, **q), PackedQ(self.critic_target_flat, **q)
+        self.actor, self.actor_target = (
+            PackedDT(flat, int(hp["n_layer"]), int(hp["n_head"]), float(hp["dropout"]),
+                     float(hp["embed_dropout"]), self.stochastic)
+            for flat in (self.actor_flat, self.actor_target_flat))
+        self.critic = _PackedCritic(agents, hp) if a0.critic is not None else None
         self.log_temperature = torch.stack([a.log_temperature.detach() for a in agents]).requires_grad_(True)
         self.reset_optimizers()
         self.load_seed_states([a.state_dict() for a in agents])
@@ -296,6 +312,7 @@ class PackedDTAgent:
     def reset_optimizers(self) -> None:
         """Fresh optimisers as `DTAgent.reset_optimizers` builds them, over the packed buffers."""
         hp = self.hp
+        self.actor_opt: torch.optim.Optimizer
         if hp.get("actor_optimizer", "lamb") == "adam":
             self.actor_opt = adam([self.actor_flat.param], float(hp["lr_actor"]), kernel="foreach",
                                   weight_decay=float(hp["weight_decay"]))
@@ -306,11 +323,8 @@ class PackedDTAgent:
                                   weight_decay=float(hp["weight_decay"]), max_grad_norm=None,
                                   segments=self.actor_flat.segments.tolist())
         self.scheduler = linear_warmup(self.actor_opt, int(hp["warmup_steps"]))
-        self.critic_opt = None
-        if self.critic_flat is not None:
-            self.critic_opt = torch.optim.AdamW([self.critic_flat.param], lr=float(hp["lr_critic"]),
-                                                weight_decay=float(hp["critic_weight_decay"]),
-                                                foreach=True)
+        if self.critic is not None:
+            self.critic.opt = self.critic.new_optimizer()
         self.temperature_opt = adam([self.log_temperature], TEMPERATURE_LR, kernel="foreach",
                                     betas=(0.9, 0.999))
 
@@ -325,7 +339,7 @@ class PackedDTAgent:
     def _clip_per_seed_(self) -> None:
         """The actor's grad-norm clip (torch's clip_grad_norm_ formula) and LAMB's global
         clip, each over one seed's gradient."""
-        flat, grad = self.actor_flat, self.actor_flat.param.grad
+        flat, grad = self.actor_flat, self.actor_flat.grad
         if self.grad_clip > 0:
             coef = (self.grad_clip / (flat.per_seed_norms(grad) + 1e-6)).clamp_(max=1.0)
             grad.mul_(coef[flat.seed_of])
@@ -349,7 +363,8 @@ class PackedDTAgent:
 
     def critic_step(self, batch: Batch) -> dict[str, Tensor]:
         """`DTAgent.critic_step` for every seed; metrics (S,)."""
-        if self.critic is None:
+        c = self.critic
+        if c is None:
             return {}
         mask = batch["mask"]
         with torch.no_grad():
@@ -358,14 +373,14 @@ class PackedDTAgent:
                 noise = (_randn(next_actions, self.gens) * self.policy_noise).clamp(
                     -self.noise_clip, self.noise_clip)
                 next_actions = (next_actions + noise).clamp(-ACTION_BOUND, ACTION_BOUND)
-            q_next = self.critic_target(batch["next_states"], next_actions).min(dim=1).values
+            q_next = c.target(batch["next_states"], next_actions).min(dim=1).values
             y = batch["rewards"] + self.gamma * (1.0 - batch["dones"]) * q_next
-        q = self.critic(batch["states"], batch["actions"])  # (S, n, B, K)
+        q = c.net(batch["states"], batch["actions"])  # (S, n, B, K)
         loss = (mask * (q - y.unsqueeze(1)).pow(2).sum(dim=1)).mean(dim=_dims(mask))
         q_mean = (q.detach() * mask.unsqueeze(1)).sum(dim=_dims(q)) / (mask.sum(dim=_dims(mask)) * q.shape[1])
-        self.critic_flat.param.grad.zero_()
+        c.flat.grad.zero_()
         loss.sum().backward()
-        self.critic_opt.step()
+        c.opt.step()
         return {"critic_loss": loss.detach(), "q_mean": q_mean}
 
     def _actor_loss(self, batch: Batch, rl_coeff: float,
@@ -391,7 +406,7 @@ class PackedDTAgent:
             if self.critic is None:
                 raise OdtbenchError("a non-zero rl_coeff needs a critic but rl_kind is 'none'; "
                                     "set rl_kind to 'td3' or 'ddpg'")
-            q1 = self.critic.q1(states, policy_actions, detach_params=True)
+            q1 = self.critic.net.q1(states, policy_actions, detach_params=True)
             rl = -(q1 * mask).sum(dim=dims) / n_real
             loss = loss + rl_coeff * rl
             stats["rl_loss"] = rl.detach()
@@ -400,7 +415,7 @@ class PackedDTAgent:
     def actor_step(self, batch: Batch, rl_coeff: float, sup_coeff: float) -> dict[str, Tensor]:
         """`DTAgent.actor_step` for every seed; metrics (S,)."""
         loss, stats = self._actor_loss(batch, rl_coeff, sup_coeff)
-        self.actor_flat.param.grad.zero_()
+        self.actor_flat.grad.zero_()
         loss.sum().backward()
         self._clip_per_seed_()
         self.actor_opt.step()
@@ -411,7 +426,7 @@ class PackedDTAgent:
             t_loss.backward()
             self.temperature_opt.step()
         if self.critic is not None:
-            polyak_([self.critic_target_flat.param], [self.critic_flat.param], self.tau)
+            polyak_([self.critic.target_flat.param], [self.critic.flat.param], self.tau)
             polyak_([self.actor_target_flat.param], [self.actor_flat.param], self.tau)
         stats["actor_loss"] = loss.detach()
         return stats
@@ -430,8 +445,8 @@ class PackedDTAgent:
     def reset_targets(self) -> None:
         with torch.no_grad():
             self.actor_target_flat.param.copy_(self.actor_flat.param)
-            if self.critic_flat is not None:
-                self.critic_target_flat.param.copy_(self.critic_flat.param)
+            if self.critic is not None:
+                self.critic.target_flat.param.copy_(self.critic.flat.param)
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
@@ -459,23 +474,24 @@ class PackedDTAgent:
     @torch.no_grad()
     def q_values(self, s: int, states: Tensor, actions: Tensor) -> Tensor:
         """Seed s's Q1(s, a), as `DTAgent.q_values`."""
-        if self.critic is None:
+        c = self.critic
+        if c is None:
             raise OdtbenchError("q_values needs a critic but rl_kind is 'none'")
         st = torch.as_tensor(states, dtype=self.actor_flat.param.dtype, device=self.device)
         ac = torch.as_tensor(actions, dtype=st.dtype, device=self.device)
         x = torch.cat((st, ac), dim=-1)
         lead = x.shape[:-1]
-        ws = [self.critic_flat[f"weights.{i}"][s, :1] for i in range(3)]
-        bs = [self.critic_flat[f"biases.{i}"][s, :1] for i in range(3)]
-        return self.critic._mlp(x.reshape(1, -1, x.shape[-1]), ws, bs).reshape(lead)
+        ws = [c.flat[f"weights.{i}"][s, :1] for i in range(3)]
+        bs = [c.flat[f"biases.{i}"][s, :1] for i in range(3)]
+        return c.net._mlp(x.reshape(1, -1, x.shape[-1]), ws, bs).reshape(lead)
 
     def seed_agent(self, s: int) -> DTAgent:
         """The shell `DTAgent` holding seed s's networks (optimisers not loaded): for the
         diagnostics that the unpacked agent computes."""
         shell = self._shell
         shell.actor.load_state_dict(self.actor_flat.module_state(s))
-        if self.critic_flat is not None:
-            shell.critic.load_state_dict(self.critic_flat.module_state(s))
+        if self.critic is not None and shell.critic is not None:
+            shell.critic.load_state_dict(self.critic.flat.module_state(s))
         with torch.no_grad():
             shell.log_temperature.copy_(self.log_temperature[s])
         return shell
@@ -491,7 +507,7 @@ class PackedDTAgent:
     def _opt_from_seeds(opt: torch.optim.Optimizer, sds: Sequence[Mapping[str, Any]],
                         flat: PackedFlat | None) -> None:
         first = sds[0]
-        state = {}
+        state: dict[Any, dict[str, Any]] = {}
         for i, st in first["state"].items():
             state[i] = {}
             for k, v in st.items():
@@ -516,10 +532,10 @@ class PackedDTAgent:
                  "scheduler": self.scheduler.state_dict(),
                  "log_temperature": self.log_temperature.detach()[s].clone(),
                  "temperature_opt": self._opt_to_seed(self.temperature_opt, s, None)}
-        if self.critic_flat is not None:
-            state.update(critic=self.critic_flat.module_state(s),
-                         critic_target=self.critic_target_flat.module_state(s),
-                         critic_opt=self._opt_to_seed(self.critic_opt, s, self.critic_flat))
+        c = self.critic
+        if c is not None:
+            state.update(critic=c.flat.module_state(s), critic_target=c.target_flat.module_state(s),
+                         critic_opt=self._opt_to_seed(c.opt, s, c.flat))
         return state
 
     def load_seed_states(self, states: Sequence[Mapping[str, Any]]) -> None:
@@ -540,10 +556,11 @@ class PackedDTAgent:
         with torch.no_grad():
             self.log_temperature.copy_(torch.stack([st["log_temperature"] for st in states]))
         self._opt_from_seeds(self.temperature_opt, [st["temperature_opt"] for st in states], None)
-        if self.critic_flat is not None:
-            self.critic_flat.load_module_states([st["critic"] for st in states])
-            self.critic_target_flat.load_module_states([st["critic_target"] for st in states])
-            self._opt_from_seeds(self.critic_opt, [st["critic_opt"] for st in states], self.critic_flat)
+        c = self.critic
+        if c is not None:
+            c.flat.load_module_states([st["critic"] for st in states])
+            c.target_flat.load_module_states([st["critic_target"] for st in states])
+            self._opt_from_seeds(c.opt, [st["critic_opt"] for st in states], c.flat)
 
 
 def stack_batches(batches: Sequence[Batch]) -> dict[str, Tensor]:
