@@ -38,6 +38,22 @@ class RolloutResult:
     successes: np.ndarray | None = None  # (N,) bool where the env reports success
 
 
+def episode_trajectory(raw_obs: np.ndarray, actions: torch.Tensor, rewards: np.ndarray,
+                       length: int, truncated: bool) -> Trajectory:
+    """One episode's first `length` steps as a Trajectory (raw_obs holds length + 1 rows)."""
+    ends = np.zeros(length, dtype=bool)
+    ends_truncated = np.zeros(length, dtype=bool)
+    # The authors store every online episode end as terminal, time-limit ends included
+    # (docs/methods/dt-family.md §7); `truncations` keeps the true cause for the record.
+    ends[-1] = True
+    ends_truncated[-1] = truncated
+    return Trajectory(observations=raw_obs[:length].copy(),
+                      actions=actions[:length].numpy().astype(np.float32),
+                      rewards=rewards[:length].copy(),
+                      next_observations=raw_obs[1:length + 1].copy(),
+                      terminations=ends, truncations=ends_truncated)
+
+
 def rollout(agent, envs: list[gym.Env], seeds: list[int], *, state_mean: np.ndarray,
             state_std: np.ndarray, target_rtg: float, reward_scale: float, context_len: int,
             max_len: int, deterministic: bool = True, noise_std: float = 0.0,
@@ -97,19 +113,7 @@ def rollout(agent, envs: list[gym.Env], seeds: list[int], *, state_mean: np.ndar
                     terminated[i], truncated[i] = bool(term), not term
             states[tid, t + 1] = (torch.as_tensor(raw_obs[ids, t + 1]) - mean) / std
             rtg[tid, t + 1] = rtg[tid, t] - torch.as_tensor(rewards[ids, t]) * reward_scale
-    trajs = []
-    for i in range(n):
-        L = int(lengths[i])
-        ends = np.zeros(L, dtype=bool)
-        ends_truncated = np.zeros(L, dtype=bool)
-        # The authors store every online episode end as terminal, time-limit ends included
-        # (docs/methods/dt-family.md §7); `truncations` keeps the true cause for the record.
-        ends[-1] = True
-        ends_truncated[-1] = truncated[i]
-        trajs.append(Trajectory(observations=raw_obs[i, :L].copy(),
-                                actions=actions[i, :L].numpy().astype(np.float32),
-                                rewards=rewards[i, :L].copy(),
-                                next_observations=raw_obs[i, 1:L + 1].copy(),
-                                terminations=ends, truncations=ends_truncated))
+    trajs = [episode_trajectory(raw_obs[i], actions[i], rewards[i], int(lengths[i]),
+                                bool(truncated[i])) for i in range(n)]
     return RolloutResult(trajs, rewards.sum(1, dtype=np.float64), lengths,
                          success if any_success_info else None)

@@ -37,7 +37,7 @@ from odtbench.data.replay import SegmentSampler, TrajectoryBuffer, prepare_offli
 from odtbench.data.trajectories import Trajectory
 from odtbench.diagnostics import OnlineEpisodeStats, online_share
 from odtbench.errors import OdtbenchError
-from odtbench.evaluation import RolloutResult, eval_seeds, online_seeds
+from odtbench.evaluation import RolloutResult, episode_trajectory, eval_seeds, online_seeds
 from odtbench.loop import pretrain_coeffs
 from odtbench.methods.dt_agent import DTAgent
 from odtbench.methods.packed_agent import PackedDTAgent, stack_batches
@@ -533,16 +533,8 @@ class _EpisodeGrid:
 
     def trajectory(self, s: int, j: int) -> Trajectory:
         """The episode in slot (s, j) as `rollout` records it."""
-        L = int(self.t[s, j])
-        term = np.zeros(L, dtype=bool)
-        trunc = np.zeros(L, dtype=bool)
-        term[-1] = True  # every online episode end is terminal (docs/methods/dt-family.md §7)
-        trunc[-1] = self.truncated[s, j]
-        return Trajectory(observations=self.raw_obs[s, j, :L].copy(),
-                          actions=self.actions[s, j, :L].numpy().astype(np.float32),
-                          rewards=self.rewards[s, j, :L].copy(),
-                          next_observations=self.raw_obs[s, j, 1:L + 1].copy(),
-                          terminations=term, truncations=trunc)
+        return episode_trajectory(self.raw_obs[s, j], self.actions[s, j], self.rewards[s, j],
+                                  int(self.t[s, j]), bool(self.truncated[s, j]))
 
 
 def _resume_point(state: dict[str, Any]) -> tuple:
