@@ -231,14 +231,17 @@ def test_packed_run_takes_seeds_at_different_points(hopper_data, tmp_path):
 
     env = dict(os.environ, MINARI_DATASETS_PATH=str(hopper_data), ODTBENCH_PROGRESS="0",
                OMP_NUM_THREADS="1")
+    from odtbench.config import resolve
+    from odtbench.loop import run
+
     one = ["run", "--task", TASK, "--method", "TD3+ODT", "--scale", "smoke"]
     out = tmp_path / "runs"
-    assert _cli(one + ["--seed", "0", "--out", str(out / "seed0")], env).returncode == 0
+    run(resolve(TASK, "TD3+ODT", "smoke", seed=0), out / "seed0")  # in-process: no start-up
     done = (out / "seed0" / "summary.json").read_text()
     p = _cli(one + ["--seed", "1", "--out", str(out / "seed1")], dict(env, ODTBENCH_KILL_AT_UPDATE="7"))
     assert p.returncode == -9
     ref = tmp_path / "ref"
-    assert _cli(one + ["--seed", "1", "--out", str(ref)], env).returncode == 0
+    run(resolve(TASK, "TD3+ODT", "smoke", seed=1), ref)
     p = _cli(one + ["--seeds", "0,1,2", "--out", str(out)], env)
     assert p.returncode == 0, p.stderr
     assert (out / "seed0" / "summary.json").read_text() == done
