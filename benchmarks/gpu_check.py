@@ -12,7 +12,7 @@
   (`DTAgent.train_unit`, sampling and the 2:1 critic:actor schedule included), the
   first call's time (compilation) separately, and the fraction of the matmul peak reached
   (FLOPs counted op by op with torch.utils.flop_counter on an eager fp32 agent);
-- packed seeds: detected (`odtbench run --seeds`); "not available" until they exist;
+- packed seeds: detected (`odtbench run --seeds`); CPU-only so far, so "not measured" here;
 - a short real run: `odtbench run` of TD3+ODT on hopper-random at the paper scale for a fixed
   time with the best options, on a random dataset the script builds (smaller than the
   paper's 1M transitions, which take minutes to build), timed around the loop's own methods;
@@ -459,7 +459,7 @@ def speed_text(speed: dict[str, Any]) -> str:
 
 
 def detect_packed_seeds() -> dict[str, Any]:
-    """Packed seeds are `odtbench run --seeds 0,1,...` once they land: look for the flag."""
+    """Packed seeds are `odtbench run --seeds 0,1,...`: look for the flag."""
     from odtbench.cli import build_parser
 
     parser = build_parser()
@@ -470,8 +470,9 @@ def detect_packed_seeds() -> dict[str, Any]:
                 "reason": "`odtbench run` has no --seeds option: packed seeds are not "
                           "implemented in this version, so S = 1, 4, 16 are not measured"}
     return {"available": True, "status": "not measured",
-            "reason": "`odtbench run --seeds` exists but this script does not measure it yet; "
-                      "extend benchmarks/gpu_check.py"}
+            "reason": "`odtbench run --seeds` runs on the CPU only in this version (per-seed CPU "
+                      "generators, docs/performance.md), so S = 1, 4, 16 are not measured on the "
+                      "device; benchmarks/bench_packed.py measures them on the CPU"}
 
 
 # ----------------------------------------------------------------------------- analysis
@@ -577,7 +578,7 @@ def extrapolate(r: dict[str, Any], hp: dict[str, Any]) -> dict[str, Any]:
         "mujoco_table_gpu_hours_unpacked": MUJOCO_TABLE_RUNS * hours,
         "mujoco_table_gpu_hours_packed": None,
         "mujoco_table_note": "every run costed as this TD3+ODT hopper-random run; one run per "
-                             "GPU at a time; packed: not available (no packed seeds)"}
+                             "GPU at a time; packed: not measured (packed seeds run on the CPU only)"}
 
 
 # ----------------------------------------------------------------------------- the report
@@ -659,7 +660,7 @@ def markdown(res: dict[str, Any]) -> str:
               f"checkpoints {ex['checkpoints_h']:.3g} h, first calls (compilation) "
               f"{ex['first_calls_h']:.3g} h). MuJoCo table ({ex['mujoco_table_runs']} "
               f"runs): **{ex['mujoco_table_gpu_hours_unpacked']:.4g} GPU-hours** unpacked; "
-              "packed: not available.", ""]
+              "packed: not measured (CPU-only so far).", ""]
     elif ex:
         L += [f"Extrapolation: {ex['status']} ({ex.get('reason')}).", ""]
     L += ["| target | measured | met |", "|---|---|---|"]
@@ -690,7 +691,7 @@ def verdicts(res: dict[str, Any]) -> list[dict[str, Any]]:
          "measured": f"{hours:.3g} h (extrapolated)" if hours else "—",
          "met": met(hours, TARGETS["paper_run_hours"])},
         {"target": f"MuJoCo table ≤ {TARGETS['mujoco_table_gpu_hours_packed']:g} GPU-h, packed",
-         "measured": "packed seeds not available" + (
+         "measured": "packed seeds not measured (CPU-only so far)" + (
              f"; unpacked {ex['mujoco_table_gpu_hours_unpacked']:.4g} GPU-h" if hours else ""),
          "met": "not measured"},
     ]

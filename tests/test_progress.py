@@ -132,3 +132,16 @@ def test_the_dt_loop_counts_its_evaluations_ahead() -> None:
     assert units.evals_ahead(0) == 0
     core.state.phase, core.state.pretrain_iter = "pretrain", 1
     assert units.evals_ahead(100) == 1
+
+
+def test_the_rate_follows_a_change_of_load() -> None:
+    """Iterations that take 50 s for 10 minutes, then 25 s (the machine got quieter): the
+    rate and ETA are those of the last `window_s` (300 s), not of the whole phase."""
+    clock = Clock()
+    p = Progress("run", enabled=False, clock=clock, window_s=300.0)
+    p.phase("online", 40_000, unit="transitions")
+    for dt in [50.0] * 12 + [25.0] * 14:
+        clock.t += dt
+        p.update(p.done + 1000)
+    assert abs(p.rate() - 1000 / 25.0) < 1e-9
+    assert abs(p.eta() - 14 * 25.0) < 1e-9  # 14 iterations left at 25 s each
