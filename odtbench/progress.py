@@ -27,6 +27,7 @@ import math
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -73,7 +74,7 @@ class Progress:
         self.evals_ahead: Callable[[int], int] | None = None
         self._eval_t0: float | None = None
         self._eval_total = self._eval_at_done = 0.0
-        self._marks: list[tuple[float, int, float]] = [(0.0, 0, 0.0)]
+        self._marks: deque[tuple[float, int, float, int]] = deque([(0.0, 0, 0.0, 0)])
         self._start_t = self._t_done = 0.0
         self._bar: Any = None
         self._next = 0.0  # the earliest clock time anything is due
@@ -87,8 +88,9 @@ class Progress:
         self.name, self.unit, self.total = name, unit, max(int(total), 0)
         self.done = self._start_done = int(done)
         self._start_t = self._t_done = self.clock()
-        # (clock, done, evaluation seconds so far) at each change: the rate's window
-        self._marks = [(self._start_t, self.done, 0.0)]
+        # (clock, done, evaluation seconds, changes) at changes >= window_s / 100 apart: the
+        # rate's window, at most ~100 marks however fast the units come
+        self._marks = deque([(self._start_t, self.done, 0.0, 0)])
         self._chunks = 0  # how many times `done` moved: units may come in chunks
         self._eval_total = self._eval_at_done = 0.0  # evaluation seconds within this phase
         if self.enabled and self.tty:
@@ -103,10 +105,11 @@ class Progress:
             self.done, self._t_done = done, now
             self._chunks += 1
             self._eval_at_done = self._eval_total
-            self._marks.append((now, self.done, self._eval_total))
+            if now - self._marks[-1][0] >= self.window_s / 100:
+                self._marks.append((now, self.done, self._eval_total, self._chunks))
             # keep what the window needs (and one mark before it), not the whole history
-            while len(self._marks) > 2 and self._marks[1][0] < now - self.window_s:
-                self._marks.pop(0)
+            while len(self._marks) > 2 and self._marks[1][0] <= now - self.window_s:
+                self._marks.popleft()
         if now >= self._next:
             self.emit()
 
@@ -132,15 +135,16 @@ class Progress:
 
     # -------------------------------------------------------------- numbers
     def _window(self) -> tuple[int, float, int]:
-        """(units, seconds without evaluations, changes) from the last change at least
-        `window_s` before the latest one (or the phase's start) to the latest."""
-        start, k = self._marks[0], len(self._marks) - 1
-        for i, mark in enumerate(self._marks):
+        """(units, seconds without evaluations, changes) from the last mark at least
+        `window_s` before the latest change (or the phase's start) to the latest change."""
+        start = self._marks[0]
+        for mark in self._marks:
             if mark[0] > self._t_done - self.window_s:
                 break
-            start, k = mark, len(self._marks) - 1 - i
-        t0, done0, eval0 = start
-        return self.done - done0, self._t_done - t0 - (self._eval_at_done - eval0), k
+            start = mark
+        t0, done0, eval0, chunks0 = start
+        return (self.done - done0, self._t_done - t0 - (self._eval_at_done - eval0),
+                self._chunks - chunks0)
 
     def rate(self) -> float | None:
         """Units per second over this process's recent work in this phase (`_window`: the

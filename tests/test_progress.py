@@ -145,3 +145,13 @@ def test_the_rate_follows_a_change_of_load() -> None:
         p.update(p.done + 1000)
     assert abs(p.rate() - 1000 / 25.0) < 1e-9
     assert abs(p.eta() - 14 * 25.0) < 1e-9  # 14 iterations left at 25 s each
+
+
+def test_the_rate_window_keeps_few_marks_however_fast_the_units_come() -> None:
+    clock = Clock()
+    p = Progress("run", enabled=False, clock=clock, window_s=300.0)
+    p.phase("pretraining", 200_000)
+    for i in range(1, 200_001):  # 1000 updates a second for 200 s
+        clock.t += 0.001
+        p.update(i)
+    assert len(p._marks) <= 102 and abs(p.rate() - 1000.0) < 1.0
