@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -197,18 +196,10 @@ class PackedDTRun:
 
     def _stop(self, s: int, exc: Diverged | None = None) -> None:
         """Seed s leaves the pack: diverged (`exc`) or done; its summary is written now."""
-        core, st = self.cores[s], self.cores[s].state
-        if exc is not None:
-            first = st.diverged_reason if st.status == "diverged" else None
-            st.status = "diverged"
-            st.diverged_reason = f"{first}; stopped: {exc}" if first else str(exc)
-            core.ctx.log.info("diverged: %s", exc)
-        elif st.status != "diverged":
-            st.status = "complete"
-        st.wall_time_s = core.elapsed()
-        core._t0 = time.perf_counter()
+        core = self.cores[s]
+        core.conclude(exc)
         self.live[s] = False
-        self.summaries[s] = core.recorder.finish(st)
+        self.summaries[s] = core.recorder.finish(core.state)
 
     def _each(self, fn: Any) -> None:
         """fn(s) for every seed in the pack; a Diverged stops that seed only."""
@@ -389,7 +380,7 @@ class PackedDTRun:
     def execute(self) -> list[dict[str, Any]]:
         """Run the pack (the caller holds the run locks and prepared the directories)."""
         for core in self.cores:
-            core._t0 = time.perf_counter()
+            core.restart_clock()
         loaded = []
         for s, core in enumerate(self.cores):
             loaded.append(core.load_checkpoint())

@@ -209,7 +209,7 @@ class RunCore:
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self) -> None:
         self.state.wall_time_s = self.elapsed()
-        self._t0 = time.perf_counter()
+        self.restart_clock()
         extras = self.loop.checkpoint_extras() if self.loop else {}
         self.checkpointer.save(self.state, self.agent, extras)
 
@@ -236,7 +236,7 @@ class RunCore:
             return self._execute(loop)
 
     def _execute(self, loop: Loop) -> dict[str, Any]:
-        self._t0 = time.perf_counter()
+        self.restart_clock()
         done = self.recorder.finished()
         if done is not None:
             return done
@@ -256,20 +256,31 @@ class RunCore:
                 self.progress.phase("online", int(self.hp["online_budget"]),
                                     self.state.online_transitions, unit="transitions")
                 loop.online()
-            if self.state.status != "diverged":  # a |Q| blow-up keeps its status
-                self.state.status = "complete"
+            self.conclude(None)
         except Diverged as exc:
-            st = self.state
+            self.conclude(exc)
+        finally:
+            self.progress.close()
+        loop.finish()
+        return self.recorder.finish(self.state)
+
+    def conclude(self, exc: Diverged | None) -> None:
+        """The run's end: `exc` (the run stopped: diverged, its first |Q| reason kept) or
+        complete (unless a |Q| blow-up marked it diverged); its wall time up to now."""
+        st = self.state
+        if exc is not None:
             first = st.diverged_reason if st.status == "diverged" else None
             st.status = "diverged"
             st.diverged_reason = f"{first}; stopped: {exc}" if first else str(exc)
             self.ctx.log.info("diverged: %s", exc)
-        finally:
-            self.progress.close()
-        self.state.wall_time_s = self.elapsed()
+        elif st.status != "diverged":
+            st.status = "complete"
+        st.wall_time_s = self.elapsed()
+        self.restart_clock()
+
+    def restart_clock(self) -> None:
+        """Time this process's work from now (wall_time_s adds only what processes ran)."""
         self._t0 = time.perf_counter()
-        loop.finish()
-        return self.recorder.finish(self.state)
 
 
 class IterationUnits:
