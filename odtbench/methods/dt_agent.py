@@ -115,6 +115,20 @@ def _frozen_copy(module: _M) -> _M:
     return target
 
 
+def policy_delayed_unit(agent: Any, sample: Callable[[], Any], rl_coeff: float,
+                        sup_coeff: float) -> dict[str, Tensor]:
+    """TD3's policy delay for any agent with `critic_step`, `actor_step` and
+    `actor_update_interval` (DTAgent, PackedDTAgent): d critic steps on fresh batches, the
+    actor step on the first batch right after its critic step."""
+    metrics: dict[str, Tensor] = {}
+    for b in range(agent.actor_update_interval):
+        batch = sample()
+        metrics.update(agent.critic_step(batch))
+        if b == 0:
+            metrics.update(agent.actor_step(batch, rl_coeff=rl_coeff, sup_coeff=sup_coeff))
+    return metrics
+
+
 class DTAgent(WithActorParts):
     """DT actor (+ twin/single critic) with the study's supervised, TD3 and DDPG updates.
 
@@ -382,13 +396,7 @@ class DTAgent(WithActorParts):
         """One actor update and its d = `actor_update_interval` critic updates (TD3's policy
         delay, docs/methods/dt-family.md §4): d fresh batches from `sample()`, a critic step
         on each, the actor step on the first right after its critic step."""
-        metrics: dict[str, Tensor] = {}
-        for b in range(self.actor_update_interval):
-            batch = sample()
-            metrics.update(self.critic_step(batch))
-            if b == 0:
-                metrics.update(self.actor_step(batch, rl_coeff=rl_coeff, sup_coeff=sup_coeff))
-        return metrics
+        return policy_delayed_unit(self, sample, rl_coeff, sup_coeff)
 
     def reset_targets(self) -> None:
         """Hard-copy online nets into the targets (the authors' new trainer per phase)."""

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from odtbench.errors import OdtbenchError
 from odtbench.methods.actor_parts import TEMPERATURE_LR
-from odtbench.methods.dt_agent import ACTION_BOUND, DTAgent
+from odtbench.methods.dt_agent import ACTION_BOUND, DTAgent, policy_delayed_unit
 from odtbench.nets import (
     LOG_STD_MAX,
     LOG_STD_MIN,
@@ -434,13 +434,7 @@ class PackedDTAgent:
     def train_unit(self, sample: Callable[[], Batch], rl_coeff: float,
                    sup_coeff: float) -> dict[str, Tensor]:
         """`DTAgent.train_unit` for every seed: `sample()` gives one stacked batch."""
-        metrics: dict[str, Tensor] = {}
-        for b in range(self.actor_update_interval):
-            batch = sample()
-            metrics.update(self.critic_step(batch))
-            if b == 0:
-                metrics.update(self.actor_step(batch, rl_coeff=rl_coeff, sup_coeff=sup_coeff))
-        return metrics
+        return policy_delayed_unit(self, sample, rl_coeff, sup_coeff)
 
     def reset_targets(self) -> None:
         with torch.no_grad():
