@@ -1,5 +1,5 @@
 """The scale ladder (docs/scales.md): one factor at a time from the quick preset toward the
-study's values, TD3+ODT (and ODT for reference), seed 0, on hopper-random and halfcheetah-random.
+study's values, TD3+ODT (and ODT for reference), seed 0 (the budget rung also seeds 1, 2), on hopper-random and halfcheetah-random.
 
     python benchmarks/ladder.py list                      # the rungs and their commands
     python benchmarks/ladder.py run RUNG --runs DIR       # train one rung (resumes if killed)
@@ -36,6 +36,7 @@ class Rung:
     factor: str
     overrides: dict[str, object] = field(default_factory=dict)
     dataset_scale: str | None = None
+    seed: int = 0
 
 
 def _rungs() -> list[Rung]:
@@ -56,6 +57,17 @@ def _rungs() -> list[Rung]:
             Rung(f"{env}-pretrain5k-100k", task, "TD3+ODT", "pretraining 5K updates, warm-up 10K (paper)",
                  {**mid, "pretrain_updates": 5000, "warmup_steps": 10_000}),
         ]
+    # The margin at the budget that unlocked halfcheetah (100K): the references and the other
+    # two seeds of the verification's seeds 0, 1, 2.
+    task = "mujoco/halfcheetah-random"
+    mid = {"online_budget": 100_000, "max_online_iters": 1000}
+    out += [
+        Rung("halfcheetah-odt-quick-100k", task, "ODT", "ODT reference, online budget 100K", mid),
+        Rung("halfcheetah-td3-quick-100k", task, "TD3", "TD3 (RL gradient only), online budget 100K",
+             mid),
+        *(Rung(f"halfcheetah-quick-100k-seed{k}", task, "TD3+ODT",
+               f"online budget 100K, seed {k}", mid, seed=k) for k in (1, 2)),
+    ]
     return out
 
 
@@ -63,7 +75,7 @@ RUNGS = {r.name: r for r in _rungs()}
 
 
 def command(r: Rung, runs: Path) -> list[str]:
-    cmd = ["odtbench", "run", "--task", r.task, "--method", r.method, "--seed", "0",
+    cmd = ["odtbench", "run", "--task", r.task, "--method", r.method, "--seed", str(r.seed),
            "--scale", "quick", "--out", str(runs / r.name)]
     for k, v in r.overrides.items():
         cmd += ["--set", f"{k}={json.dumps(v)}"]
