@@ -74,12 +74,13 @@ class DTRun:
     # ------------------------------------------------------------------ the Loop protocol
     def checkpoint_extras(self) -> dict[str, Any]:
         """The trajectory FIFO and the toy probe."""
-        return {"buffer": None if self.buffer is None else self.buffer.state_dict(),
+        return {"buffer": None if self.buffer is None else self.buffer.state_dict(self.offline.trajectories),
                 "probe": self.probe.to_json() if self.probe else None}
 
     def restore_extras(self, payload: dict[str, Any]) -> None:
         if payload["buffer"] is not None:
-            self.buffer = TrajectoryBuffer.from_state_dict(payload["buffer"])
+            self.buffer = TrajectoryBuffer.from_state_dict(payload["buffer"],
+                                                          self.offline.trajectories)
         if self.probe and payload["probe"]:
             self.probe.load(payload["probe"])
 

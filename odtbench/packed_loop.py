@@ -86,11 +86,13 @@ class _SeedLoop:
 
     def checkpoint_extras(self) -> dict[str, Any]:
         buf = self.run.buffers[self.s]
-        return {"buffer": None if buf is None else buf.state_dict(), "probe": None}
+        offline = self.run.offline.trajectories
+        return {"buffer": None if buf is None else buf.state_dict(offline), "probe": None}
 
     def restore_extras(self, payload: dict[str, Any]) -> None:
         if payload["buffer"] is not None:
-            self.run.buffers[self.s] = TrajectoryBuffer.from_state_dict(payload["buffer"])
+            self.run.buffers[self.s] = TrajectoryBuffer.from_state_dict(
+                payload["buffer"], self.run.offline.trajectories)
 
     def diagnostics_extras(self) -> dict[str, Any]:
         """As `DTRun.diagnostics_extras`, with the seed's networks in the shell agent and its

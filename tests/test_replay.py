@@ -85,3 +85,32 @@ def test_sampling_is_length_weighted():
     frac_short = float((b["mask"].sum(1) == 1).float().mean())  # short traj → 1 real step
     # P(short) = 1/10, plus the long trajectory's last start (1/9 of 9/10)
     assert abs(frac_short - 0.2) < 0.03
+
+
+def test_buffer_checkpoint_refers_to_offline_trajectories_and_restores_them():
+    import io
+
+    import pytest
+
+    from odtbench.errors import OdtbenchError
+
+    offline = [traj(float(r), length=50) for r in range(6)]
+    buf = TrajectoryBuffer(4, offline)
+    buf.add([traj(9.0, length=50)])
+    buf.add([traj(10.0, length=50)])
+    d = buf.state_dict(offline)
+    ids = {id(t) for t in offline}
+    kinds = [isinstance(e, Trajectory) for e in d["trajectories"]]
+    assert kinds.count(False) == sum(id(t) in ids for t in buf.trajectories) == 2
+    full, small = io.BytesIO(), io.BytesIO()
+    torch.save(buf.state_dict(), full)
+    torch.save(d, small)
+    assert small.tell() < full.tell()
+    back = TrajectoryBuffer.from_state_dict(d, offline)
+    assert back.cursor == buf.cursor
+    assert [float(t.rewards.sum()) for t in back.trajectories] == \
+        [float(t.rewards.sum()) for t in buf.trajectories]
+    assert all(a is b for a, b in zip(back.trajectories, buf.trajectories, strict=True) if id(b) in ids)
+    changed = [traj(float(r) + 0.5, length=50) for r in range(6)]
+    with pytest.raises(OdtbenchError, match="dataset changed since the checkpoint"):
+        TrajectoryBuffer.from_state_dict(d, changed)

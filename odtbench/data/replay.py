@@ -6,11 +6,13 @@ Follows the authors' code (docs/methods/dt-family.md §7), quirks included and m
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from odtbench.data.trajectories import Trajectory
+from odtbench.errors import OdtbenchError
 
 ACTION_EPS = 1e-6
 MAX_TIMESTEP = 999  # timesteps >= 1000 are clipped
@@ -74,13 +76,34 @@ class TrajectoryBuffer:
             self.trajectories[self.cursor] = t
             self.cursor = (self.cursor + 1) % self.capacity
 
-    def state_dict(self) -> dict:
-        return {"capacity": self.capacity, "cursor": self.cursor, "trajectories": self.trajectories}
+    def state_dict(self, offline: list[Trajectory] | None = None) -> dict:
+        """The FIFO for a checkpoint. Trajectories that are entries of `offline` (the run's
+        offline data, reloaded on resume) are stored as their index there with their length and
+        return as a check, so a checkpoint does not rewrite the unchanged offline part."""
+        where = {id(t): i for i, t in enumerate(offline or [])}
+        entries: list[Any] = []
+        for t in self.trajectories:
+            i = where.get(id(t))
+            entries.append(t if i is None else ("offline", i, len(t), float(t.rewards.sum())))
+        return {"capacity": self.capacity, "cursor": self.cursor, "trajectories": entries}
 
     @classmethod
-    def from_state_dict(cls, d: dict) -> TrajectoryBuffer:
+    def from_state_dict(cls, d: dict, offline: list[Trajectory] | None = None) -> TrajectoryBuffer:
         buf = cls(d["capacity"], [])
-        buf.trajectories, buf.cursor = list(d["trajectories"]), d["cursor"]
+        trajs = []
+        for e in d["trajectories"]:
+            if isinstance(e, Trajectory):
+                trajs.append(e)
+                continue
+            _, i, n, ret = e
+            t = offline[i] if offline is not None and 0 <= i < len(offline) else None
+            if t is None or len(t) != n or not np.isclose(float(t.rewards.sum()), ret):
+                raise OdtbenchError("the checkpoint's replay buffer refers to offline trajectory "
+                                    f"{i}, which the loaded dataset does not hold as saved: the "
+                                    "dataset changed since the checkpoint; restore it or delete "
+                                    "the run's checkpoint/ to start over")
+            trajs.append(t)
+        buf.trajectories, buf.cursor = trajs, d["cursor"]
         return buf
 
 
