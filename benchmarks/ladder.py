@@ -62,9 +62,12 @@ def _rungs() -> list[Rung]:
     task = "mujoco/halfcheetah-random"
     mid = {"online_budget": 100_000, "max_online_iters": 1000}
     out += [
-        Rung("halfcheetah-odt-quick-100k", task, "ODT", "ODT reference, online budget 100K", mid),
-        Rung("halfcheetah-td3-quick-100k", task, "TD3", "TD3 (RL gradient only), online budget 100K",
-             mid),
+        *(Rung(f"halfcheetah-odt-quick-100k{sfx}", task, "ODT",
+               f"ODT reference, online budget 100K{what}", mid, seed=k)
+          for k, sfx, what in ((0, "", ""), (1, "-seed1", ", seed 1"), (2, "-seed2", ", seed 2"))),
+        *(Rung(f"halfcheetah-td3-quick-100k{sfx}", task, "TD3",
+               f"TD3 (RL gradient only), online budget 100K{what}", mid, seed=k)
+          for k, sfx, what in ((0, "", ""), (1, "-seed1", ", seed 1"), (2, "-seed2", ", seed 2"))),
         *(Rung(f"halfcheetah-quick-100k-seed{k}", task, "TD3+ODT",
                f"online budget 100K, seed {k}", mid, seed=k) for k in (1, 2)),
     ]
