@@ -114,7 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         kwargs["device"] = check_device(args.device)
     elif args.device != "cpu":
         raise OdtbenchError(f"method {cfg.method!r} runs on the CPU only; drop --device {args.device}")
-    out = Path(args.out) if args.out else default_run_dir(cfg.task_key, cfg.method, cfg.scale, cfg.seed)
+    out = Path(args.out) if args.out else default_run_dir(cfg.task_key, cfg.method_dir, cfg.scale, cfg.seed)
     stale = _stale_reason(out, cfg)
     if stale is None and (out / "summary.json").exists():
         # finished: report it, writing nothing (the directory may be read-only, the summary
@@ -172,7 +172,7 @@ def _run_packed(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     # --out with --seeds is the method folder: seed<N> directories go under it
     outs = [Path(args.out) / f"seed{c.seed}" if args.out
-            else default_run_dir(c.task_key, c.method, c.scale, c.seed) for c in cfgs]
+            else default_run_dir(c.task_key, c.method_dir, c.scale, c.seed) for c in cfgs]
     from contextlib import ExitStack
 
     from odtbench.packed_loop import run_packed
@@ -380,6 +380,49 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- ablations
+
+def cmd_ablations(args: argparse.Namespace) -> int:
+    import json
+
+    from odtbench import workflow_plan as wp
+
+    if args.plan:
+        try:
+            plan = json.loads(args.plan)
+        except json.JSONDecodeError as exc:
+            raise OdtbenchError(f"--plan is not JSON ({exc.msg}); the workflow passes "
+                                "odtbench.workflow_plan.ablation_plan as JSON") from None
+    else:
+        config = wp.load_config(args.config)
+        plan = wp.ablation_plan(config, _check_scale(args.scale or config["scale"]))
+    scale = _check_scale(plan["scale"])
+    if args.figure:
+        wp.names(args.figure, [f["figure"] for f in plan["figures"]], "ablation figure")
+        plan = {**plan, "figures": [f for f in plan["figures"] if f["figure"] in args.figure]}
+    runs = Path(args.runs) if args.runs else RUNS_ROOT / scale
+    if not args.table and not args.out:
+        raise OdtbenchError("give --table CSV (the figures' run table) or --out HTML (the "
+                            "report), or both")
+    if args.table:
+        from odtbench.analysis import ablations as ab
+
+        import pandas as pd
+
+        records = ab.load_plan_records(plan, runs)
+        seeds = [int(s) for s in plan["seeds"]]
+        tables = [ab.figure_table(f, seeds, records, runs) for f in plan["figures"]]
+        table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
+            columns=ab.TABLE_COLUMNS)
+        print(ab.write_figure_table(table, args.table))
+    if args.out:
+        from odtbench.report import render_ablations
+
+        print(render_ablations(plan, runs, args.out,
+                               dataset_stats=args.stats or Path("datasets/stats") / scale))
+    return 0
+
+
 # ----------------------------------------------------------------------------- status
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -402,14 +445,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="odtbench", description="Offline-to-online RL benchmark for Decision "
                 "Transformers (reproduces TD3+ODT, NeurIPS 2024).")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser,
-                           metavar="{run,config,dataset,list,aggregate,figures,report,status}")
+                           metavar="{run,config,dataset,list,aggregate,figures,report,ablations,status}")
 
     r = sub.add_parser("run", help="train and evaluate one method on one task and seed",
                        description="Resolve the hyperparameters of one run and execute it, "
                        "writing config.json, curve.csv and summary.json (resumes from the "
                        "run directory's checkpoint).")
     r.add_argument("--task", required=True, help="SUITE/DATASET, e.g. toy/bandit (odtbench list tasks)")
-    r.add_argument("--method", required=True, help="e.g. TD3+ODT (odtbench list methods)")
+    r.add_argument("--method", required=True, help="e.g. TD3+ODT (odtbench list methods), or a sweep's run, e.g. TD3+ODT@rl_coeff=0.01 (docs/ablations.md)")
     seed = r.add_mutually_exclusive_group(required=True)
     seed.add_argument("--seed", type=_nonneg_int,
                       help="seed of the run (>= 0): data order, network init, exploration and "
@@ -501,6 +544,20 @@ def build_parser() -> argparse.ArgumentParser:
                     "(default 10000 at paper scale)")
     rp.add_argument("--out", help="HTML file (default reports/SUITE.html)")
     rp.set_defaults(func=cmd_report)
+
+    ab = sub.add_parser("ablations", help="the study's ablation figures: run tables and report",
+                        description="Expand `ablations:` of the workflow config at a scale (or "
+                        "read the expansion from --plan) and write each figure's run table "
+                        "(--table) and/or reports/ablations.html (--out) from the run files.")
+    ab.add_argument("--scale", help="smoke | quick | paper (default: the config's scale)")
+    ab.add_argument("--config", default="workflows/config.yaml", help="workflow config (default %(default)s)")
+    ab.add_argument("--plan", help="the expanded plan as JSON (the workflow passes it; overrides --config)")
+    ab.add_argument("--figure", action="append", help="only this figure (repeatable; default all)")
+    ab.add_argument("--runs", help="runs root (default results/runs/SCALE)")
+    ab.add_argument("--stats", help="dataset stats root holding SUITE/ (default datasets/stats/SCALE)")
+    ab.add_argument("--table", help="CSV: one row per panel, line and seed")
+    ab.add_argument("--out", help="HTML report, e.g. reports/ablations.html")
+    ab.set_defaults(func=cmd_ablations)
 
     st = sub.add_parser("status", help="state, progress and ETA of the workflow's planned runs",
                         description="Every run workflows/config.yaml plans at a scale: not "

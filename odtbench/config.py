@@ -134,6 +134,13 @@ class RunConfig:
     seed: int
     hyperparameters: dict[str, Any]
     sources: dict[str, str] = field(default_factory=dict)
+    # a sweep's run (`TD3+ODT@rl_coeff=0.01`): its method directory; "" = the method's own
+    variant: str = ""
+
+    @property
+    def method_dir(self) -> str:
+        """The run's method directory: the sweep's name, else the method."""
+        return self.variant or self.method
 
     @property
     def suite(self) -> str:
@@ -209,13 +216,20 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
 
 def resolve(task_key: str, method: str, scale: str, seed: int = 0,
             overrides: Mapping[str, Any] | None = None) -> RunConfig:
-    """Resolve the hyperparameters of one run; raises one-line errors for bad names."""
+    """Resolve the hyperparameters of one run; raises one-line errors for bad names.
+
+    `method` may name a sweep's run (`TD3+ODT@rl_coeff=0.01`, odtbench.workflow_plan): the
+    method, then values that win over `overrides`, so the run directory's name always says
+    what ran."""
     from odtbench.methods import get_method
     from odtbench.tasks import get_task
+    from odtbench.workflow_plan import split_variant
 
     if scale not in SCALES:
         raise UnknownChoiceError("scale", scale, SCALES)
     task = get_task(task_key)
+    variant = method
+    method, swept = split_variant(method)
     spec = get_method(method)
     lay = _Layers(spec)
     lay.generic(DEFAULTS, SRC_CODE, {**{k: SRC_PROTOCOL for k in schema_types(Protocol)},
@@ -246,7 +260,7 @@ def resolve(task_key: str, method: str, scale: str, seed: int = 0,
                 scaled[k] = min(scaled[k], hp[k])
         lay.generic(scaled, SRC_SCALE.format(scale=scale))
     lay.own(spec.scale_presets.get(scale, {}), f"method preset {spec.name} (scale {scale})")
-    user = dict(overrides or {})
+    user = {**(overrides or {}), **swept}
     for k in sorted(user):
         if k not in lay.types:
             if k in _all_known_keys():
@@ -254,7 +268,8 @@ def resolve(task_key: str, method: str, scale: str, seed: int = 0,
                                     f"key); `odtbench config --method {spec.name!r}` lists its keys")
             raise UnknownChoiceError("hyperparameter", k, lay.types)
     before = dict(hp)
-    lay.own(user, "user override")
+    lay.own({k: v for k, v in user.items() if k not in swept}, "user override")
+    lay.own(swept, f"sweep value (run {variant})")
     check_hyperparameters(hp, before)  # per-key range and choices (odtbench/hpcheck.py)
     for k, v in hp.items():
         check_value(k, v, lay.types[k], spec.name)
@@ -262,4 +277,4 @@ def resolve(task_key: str, method: str, scale: str, seed: int = 0,
         build(spec.hyperparameters, hp, spec.name)  # complete, typed, and the schema's checks
     src = lay.src
     return RunConfig(task_key=task.key, method=spec.name, scale=scale, seed=int(seed),
-                     hyperparameters=hp, sources=src)
+                     hyperparameters=hp, sources=src, variant=variant if swept else "")

@@ -38,6 +38,8 @@ CURVE_COLUMNS: tuple[str, ...] = contract.columns("curve")
 DIAGNOSTIC_COLUMNS: tuple[str, ...] = contract.columns("diagnostics")
 _INT_COLUMNS = ("iteration", "online_transitions", "gradient_steps")
 _SEED_DIR = re.compile(r"^seed(\d+)$")
+# A sweep's run directory is `<method>@<key>=<value>,...` (odtbench.workflow_plan.variant_name).
+VARIANT_SEP = "@"
 # Scores are written with full float precision, but writers may round the curve: compare loosely.
 _SCORE_TOL = 1e-3
 
@@ -369,14 +371,17 @@ def load_run(path: str | os.PathLike) -> RunRecord:
     return validate_run(path)
 
 
-def iter_runs(runs_root: str | os.PathLike, suite: str) -> Iterator[Path]:
+def iter_runs(runs_root: str | os.PathLike, suite: str, *,
+              variants: bool = False) -> Iterator[Path]:
     """Run directories `<runs_root>/<suite>/<dataset>/<method>/seed<k>` that hold a config.json,
-    sorted by dataset, method, seed number."""
+    sorted by dataset, method, seed number. A sweep's runs (`<method>@<key>=<value>/`,
+    docs/ablations.md) are another configuration of their method: left out unless
+    `variants`, so a suite's tables never mix them with the method's own runs."""
     base = Path(runs_root) / suite
     found = []
     for cfg in base.glob("*/*/seed*/config.json"):
         m = _SEED_DIR.match(cfg.parent.name)
-        if m:
+        if m and (variants or VARIANT_SEP not in cfg.parent.parent.name):
             found.append((cfg.parent.parent.parent.name, cfg.parent.parent.name, int(m.group(1)),
                           cfg.parent))
     yield from (p for *_, p in sorted(found))

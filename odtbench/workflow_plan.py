@@ -7,9 +7,14 @@ Snakemake. Paths of a run's files are here too, so both agree on where a run liv
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from odtbench.errors import OdtbenchError, UnknownChoiceError
+from odtbench.results import VARIANT_SEP
 
 CONFIG_FILE = Path("workflows/config.yaml")
 SCHEMA_FILE = Path("workflows/schemas/config.schema.yaml")
@@ -136,6 +141,153 @@ def load_config(path: Path | str = CONFIG_FILE, schema_file: Path | str = SCHEMA
     return config
 
 
+# ----------------------------------------------------------------------------- sweeps
+
+# A run of a sweep lives in its own method directory, `<method>@<key>=<value>,...`: the base
+# method, then its fixed and swept overrides sorted by key. The name alone says what the run
+# is, so a changed value is a new directory and leaves every other run alone.
+_VARIANT_TEXT = re.compile(r"^[A-Za-z0-9_.+-]+$")  # filesystem- and wildcard-safe
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 10 and 10.0 are one run, not two
+    text = value if isinstance(value, str) else json.dumps(value)
+    if not _VARIANT_TEXT.match(text):
+        raise OdtbenchError(f"sweep value {value!r} cannot be part of a run directory name; use "
+                            "a number, true/false or a plain word")
+    return text
+
+
+def variant_name(method: str, overrides: Mapping[str, Any]) -> str:
+    """`method` (no overrides) or `method@k1=v1,k2=v2` (keys sorted): a run's method directory."""
+    if VARIANT_SEP in method:
+        raise OdtbenchError(f"method name {method!r} contains {VARIANT_SEP!r}, which marks a sweep's "
+                            "run directory; rename the method")
+    if not overrides:
+        return method
+    return method + VARIANT_SEP + ",".join(f"{k}={_value_text(overrides[k])}" for k in sorted(overrides))
+
+
+def split_variant(name: str) -> tuple[str, dict[str, Any]]:
+    """The inverse of variant_name: (method, overrides), values read as `--set` reads them."""
+    from odtbench.config import parse_overrides
+
+    method, sep, rest = name.partition(VARIANT_SEP)
+    return method, (parse_overrides(rest.split(",")) if sep else {})
+
+
+def _expand_tasks(task: str) -> list[tuple[str, str]]:
+    """"suite/dataset" or "suite/all" (every dataset of the suite) -> [(suite, dataset)]."""
+    from odtbench.tasks import list_suites, list_tasks
+
+    suite, sep, dataset = task.partition("/")
+    if not sep or not suite or not dataset:
+        raise OdtbenchError(f"ablation task {task!r}: expected suite/dataset or suite/all")
+    names([suite], list_suites(), "suite of an ablation task")
+    datasets = [t.dataset for t in list_tasks(suite)]
+    return [(suite, d) for d in names("all" if dataset == "all" else [dataset], datasets,
+                                      f"{suite} dataset of an ablation task")]
+
+
+# Keys a figure sets for all its panels and a panel may override (config schema: ablation).
+_PANEL_KEYS = ("method", "methods", "sweep", "set", "legend", "y", "x", "x_max")
+
+
+def _lines(cell: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
+    """The legend lines of one panel: one per method (`methods`), or one per value of the
+    swept key (`method` + `sweep`), each with its fixed overrides (`set`)."""
+    fixed = dict(cell.get("set") or {})
+    sweep = dict(cell.get("sweep") or {})
+    if len(sweep) > 1:
+        raise OdtbenchError(f"{where}: sweep one hyperparameter per figure, got {sorted(sweep)}")
+    if bool(cell.get("methods")) == bool(cell.get("method")):
+        raise OdtbenchError(f"{where}: give either `methods` (a comparison) or `method` "
+                            "(a sweep's base method)")
+    if cell.get("methods"):
+        if sweep:
+            raise OdtbenchError(f"{where}: a sweep has one base `method`, not `methods`")
+        combos = [(m, dict(fixed)) for m in cell["methods"]]
+    else:
+        key, values = next(iter(sweep.items())) if sweep else (None, [None])
+        combos = [(cell["method"], {**fixed, **({key: v} if key else {})}) for v in values]
+    legend = cell.get("legend") or ("{method}" if cell.get("methods") or not sweep
+                                    else f"{next(iter(sweep))}={{{next(iter(sweep))}}}")
+    out = []
+    for method, overrides in combos:
+        try:
+            label = legend.format(method=method, **overrides)
+        except (KeyError, IndexError) as err:
+            raise OdtbenchError(f"{where}: legend {legend!r} names {err}, which is neither "
+                                "`method` nor a swept or fixed key") from None
+        out.append({"label": label, "method": method, "overrides": overrides,
+                    "run_method": variant_name(method, overrides)})
+    return out
+
+
+def ablation_plan(config: Mapping[str, Any], scale: str) -> dict[str, Any]:
+    """The study's ablation figures that `ablations:` selects at `scale`, expanded into
+    figures -> panels (one per figure cell) -> lines (one per method or swept value), with
+    each line's run directory name (`run_method`) and the seeds. Lines whose method is not
+    registered but listed under `pending_methods` are kept with `pending: True` (the report
+    shows them as not runnable yet) and plan no run; any other unknown name is an error.
+
+    JSON-serialisable: the workflow passes it to `odtbench ablations --plan`."""
+    block = config.get("ablations") or {}
+    figures = block.get("figures") or {}
+    sel = (block.get("scales") or {}).get(scale) or {}
+    chosen = names(sel.get("figures", "all"), list(figures), f"ablation figure (ablations/scales/{scale})")
+    known = known_methods(config)
+    pending = set(block.get("pending_methods") or ())
+    seeds = next(s for s in (config.get("seeds"), sel.get("seeds"),
+                             config["scales"][scale]["seeds"]) if s is not None)
+    out = []
+    for fig_name in chosen:
+        fig = figures[fig_name]
+        panels = []
+        for i, panel in enumerate(fig["panels"]):
+            cell = {**{k: fig[k] for k in _PANEL_KEYS if k in fig}, **panel}
+            if "methods" in panel:
+                cell.pop("method", None)
+            if "method" in panel:
+                cell.pop("methods", None)
+            where = f"ablations/figures/{fig_name}/panels/{i}"
+            lines = _lines(cell, where)
+            for line in lines:
+                if line["method"] not in known and line["method"] not in pending:
+                    raise UnknownChoiceError(f"method ({where})", line["method"], known)
+                line["pending"] = line["method"] not in known
+            for suite, dataset in _expand_tasks(panel["task"]):
+                panels.append({"suite": suite, "dataset": dataset, "y": cell.get("y", "score"),
+                               "x": cell.get("x", "online_transitions"), "x_max": cell.get("x_max"),
+                               "title": cell.get("title") or dataset,
+                               "lines": [dict(line) for line in lines]})
+        if sel.get("panels"):
+            panels = panels[:sel["panels"]]
+        if sel.get("lines"):
+            for p in panels:
+                p["lines"] = p["lines"][:sel["lines"]]
+        out.append({"figure": fig_name, "title": fig.get("title", fig_name),
+                    "caption": fig.get("caption", ""), "study": fig.get("study", ""),
+                    "panels": panels})
+    return {"scale": scale, "seeds": seed_list(seeds), "figures": out}
+
+
+def ablation_runs(plan: Mapping[str, Any], figure: str | None = None) -> list[tuple[str, str, str, int]]:
+    """(suite, dataset, run_method, seed) of every runnable line of the plan (of one figure),
+    each once, in plan order."""
+    seen: dict[tuple[str, str, str, int], None] = {}
+    for fig in plan["figures"]:
+        if figure is not None and fig["figure"] != figure:
+            continue
+        for panel in fig["panels"]:
+            for line in panel["lines"]:
+                if not line["pending"]:
+                    for seed in plan["seeds"]:
+                        seen[(panel["suite"], panel["dataset"], line["run_method"], seed)] = None
+    return list(seen)
+
+
 __all__ = ["load_config", "plan", "configured_suites", "suite_config", "names", "seed_list",
            "external_methods", "known_methods", "schema_error", "STATS", "RUN_DIR", "SUMMARY", "BENCHMARK",
-           "JOB_LOG"]
+           "JOB_LOG", "VARIANT_SEP", "variant_name", "split_variant", "ablation_plan", "ablation_runs"]

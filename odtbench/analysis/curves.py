@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.artist import Artist
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from odtbench.analysis.common import close, method_color, save_figure, sort_methods
@@ -125,34 +126,55 @@ def plot_curves(stats: pd.DataFrame, *, suite: str, datasets: Sequence[str] | No
             if d is None:
                 ax.set_axis_off()
                 continue
-            for m in methods:
-                s = stats[(stats["dataset"] == d) & (stats["method"] == m)]
-                if s.empty:
-                    continue
-                col = method_color(m)
-                ax.plot(s["x"], s["mean"], color=col, lw=1.5, label=m)
-                lo, hi = s["mean"] - s["std"], s["mean"] + s["std"]
-                if limits is not None:
-                    lo, hi = lo.clip(lower=limits[0]), hi.clip(upper=limits[1])
-                ax.fill_between(s["x"], lo, hi, color=col, alpha=0.18, lw=0)
+            draw_lines(ax, stats[stats["dataset"] == d], methods,
+                       {m: method_color(m) for m in methods}, limits)
             ax.set_title(d, fontsize=10)
-            ax.grid(alpha=0.3)
-            ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
-            if j == 0:
-                ax.set_ylabel(ylabel)
-            if i == nr - 1:
-                ax.set_xlabel("Online Transitions")
-    seen: dict[str, Artist] = {}
-    for ax in axes.flat:
-        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            seen.setdefault(lab, h)
-    handles = [seen[m] for m in methods if m in seen]
-    if handles:
-        fig.legend(handles, [m for m in methods if m in seen], loc="outside lower center",
-                   ncol=min(len(handles), 7), frameon=False)
+            style_axis(ax, ylabel=ylabel if j == 0 else None,
+                       xlabel="Online Transitions" if i == nr - 1 else None)
+    shared_legend(fig, axes.flat, methods)
     if title:
         fig.suptitle(title)
     return fig
+
+
+def draw_lines(ax: Axes, stats: pd.DataFrame, lines: Sequence[str], colors: Mapping[str, str],
+               limits: tuple[float, float] | None = None) -> int:
+    """One panel: each of `lines` (values of stats' `method` column) as its mean with a ± std
+    band (clipped to `limits`). Returns how many lines had data."""
+    drawn = 0
+    for m in lines:
+        s = stats[stats["method"] == m]
+        if s.empty:
+            continue
+        ax.plot(s["x"], s["mean"], color=colors[m], lw=1.5, label=m)
+        lo, hi = s["mean"] - s["std"], s["mean"] + s["std"]
+        if limits is not None:
+            lo, hi = lo.clip(lower=limits[0]), hi.clip(upper=limits[1])
+        ax.fill_between(s["x"], lo, hi, color=colors[m], alpha=0.18, lw=0)
+        drawn += 1
+    return drawn
+
+
+def style_axis(ax: Axes, *, ylabel: str | None, xlabel: str | None) -> None:
+    """The study's axes: grid, scientific x ticks, labels on the outer panels only."""
+    ax.grid(alpha=0.3)
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if xlabel:
+        ax.set_xlabel(xlabel)
+
+
+def shared_legend(fig: Figure, axes: Iterable[Axes], order: Sequence[str]) -> None:
+    """One legend for the figure, in `order`, of every line drawn in any panel."""
+    seen: dict[str, Artist] = {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            seen.setdefault(lab, h)
+    handles = [seen[m] for m in order if m in seen]
+    if handles:
+        fig.legend(handles, [m for m in order if m in seen], loc="outside lower center",
+                   ncol=min(len(handles), 7), frameon=False)
 
 
 def write_curve_figures(stats: pd.DataFrame, out_stem: str | os.PathLike, *, suite: str,

@@ -25,7 +25,8 @@ SCORE_COLUMNS = [
 ALL_STATUSES = ("complete", "diverged", "incomplete", "missing")
 
 
-def _row(rec: RunRecord, runs_root: Path) -> dict:
+def score_row(rec: RunRecord, runs_root: Path) -> dict:
+    """One run's row of the scores table (SCORE_COLUMNS)."""
     cfg, s = rec.config, rec.summary or {}
     ds, ref = (s or cfg)["dataset_info"], (s or cfg)["reference"]
     info = task_info(cfg["suite"], cfg["dataset"])
@@ -90,7 +91,7 @@ def build_scores(runs_root: str | os.PathLike, suite: str, *,
         if rec.config["suite"] != suite:
             raise OdtbenchError(f"{rec.path / 'config.json'}: field 'suite' is "
                                 f"{rec.config['suite']!r} but the run lies under suite {suite!r}")
-        rows.append(_row(rec, runs_root))
+        rows.append(score_row(rec, runs_root))
     have = {(r["dataset"], r["method"], r["seed"]) for r in rows}
     for dataset, method, seed in expected or ():
         if (dataset, method, int(seed)) not in have:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["render_report"]
+__all__ = ["render_ablations", "render_report"]
 
 
 def __getattr__(name: str) -> Any:
@@ -13,4 +13,8 @@ def __getattr__(name: str) -> Any:
         from odtbench.report.render import render_report
 
         return render_report
+    if name == "render_ablations":
+        from odtbench.report.render import render_ablations
+
+        return render_ablations
     raise AttributeError(f"module 'odtbench.report' has no attribute {name!r}")

@@ -328,3 +328,77 @@ def render_report(suite: str, runs_root: str | os.PathLike = "results/runs",
     }
     html = _env().get_template("report.html.j2").render(**ctx)
     return atomic_write_text(out_html, html)
+
+
+def ablation_banner(table: pd.DataFrame, hyperparameters: list[dict],
+                    recipes: Mapping[str, dict] | None = None) -> list[str]:
+    """The suite reports' banner (comparability_notes) for the ablations' runs, per suite:
+    the figures span suites, whose reasons differ (stand-in data, budgets)."""
+    notes: list[str] = []
+    done = table[table["status"].isin(["complete", "diverged", "incomplete"])]
+    for suite, g in done.groupby("suite", sort=True):
+        for note in comparability_notes(g, hyperparameters, dict(recipes or {})):
+            line = f"{suite}: {note}"
+            if line not in notes:
+                notes.append(line)
+    pending = sorted(set(table.loc[table["status"] == "pending", "method"]))
+    if pending:
+        notes.append(f"Methods not registered in this build, so their lines have no runs: "
+                     f"{', '.join(pending)}.")
+    return notes
+
+
+def render_ablations(plan: Mapping[str, Any], runs_root: str | os.PathLike,
+                     out_html: str | os.PathLike = "reports/ablations.html", *,
+                     dataset_stats: str | os.PathLike | None = None,
+                     title: str | None = None) -> Path:
+    """Render reports/ablations.html: each of the plan's figures (odtbench.workflow_plan.
+    ablation_plan) drawn from the runs under runs_root (results/runs/<scale>), with its lines'
+    scores, the banner of the suite reports and the protocol."""
+    from odtbench.analysis import ablations as ab
+
+    records = ab.load_plan_records(plan, runs_root)
+    seeds = [int(s) for s in plan["seeds"]]
+    figures, tables_ = [], []
+    for fig in plan["figures"]:
+        table = ab.figure_table(fig, seeds, records, runs_root)
+        tables_.append(table)
+        drawn = ab.plot_figure(fig, seeds, records)
+        uri = figure_data_uri(drawn)
+        close(drawn)
+        summary = ab.line_summary(table)
+        lines = []
+        for row in _records(summary):
+            panel = fig["panels"][int(row["panel"])]
+            lines.append({**row, "suite": panel["suite"], "y": panel["y"],
+                          "x_max": panel.get("x_max")})
+        figures.append({"figure": fig["figure"], "title": fig["title"], "study": fig.get("study"),
+                        "caption": fig.get("caption"), "uri": uri, "lines": lines})
+    every = (pd.concat(tables_, ignore_index=True) if tables_
+             else pd.DataFrame(columns=ab.TABLE_COLUMNS))
+    # a run shared by two figures (TD3+ODT in Figs. 9 and 11) counts once
+    runs = every.drop_duplicates(["suite", "dataset", "run_method", "seed"])
+    status_counts = runs["status"].value_counts().reindex(
+        ["complete", "diverged", "incomplete", "missing", "pending"], fill_value=0).to_dict()
+    recipes: dict[str, dict] = {}
+    for suite in sorted(set(runs["suite"].dropna())):
+        if dataset_stats is not None:
+            recipes.update(_load_recipes(Path(dataset_stats) / suite))
+    provs = [r.config.get("provenance", {}) for r in records.values()]
+    sources = runs[runs["dataset_source"].notna()].drop_duplicates(["suite", "dataset"])
+    ctx = {
+        "title": title or "odtbench report — the study's ablations",
+        "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "odtbench_version": odtbench.__version__,
+        "scale": plan["scale"], "seeds": seeds, "n_runs": len(runs),
+        "status_counts": status_counts,
+        "banner": ablation_banner(runs, [r.config.get("hyperparameters", {})
+                                         for r in records.values()], recipes),
+        "figures": figures,
+        "datasets": [{"task": f"{r['suite']}/{r['dataset']}", "source": r["dataset_source"]}
+                     for r in _records(sources)],
+        "git_commits": sorted({str(p.get("git_commit")) for p in provs}),
+        "git_dirty": any(p.get("git_dirty") for p in provs),
+    }
+    html = _env().get_template("ablations.html.j2").render(**ctx)
+    return atomic_write_text(out_html, html)

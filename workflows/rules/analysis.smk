@@ -69,3 +69,51 @@ rule report:
     shell:
         "odtbench report --suite {wildcards.suite} --scale {params.scale}"
         " --results {params.results:q} --figures {input.figures:q} --out {output:q} > {log:q} 2>&1"
+
+
+# The study's ablation figures (docs/ablations.md): `ablations:` of the config, expanded by
+# odtbench.workflow_plan.ablation_plan. One run table per figure (its plan is the param, so
+# editing one figure rebuilds only its table), then one report of every figure. The runs are
+# the `run` rule's, in sweep directories `<method>@<key>=<value>` where a line sets values.
+
+
+rule ablation_table:
+    input:
+        summaries=lambda wc: ablation_files(SUMMARY, wc.figure),
+        code=ANALYSIS_CODE,
+    output:
+        "results/ablations/{figure}.csv",
+    log:
+        "logs/analysis/ablations/{figure}.log",
+    conda:
+        "../envs/odtbench.yaml"
+    threads: 1
+    params:
+        plan=lambda wc: ablation_plan_json(wc.figure),
+    shell:
+        "odtbench ablations --plan {params.plan:q} --table {output:q} > {log:q} 2>&1"
+
+
+rule ablations_report:
+    input:
+        tables=lambda wc: expand(
+            "results/ablations/{figure}.csv", figure=ablation_figures()
+        ),
+        summaries=lambda wc: ablation_files(SUMMARY),
+        datasets=lambda wc: ablation_files(STATS),
+        code=ANALYSIS_CODE + REPORT_CODE,
+    output:
+        "reports/ablations.html",
+    log:
+        "logs/analysis/ablations/report.log",
+    conda:
+        "../envs/odtbench.yaml"
+    threads: 1
+    params:
+        plan=lambda wc: ablation_plan_json(),
+    shell:
+        "odtbench ablations --plan {params.plan:q} --out {output:q} > {log:q} 2>&1"
+
+
+# reports/ablations.html is not a suite's report
+ruleorder: ablations_report > report

@@ -78,7 +78,9 @@ def configured_suites():
 def resolved_hyperparameters(scale, suite, dataset, method):
     """The resolved hyperparameters of a run as canonical JSON. A run rule's params: when they
     change (a preset, a scale, an override), Snakemake's params trigger re-runs exactly the
-    runs they belong to; the seed is not among them."""
+    runs they belong to; the seed is not among them. `method` may be a sweep's run directory
+    name (`TD3+ODT@rl_coeff=0.01`): resolve reads its values, which win over the overrides.
+    """
     from odtbench.config import resolve
 
     cfg = resolve(
@@ -86,15 +88,50 @@ def resolved_hyperparameters(scale, suite, dataset, method):
         method,
         scale,
         0,
-        config["hyperparameters"].get(method, {}),
+        config["hyperparameters"].get(wp.split_variant(method)[0], {}),
     )
     return json.dumps(cfg.hyperparameters, sort_keys=True, default=str)
 
 
 def set_args(method):
-    """The workflow's overrides of `method` as `odtbench run --set` arguments."""
-    items = sorted(config["hyperparameters"].get(method, {}).items())
+    """The workflow's overrides of `method` (of a sweep's base method) as `odtbench run
+    --set` arguments; a sweep's own values travel in its name (`--method TD3+ODT@...`).
+    """
+    items = sorted(
+        config["hyperparameters"].get(wp.split_variant(method)[0], {}).items()
+    )
     return " ".join(shlex.quote(f"--set={k}={json.dumps(v)}") for k, v in items)
+
+
+@cache
+def ablation_plan():
+    """The ablation figures at the configured scale (odtbench.workflow_plan.ablation_plan)."""
+    return wp.ablation_plan(config, SCALE)
+
+
+def ablation_figures():
+    return [f["figure"] for f in ablation_plan()["figures"]]
+
+
+def ablation_files(pattern, figure=None):
+    """`pattern` (SUMMARY, BENCHMARK, STATS) of every run of the ablation figures (of one)."""
+    runs = wp.ablation_runs(ablation_plan(), figure)
+    return sorted(
+        {
+            pattern.format(scale=SCALE, suite=s, dataset=d, method=m, seed=k)
+            for s, d, m, k in runs
+        }
+    )
+
+
+def ablation_plan_json(figure=None):
+    """The plan (of one figure) as the JSON `odtbench ablations --plan` reads; a rule's
+    param, so editing one figure's config rebuilds only that figure's table (and the report).
+    """
+    p = ablation_plan()
+    if figure is not None:
+        p = {**p, "figures": [f for f in p["figures"] if f["figure"] == figure]}
+    return json.dumps(p, sort_keys=True)
 
 
 def check_config():
@@ -102,6 +139,7 @@ def check_config():
     hyperparameter value checked: odtbench/hpcheck.py), so mistakes
     surface here, before any job deletes or runs anything, as one line naming the fix.
     """
+    from odtbench.errors import OdtbenchError
     from odtbench.tasks import list_suites
 
     _names(
@@ -120,6 +158,19 @@ def check_config():
             for method in p["methods"]:
                 if method not in external:
                     resolved_hyperparameters(SCALE, suite, dataset, method)
+    for scale in config["scales"]:
+        wp.ablation_plan(config, scale)  # every scale's figures expand
+    for suite, dataset, method, _ in wp.ablation_runs(ablation_plan()):
+        if suite not in configured_suites():
+            raise OdtbenchError(
+                f"ablation run {suite}/{dataset}/{method}: suite {suite!r} is not configured "
+                f"at scale {SCALE} (scales/{SCALE}/suites), which sets its run resources"
+            )
+        if wp.split_variant(method)[0] in external:
+            raise OdtbenchError(
+                f"ablation method {method!r} is external; sweeps run odtbench methods only"
+            )
+        resolved_hyperparameters(SCALE, suite, dataset, method)
 
 
 def check_device_here():
