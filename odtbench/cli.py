@@ -405,9 +405,9 @@ def cmd_ablations(args: argparse.Namespace) -> int:
         raise OdtbenchError("give --table CSV (the figures' run table) or --out HTML (the "
                             "report), or both")
     if args.table:
-        from odtbench.analysis import ablations as ab
-
         import pandas as pd
+
+        from odtbench.analysis import ablations as ab
 
         records = ab.load_plan_records(plan, runs)
         seeds = [int(s) for s in plan["seeds"]]

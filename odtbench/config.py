@@ -271,6 +271,11 @@ def resolve(task_key: str, method: str, scale: str, seed: int = 0,
     lay.own({k: v for k, v in user.items() if k not in swept}, "user override")
     lay.own(swept, f"sweep value (run {variant})")
     check_hyperparameters(hp, before)  # per-key range and choices (odtbench/hpcheck.py)
+    if hp.get("eval_context_len", 0) > hp.get("context_len", float("inf")):
+        # the DT acts on at most context_len steps: stop now, not after pretraining
+        raise OdtbenchError(f"eval_context_len {hp['eval_context_len']} exceeds context_len "
+                            f"{hp['context_len']} ({spec.name} on {task.key}, scale {scale}); "
+                            "the DT is trained on at most context_len steps: raise context_len")
     for k, v in hp.items():
         check_value(k, v, lay.types[k], spec.name)
     if spec.hyperparameters is not None:

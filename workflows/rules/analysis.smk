@@ -60,6 +60,8 @@ rule report:
         "reports/{suite}.html",
     log:
         "logs/analysis/{suite}/report.log",
+    wildcard_constraints:
+        suite=r"(?!ablations(?![\w-]))[\w-]+",  # reports/ablations.html: rule ablations_report
     conda:
         "../envs/odtbench.yaml"
     threads: 1
@@ -113,7 +115,3 @@ rule ablations_report:
         plan=lambda wc: ablation_plan_json(),
     shell:
         "odtbench ablations --plan {params.plan:q} --out {output:q} > {log:q} 2>&1"
-
-
-# reports/ablations.html is not a suite's report
-ruleorder: ablations_report > report
