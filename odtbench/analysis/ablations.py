@@ -164,9 +164,13 @@ def plot_figure(fig: Mapping[str, Any], seeds: list[int],
             panel = panels[i]
             labels = [line["label"] for line in panel["lines"]]
             drawn = draw_lines(ax, panel_stats(panel, seeds, records), labels, colors)
+            pending = list(dict.fromkeys(ln["method"] for ln in panel["lines"] if ln["pending"]))
             if not drawn:
                 ax.text(0.5, 0.5, empty_reason(panel), ha="center", va="center", wrap=True,
                         fontsize=8, color="#b42318", transform=ax.transAxes)
+            elif pending:  # the panel shows some of its lines: say which are missing
+                ax.text(0.02, 0.02, "not registered: " + ", ".join(pending), fontsize=7,
+                        color="#b42318", transform=ax.transAxes)
             ax.set_title(panel["title"], fontsize=10)
             style_axis(ax, ylabel=("Normalized Reward" if panel["y"] == "score"
                                    else panel["y"].replace("_", " ")) if c == 0 or
