@@ -86,9 +86,10 @@ def test_examples_are_found():
 
 @pytest.mark.parametrize("where, command", [e for e in EXAMPLES if e[1].startswith("odtbench ")])
 def test_odtbench_examples_parse(where, command, capsys):
-    from odtbench.config import SCALES
+    from odtbench.config import SCALES, resolve
     from odtbench.methods import get_method
     from odtbench.tasks import get_task, list_suites
+    from odtbench.workflow_plan import split_variant
 
     argv = shlex.split(command)[1:]
     try:
@@ -100,7 +101,10 @@ def test_odtbench_examples_parse(where, command, capsys):
     if getattr(args, "task", None):
         get_task(args.task)
     if getattr(args, "method", None):
-        get_method(args.method)
+        # a sweep's run (`TD3+ODT@rl_coeff=0.01`, docs/ablations.md): its method, and its keys
+        get_method(split_variant(args.method)[0])
+        if getattr(args, "task", None) and getattr(args, "scale", None):
+            resolve(args.task, args.method, args.scale)
     if getattr(args, "suite", None):
         assert args.suite in list_suites(), f"{where}: {command}"
 
