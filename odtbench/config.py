@@ -171,12 +171,14 @@ class _Layers:
             if k in self.types:
                 self.hp[k], self.src[k] = v, (per_key or {}).get(k, source)
 
-    def own(self, values: Mapping[str, Any], source: str) -> None:
+    def own(self, values: Mapping[str, Any], source: str,
+            per_key: Mapping[str, str] | None = None) -> None:
         for k, v in values.items():
             if k not in self.types:
                 raise OdtbenchError(f"{source} sets {k!r}, which {self.spec.name} does not have "
                                     f"(family {self.spec.family}); remove it from the preset")
-            self.hp[k], self.src[k] = v, source
+            self.hp[k] = v
+            self.src[k] = f"{source}: {per_key[k]}" if per_key and k in per_key else source
 
 
 def method_keys(spec: Any) -> dict[str, type]:
@@ -240,7 +242,7 @@ def resolve(task_key: str, method: str, scale: str, seed: int = 0,
         lay.generic(DOMAINS.get(task.domain, {}), SRC_TAB9)
         if task.quality == "random":
             lay.generic(RANDOM_DATASET, "paper Tab. 8 (>=1000 steps/epoch on random data)")
-    lay.own(spec.preset, f"method preset {spec.name}")
+    lay.own(spec.preset, f"method preset {spec.name}", spec.preset_sources)
     lay.own(spec.suite_presets.get(task.suite, {}), f"method preset {spec.name} ({task.suite})")
     hp = lay.hp
     if task.domain == "toy":

@@ -8,8 +8,9 @@ its own family and no other. The values of every layer live in `odtbench.config`
 
 Families: `Protocol` (what every method shares: the budget and the evaluation; also the
 schema of external methods), `TrajectoryTransformer` (the transformer and iteration keys
-the DT family and PDT share), `DTHyperparameters` (ODT, TD3+ODT, DDPG+ODT, TD3:
-docs/methods/dt-family.md). The baselines declare theirs next to their specs
+the DT family and PDT share), `DTHyperparameters` (ODT, TD3+ODT, DDPG+ODT, TD3, SAC+ODT,
+SAC: docs/methods/dt-family.md) and its extensions for the RL kinds with keys of their own
+(IQL+ODT, AWAC, AWR, PPO). The baselines declare theirs next to their specs
 (`odtbench_baselines`).
 """
 
@@ -23,6 +24,12 @@ from functools import cache
 from typing import Any
 
 from odtbench.errors import OdtbenchError
+
+# The DT agent's RL-gradient kinds (docs/methods/dt-family.md §4, docs/methods/<method>.md).
+# Here, not in the agent's module, so that config checks need no torch import.
+RL_KINDS = ("td3", "ddpg", "none", "sac", "iql", "awac", "awr", "ppo")
+# Kinds whose RL term needs log pi, i.e. the squashed-Gaussian head.
+STOCHASTIC_RL_KINDS = ("sac", "awac", "awr", "ppo")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,6 +113,40 @@ class DTHyperparameters(TrajectoryTransformer):
         if self.n_critics < 1 or self.actor_update_interval < 1:
             raise OdtbenchError("n_critics and actor_update_interval must be >= 1")
         super().__post_init__()
+
+
+@dataclass(frozen=True, kw_only=True)
+class IQLODTHyperparameters(DTHyperparameters):
+    """IQL+ODT (docs/methods/iql-odt.md): expectile V, advantage-weighted DT term."""
+
+    iql_expectile: float
+    iql_temperature: float  # beta in exp(beta (Q - V))
+    iql_max_weight: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class AWACHyperparameters(DTHyperparameters):
+    """AWAC on the DT (docs/methods/awac.md)."""
+
+    awac_lambda: float  # w = exp(A / lambda)
+    awac_max_weight: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class AWRHyperparameters(DTHyperparameters):
+    """AWR on the DT (docs/methods/awr.md)."""
+
+    awr_beta: float  # w = exp(A / beta)
+    awr_max_weight: float
+    awr_lambda: float  # TD(lambda) of the value targets
+
+
+@dataclass(frozen=True, kw_only=True)
+class PPOHyperparameters(DTHyperparameters):
+    """PPO on the DT (docs/methods/ppo.md)."""
+
+    ppo_clip: float  # epsilon of the clipped surrogate
+    ppo_lambda: float  # lambda of the advantage's value targets
 
 
 @cache

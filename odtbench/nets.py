@@ -299,12 +299,16 @@ class QEnsemble(nn.Module):
                 x = F.relu(x, inplace=True)  # x is a fresh baddbmm / layer_norm output
         return x.squeeze(-1)
 
-    def forward(self, states: Tensor, actions: Tensor) -> Tensor:
-        """states (..., S), actions (..., A) -> Q values (n_critics, ...)."""
+    def forward(self, states: Tensor, actions: Tensor, detach_params: bool = False) -> Tensor:
+        """states (..., S), actions (..., A) -> Q values (n_critics, ...). detach_params: as q1.
+        With act_dim 0 (an empty action) this is a state-value net V(s)."""
         x = torch.cat((states, actions), dim=-1)
         lead = x.shape[:-1]
         x = x.reshape(1, -1, x.shape[-1]).expand(self.n_critics, -1, -1)
-        return self._mlp(x, list(self.weights), list(self.biases)).reshape(self.n_critics, *lead)
+        ws, bs = list(self.weights), list(self.biases)
+        if detach_params:
+            ws, bs = [w.detach() for w in ws], [b.detach() for b in bs]
+        return self._mlp(x, ws, bs).reshape(self.n_critics, *lead)
 
     def q1(self, states: Tensor, actions: Tensor, detach_params: bool = False) -> Tensor:
         """Q1 only, shape (...). detach_params: gradients flow to the inputs, not the critic."""

@@ -36,6 +36,9 @@ SUMMARY_SCHEMA: str = contract.load_schema("summary")["properties"]["schema"]["c
 CURVE_COLUMNS: tuple[str, ...] = contract.columns("curve")
 # diagnostics.csv: one row per evaluation of a DT-family run (odtbench/diagnostics.py).
 DIAGNOSTIC_COLUMNS: tuple[str, ...] = contract.columns("diagnostics")
+# Columns added after files were written without them (always last): a file whose header
+# lacks them reads with them empty (docs/contracts.md §1).
+ADDED_COLUMNS: dict[str, tuple[str, ...]] = {"diagnostics": ("ppo_ratio_mean", "ppo_ratio_max")}
 _INT_COLUMNS = ("iteration", "online_transitions", "gradient_steps")
 _SEED_DIR = re.compile(r"^seed(\d+)$")
 # A sweep's run directory is `<method>@<key>=<value>,...` (odtbench.workflow_plan.variant_name).
@@ -288,14 +291,18 @@ def read_rows(path: str | os.PathLike, kind: str) -> list[dict[str, Any]]:
         raise bad_file(path, "content", f"is not valid CSV ({exc})") from None
     cols = contract.columns(kind)
     header = rows[0] if rows else None
-    if header is None or tuple(header) != cols:
+    added = ADDED_COLUMNS.get(kind, ())
+    older = cols[:len(cols) - len(added)]
+    if header is None or tuple(header) not in (cols, older):
         raise bad_file(path, "header", f"must be exactly {','.join(cols)}, got {header}")
+    present = cols if tuple(header) == cols else older
     out: list[dict[str, Any]] = []
     for i, r in enumerate(rows[1:], start=2):
-        if len(r) != len(cols):
-            raise bad_file(path, f"row {i}", f"has {len(r)} cells, expected {len(cols)}")
-        row: dict[str, Any] = {c: (cell if c == "phase" else _cell(cell))
-                               for c, cell in zip(cols, r, strict=True)}
+        if len(r) != len(present):
+            raise bad_file(path, f"row {i}", f"has {len(r)} cells, expected {len(present)}")
+        row: dict[str, Any] = dict.fromkeys(cols)
+        row.update({c: (cell if c == "phase" else _cell(cell))
+                    for c, cell in zip(present, r, strict=True)})
         contract.check(path, kind, row, where=f"row {i}")
         out.append(row)
     for col in ("online_transitions", "gradient_steps"):

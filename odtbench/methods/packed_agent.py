@@ -40,6 +40,9 @@ from odtbench.nets import (
 )
 from odtbench.optim import Lamb, adam, linear_warmup, polyak_
 
+# The kinds a packed update reproduces; the ablation kinds run one seed at a time.
+PACKED_RL_KINDS = ("td3", "ddpg", "none")
+
 Batch = Mapping[str, Tensor]  # every tensor with a leading seed dimension
 
 
@@ -282,6 +285,9 @@ class PackedDTAgent:
             raise OdtbenchError(f"a packed agent needs one generator per seed; got "
                                 f"{len(agents)} agents and {len(gens)} generators")
         a0 = agents[0]
+        if a0.rl_kind not in PACKED_RL_KINDS:
+            raise OdtbenchError(f"packed seeds support rl_kind {', '.join(PACKED_RL_KINDS)}, not "
+                                f"{a0.rl_kind!r}; run the seeds one by one (odtbench run)")
         if a0.speed.enabled:
             raise OdtbenchError(f"speed options {a0.speed.enabled} are not packed; run the "
                                 "seeds one by one to use them")

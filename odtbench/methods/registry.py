@@ -2,7 +2,8 @@
 
 A method is a `MethodSpec`: a name, a family, its family's typed hyperparameter schema, the
 overrides that define it (applied by `odtbench.config` on top of the domain defaults) and the
-dotted path of the function that runs it. Each method's page is `doc_page(name)`. The four DT methods of the study are presets of one agent
+dotted path of the function that runs it. Each method's page is `doc_page(name)`. The DT
+methods (the study's four and its ablations' RL kinds) are presets of one agent
 (`odtbench.methods.dt_agent.DTAgent`), registered here. Every other method, the study's
 baselines (TD3+BC, IQL, PDT in `odtbench_baselines`) included, is a plug-in: it registers
 through the "odtbench.methods" entry-point group, loaded lazily on the first lookup, so the
@@ -18,7 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
-from odtbench.hyperparameters import DTHyperparameters
+from odtbench.hyperparameters import (
+    AWACHyperparameters,
+    AWRHyperparameters,
+    DTHyperparameters,
+    IQLODTHyperparameters,
+    PPOHyperparameters,
+)
 
 ENTRY_POINT_GROUP = "odtbench.methods"
 # The study's legend order (paper figures and tables); others follow in registration order.
@@ -43,6 +50,9 @@ class MethodSpec:
     # The family's typed schema (`odtbench.hyperparameters`): the only keys a run of this
     # method resolves, records and accepts. None: the shared protocol plus the preset's keys.
     hyperparameters: type | None = None
+    # Where a preset value comes from, per key (config.json's sources), where the method's
+    # name alone does not say it: e.g. an original algorithm's published default.
+    preset_sources: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.name or not self.family:
@@ -165,5 +175,98 @@ DT_METHODS = (
                     "stays supervised",
     ),
 )
-for _spec in DT_METHODS:
+
+# The study's ablations (paper App. C): other RL gradients on the same DT. Where the study
+# gives no value, the original algorithm's published default (sources per key below and on
+# each method's page).
+_SRC_D1 = "one critic update per actor update, as the original algorithm"
+_SRC_ALPHA = ("the authors' code default actor_rl_coeff 0.1, as TD3's (the study gives none "
+              "for this kind)")
+_SRC_RL_ONLY = "RL gradient only online on a supervised-pretrained DT (paper Fig. 8), as TD3"
+# Stochastic kinds pretrain as ODT does: NLL with the entropy term (paper App. C: the
+# stochastic-policy algorithms use ODT's squashed-Gaussian head).
+_ODT_HEAD = {"stochastic": True, "entropy_reg": True}
+_SRC_ODT_HEAD = "ODT's squashed-Gaussian head and pretraining (paper App. C)"
+ABLATION_METHODS = (
+    MethodSpec(
+        name="SAC+ODT", family="dt", hyperparameters=DTHyperparameters, paper_name="SAC+ODT",
+        preset={"stochastic": True, "entropy_reg": False, "rl_kind": "sac",
+                "actor_update_interval": 1, "rl_coeff": 0.1, "sup_coeff": 1.0},
+        preset_sources={"rl_coeff": "paper Fig. 9 (coefficient 0.1)",
+                        "entropy_reg": "authors' code: SAC runs without ODT's entropy flag; its "
+                                       "entropy term is the RL term's",
+                        "actor_update_interval": "authors' code asserts d = 1 for SAC"},
+        description="stochastic DT; ODT's supervised NLL plus 0.1 x SAC actor gradient, twin "
+                    "soft critics, entropy temperature (paper Fig. 9)",
+    ),
+    MethodSpec(
+        name="SAC", family="dt", hyperparameters=DTHyperparameters, paper_name="SAC",
+        preset={"stochastic": True, "entropy_reg": False, "rl_kind": "sac",
+                "actor_update_interval": 1, "rl_coeff": 0.1, "sup_coeff": 0.0},
+        preset_sources={"sup_coeff": _SRC_RL_ONLY, "rl_coeff": _SRC_ALPHA,
+                        "entropy_reg": "authors' code: SAC runs without ODT's entropy flag",
+                        "actor_update_interval": "authors' code asserts d = 1 for SAC"},
+        description="SAC gradient only during online finetuning of a stochastic DT (paper Fig. 8)",
+    ),
+    MethodSpec(
+        name="IQL+ODT", family="dt", hyperparameters=IQLODTHyperparameters, paper_name="IQL+ODT",
+        preset={"stochastic": False, "entropy_reg": False, "rl_kind": "iql",
+                "actor_update_interval": 1, "rl_coeff": 0.1, "sup_coeff": 1.0,
+                "iql_expectile": 0.7, "iql_temperature": 3.0, "iql_max_weight": 100.0},
+        suite_presets={"antmaze": {"iql_expectile": 0.9, "iql_temperature": 10.0}},
+        preset_sources={"stochastic": "TD3+ODT's deterministic DT, the RL term swapped",
+                        "rl_coeff": _SRC_ALPHA, "actor_update_interval": _SRC_D1,
+                        "iql_expectile": "IQL (Kostrikov et al. 2022) MuJoCo default; the "
+                                         "authors' code default too",
+                        "iql_temperature": "IQL (Kostrikov et al. 2022) MuJoCo beta; the "
+                                           "authors' code default too",
+                        "iql_max_weight": "IQL official code: weights clipped at 100"},
+        description="deterministic DT; supervised MSE plus 0.1 x IQL's advantage-weighted "
+                    "term, expectile V, Q on r + gamma V(s') (paper App. C, Fig. 11)",
+    ),
+    MethodSpec(
+        name="AWAC", family="dt", hyperparameters=AWACHyperparameters, paper_name="AWAC",
+        preset={**_ODT_HEAD, "rl_kind": "awac", "actor_update_interval": 1,
+                "rl_coeff": 0.1, "sup_coeff": 0.0, "awac_lambda": 1.0, "awac_max_weight": 20.0},
+        preset_sources={"stochastic": _SRC_ODT_HEAD, "entropy_reg": _SRC_ODT_HEAD,
+                        "sup_coeff": _SRC_RL_ONLY, "rl_coeff": _SRC_ALPHA,
+                        "actor_update_interval": _SRC_D1,
+                        "awac_lambda": "AWAC (Nair et al. 2020) lambda 1.0; the authors' code "
+                                       "beta 1 too",
+                        "awac_max_weight": "the authors' code clips AWAC's weights at 20"},
+        description="AWAC gradient only during online finetuning of a stochastic DT "
+                    "(paper Fig. 8): Q-based advantage, exp(A / lambda)-weighted NLL",
+    ),
+    MethodSpec(
+        name="AWR", family="dt", hyperparameters=AWRHyperparameters, paper_name="AWR",
+        preset={**_ODT_HEAD, "rl_kind": "awr", "actor_update_interval": 1,
+                "rl_coeff": 0.1, "sup_coeff": 0.0, "awr_beta": 1.0, "awr_max_weight": 20.0,
+                "awr_lambda": 0.98},
+        preset_sources={"stochastic": _SRC_ODT_HEAD, "entropy_reg": _SRC_ODT_HEAD,
+                        "sup_coeff": _SRC_RL_ONLY, "rl_coeff": _SRC_ALPHA,
+                        "actor_update_interval": _SRC_D1,
+                        "awr_beta": "AWR (Peng et al. 2019) temperature 1.0; the authors' code too",
+                        "awr_max_weight": "AWR (Peng et al. 2019) weight clip 20; the authors' "
+                                          "code too",
+                        "awr_lambda": "the authors' code default TD(lambda) 0.98 (AWR, Peng et "
+                                      "al. 2019: 0.95)"},
+        description="AWR gradient only during online finetuning of a stochastic DT (paper "
+                    "Fig. 8): V on TD(lambda) targets, exp(A / beta)-weighted NLL",
+    ),
+    MethodSpec(
+        name="PPO", family="dt", hyperparameters=PPOHyperparameters, paper_name="PPO",
+        preset={**_ODT_HEAD, "rl_kind": "ppo", "actor_update_interval": 1,
+                "rl_coeff": 0.1, "sup_coeff": 0.0, "ppo_clip": 0.2, "ppo_lambda": 0.98},
+        preset_sources={"stochastic": _SRC_ODT_HEAD, "entropy_reg": _SRC_ODT_HEAD,
+                        "sup_coeff": _SRC_RL_ONLY, "rl_coeff": _SRC_ALPHA,
+                        "actor_update_interval": _SRC_D1,
+                        "ppo_clip": "PPO (Schulman et al. 2017) clip 0.2; the authors' code too",
+                        "ppo_lambda": "the authors' code default GAE lambda 0.98 (PPO, Schulman "
+                                      "et al. 2017: 0.95)"},
+        description="PPO gradient only during online finetuning of a stochastic DT (paper "
+                    "Figs. 8, 10): clipped surrogate against the round's pi_old, V baseline; "
+                    "pi/pi_old in diagnostics.csv",
+    ),
+)
+for _spec in (*DT_METHODS, *ABLATION_METHODS):
     register(_spec)
