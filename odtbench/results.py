@@ -38,7 +38,8 @@ CURVE_COLUMNS: tuple[str, ...] = contract.columns("curve")
 DIAGNOSTIC_COLUMNS: tuple[str, ...] = contract.columns("diagnostics")
 # Columns added after files were written without them (always last): a file whose header
 # lacks them reads with them empty (docs/contracts.md §1).
-ADDED_COLUMNS: dict[str, tuple[str, ...]] = {"diagnostics": ("ppo_ratio_mean", "ppo_ratio_max")}
+ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "diagnostics": ("ppo_ratio_mean", "ppo_ratio_max", "ppo_log_ratio_max")}
 _INT_COLUMNS = ("iteration", "online_transitions", "gradient_steps")
 _SEED_DIR = re.compile(r"^seed(\d+)$")
 # A sweep's run directory is `<method>@<key>=<value>,...` (odtbench.workflow_plan.variant_name).

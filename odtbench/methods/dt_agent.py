@@ -124,7 +124,7 @@ def _frozen_copy(module: _M) -> _M:
 
 
 def _empty_ratio_acc() -> dict[str, Any]:
-    return {"sum": 0.0, "max": 0.0, "n": 0}
+    return {"sum": 0.0, "max": 0.0, "log_max": 0.0, "n": 0}
 
 
 def _kind_hyperparameters(kind: str, hp: Mapping[str, Any]) -> dict[str, float]:
@@ -467,11 +467,15 @@ class DTAgent(WithActorParts):
                     weights = L.exp_weights(adv, 1.0 / hp["awr_beta"], hp["awr_max_weight"])
         if kind != "ppo":
             return L.weighted_log_lik_loss(weights, log_lik, mask)
-        rl, ratio = L.ppo_clipped_loss(log_lik, self._old_log_prob(batch, log_lik), adv,
-                                       hp["ppo_clip"], mask)
-        ratio = ratio.detach()
-        stats["ppo_ratio_mean"] = L.mean_real(ratio, mask)
+        old_log_prob = self._old_log_prob(batch, log_lik)
+        rl, _ = L.ppo_clipped_loss(log_lik, old_log_prob, adv, hp["ppo_clip"], mask)
+        # the recorded ratio in float64 from the log-ratio: a float32 ratio overflows at
+        # exp(88), and the study's point (Fig. 10) is how large it gets
+        log_ratio = (log_lik.detach() - old_log_prob).double().masked_fill(mask == 0, 0.0)
+        ratio = log_ratio.exp()
+        stats["ppo_ratio_mean"] = L.mean_real(ratio, mask.double())
         stats["ppo_ratio_max"] = ratio.masked_fill(mask == 0, 0.0).max()
+        stats["ppo_log_ratio_max"] = log_ratio.masked_fill(mask == 0, -torch.inf).max()
         return rl
 
     def _q_min(self, states: Tensor, actions: Tensor) -> Tensor:
@@ -501,14 +505,16 @@ class DTAgent(WithActorParts):
             self.actor_old.load_state_dict(self.actor.state_dict())
 
     def ratio_diagnostics(self) -> dict[str, float | None]:
-        """PPO's pi/pi_old since the last call: the mean of the per-update means and the max
-        of the per-update maxima (diagnostics.csv); {} for the other kinds. Resets."""
+        """PPO's pi/pi_old over the actor steps since the last call (diagnostics.csv): the mean
+        of the per-update means, the max of the per-update maxima (float64; past 1e308 they
+        are inf, written empty) and the max of log(pi/pi_old); {} for the other kinds. Resets."""
         if self.rl_kind != "ppo":
             return {}
         acc, self._ratio_acc = self._ratio_acc, _empty_ratio_acc()
         if not acc["n"]:
-            return {"ppo_ratio_mean": None, "ppo_ratio_max": None}
-        return {"ppo_ratio_mean": float(acc["sum"]) / acc["n"], "ppo_ratio_max": float(acc["max"])}
+            return dict.fromkeys(("ppo_ratio_mean", "ppo_ratio_max", "ppo_log_ratio_max"))
+        return {"ppo_ratio_mean": float(acc["sum"]) / acc["n"], "ppo_ratio_max": float(acc["max"]),
+                "ppo_log_ratio_max": float(acc["log_max"])}
 
     def _actor_loss(self, batch: Mapping[str, Tensor], rl_coeff: float,
                     sup_coeff: float) -> tuple[Tensor, dict[str, Tensor]]:
@@ -566,11 +572,16 @@ class DTAgent(WithActorParts):
             polyak_([self._actor_target_flat.param], [self._actor_flat.param], self.tau)
         if self.value is not None:
             polyak_([self._value_target_flat.param], [self._value_flat.param], self.tau)
-        if "ppo_ratio_mean" in stats:  # device tensors: no host sync per update
+        if "ppo_ratio_mean" in stats:
+            # kept out of the update's metrics: an overflowing ratio is what PPO does here
+            # (paper Fig. 10), not a reason to stop the run; device tensors, no host sync
             acc = self._ratio_acc
-            acc["sum"] = acc["sum"] + stats["ppo_ratio_mean"]
-            acc["max"] = stats["ppo_ratio_max"] if acc["n"] == 0 else torch.maximum(
-                acc["max"], stats["ppo_ratio_max"])
+            mean, mx, log_mx = (stats.pop(k) for k in ("ppo_ratio_mean", "ppo_ratio_max",
+                                                       "ppo_log_ratio_max"))
+            acc["sum"] = acc["sum"] + mean
+            first = acc["n"] == 0
+            acc["max"] = mx if first else torch.maximum(acc["max"], mx)
+            acc["log_max"] = log_mx if first else torch.maximum(acc["log_max"], log_mx)
             acc["n"] += 1
         stats["actor_loss"] = loss.detach()
         return stats

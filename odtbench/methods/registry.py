@@ -186,6 +186,10 @@ _SRC_RL_ONLY = "RL gradient only online on a supervised-pretrained DT (paper Fig
 # Stochastic kinds pretrain as ODT does: NLL with the entropy term (paper App. C: the
 # stochastic-policy algorithms use ODT's squashed-Gaussian head).
 _ODT_HEAD = {"stochastic": True, "entropy_reg": True}
+# With dropout, pi (training mode) and pi_old differ by their dropout masks alone, and on a
+# tanh-Gaussian's |log pi| of hundreds exp(log pi - log pi_old) overflows in the first update
+# (docs/methods/ppo.md); PPO on transformers (RLHF) runs without dropout for this reason.
+_SRC_PPO_DROPOUT = "off for PPO: the ratio pi/pi_old must not see dropout (docs/methods/ppo.md)"
 _SRC_ODT_HEAD = "ODT's squashed-Gaussian head and pretraining (paper App. C)"
 ABLATION_METHODS = (
     MethodSpec(
@@ -256,8 +260,10 @@ ABLATION_METHODS = (
     MethodSpec(
         name="PPO", family="dt", hyperparameters=PPOHyperparameters, paper_name="PPO",
         preset={**_ODT_HEAD, "rl_kind": "ppo", "actor_update_interval": 1,
-                "rl_coeff": 0.1, "sup_coeff": 0.0, "ppo_clip": 0.2, "ppo_lambda": 0.98},
-        preset_sources={"stochastic": _SRC_ODT_HEAD, "entropy_reg": _SRC_ODT_HEAD,
+                "rl_coeff": 0.1, "sup_coeff": 0.0, "ppo_clip": 0.2, "ppo_lambda": 0.98,
+                "dropout": 0.0, "embed_dropout": 0.0},
+        preset_sources={"dropout": _SRC_PPO_DROPOUT, "embed_dropout": _SRC_PPO_DROPOUT,
+                        "stochastic": _SRC_ODT_HEAD, "entropy_reg": _SRC_ODT_HEAD,
                         "sup_coeff": _SRC_RL_ONLY, "rl_coeff": _SRC_ALPHA,
                         "actor_update_interval": _SRC_D1,
                         "ppo_clip": "PPO (Schulman et al. 2017) clip 0.2; the authors' code too",

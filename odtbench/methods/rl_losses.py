@@ -8,6 +8,7 @@ over real positions. Kept free of networks so that tests check them on hand-buil
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 
@@ -64,14 +65,26 @@ def lambda_returns(rewards: Tensor, dones: Tensor, next_values: Tensor, lam: flo
     return out
 
 
+# A numerical guard, not a PPO hyperparameter: log rho is capped at 20 (rho <= 4.9e8) inside
+# the loss. On the tanh-Gaussian head |log pi| of an off-support action runs to thousands, so
+# one update can move log rho by hundreds; exp overflows float32 at 88, and rho A with A < 0
+# is then -inf (docs/methods/ppo.md). Beyond the cap rho's gradient is cut; diagnostics.csv
+# records the uncapped ratio.
+PPO_MAX_LOG_RATIO = 20.0
+
+
 def ppo_clipped_loss(log_prob: Tensor, old_log_prob: Tensor, advantage: Tensor, clip: float,
-                     mask: Tensor) -> tuple[Tensor, Tensor]:
+                     mask: Tensor, max_log_ratio: float = PPO_MAX_LOG_RATIO,
+                     ) -> tuple[Tensor, Tensor]:
     """(L_RL, ratio): L_RL = -mean_real min(rho A, clip(rho, 1 - eps, 1 + eps) A), with
-    rho = pi(a | ctx) / pi_old(a | ctx) = exp(log pi - log pi_old); A detached by the caller."""
-    ratio = (log_prob - old_log_prob).exp()
+    rho = pi(a | ctx) / pi_old(a | ctx) = exp(min(log pi - log pi_old, max_log_ratio)); A
+    detached by the caller. Padded positions get rho = 1: their log-probs are arbitrary, and
+    an overflowing exp there would turn the masked mean into NaN (inf * 0)."""
+    log_ratio = torch.where(mask > 0, log_prob - old_log_prob, 0.0)
+    ratio = log_ratio.clamp(max=max_log_ratio).exp()
     surrogate = (ratio * advantage).minimum(ratio.clamp(1.0 - clip, 1.0 + clip) * advantage)
     return -mean_real(surrogate, mask), ratio
 
 
-__all__ = ["exp_weights", "expectile_loss", "lambda_returns", "mean_real", "ppo_clipped_loss",
+__all__ = ["PPO_MAX_LOG_RATIO", "exp_weights", "expectile_loss", "lambda_returns", "mean_real", "ppo_clipped_loss",
            "sac_actor_loss", "soft_td_target", "weighted_log_lik_loss"]
