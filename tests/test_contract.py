@@ -26,7 +26,9 @@ def test_schemas_ship_with_the_package_and_define_the_columns():
         schema = json.loads(resources.files("odtbench").joinpath("schemas", name).read_text())
         assert schema["$schema"].endswith("2020-12/schema") and schema["type"] == "object"
     assert CURVE_COLUMNS[:2] == ("phase", "iteration") and CURVE_COLUMNS[-1] == "success_rate"
-    assert DIAGNOSTIC_COLUMNS[-1] == "diag_wall_s" and len(DIAGNOSTIC_COLUMNS) == 17
+    # 17 columns, then PPO's ratio columns (added later, at the end)
+    assert DIAGNOSTIC_COLUMNS[16] == "diag_wall_s" and len(DIAGNOSTIC_COLUMNS) == 20
+    assert DIAGNOSTIC_COLUMNS[17:] == ("ppo_ratio_mean", "ppo_ratio_max", "ppo_log_ratio_max")
 
 
 def _one_line_error(run, file) -> str:
@@ -97,3 +99,18 @@ def test_diagnostics_rows_are_checked_and_a_broken_file_only_hides_the_figure(tm
                                             r"must be a fraction in \[0, 1\]"):
         read_rows(path, "diagnostics")
     assert diagnostics_table([validate_run(run)]).empty
+
+
+def test_a_diagnostics_file_from_before_the_ppo_columns_still_reads(tmp_path):
+    run = make_fake_run(tmp_path)
+    row = {"phase": "online", "iteration": 1, "online_transitions": 10, "gradient_steps": 5,
+           "q_s0": 1.5, "diag_wall_s": 0.1}
+    path = write_diagnostics(run / "diagnostics.csv", [row])
+    lines = path.read_text().splitlines()
+    old = [",".join(line.split(",")[:17]) for line in lines]  # the 17-column file of old runs
+    path.write_text("\n".join(old) + "\n")
+    rows = read_rows(path, "diagnostics")
+    assert rows[0]["diag_wall_s"] == 0.1 and rows[0]["ppo_ratio_max"] is None
+    path.write_text("\n".join(",".join(line.split(",")[:16]) for line in lines) + "\n")
+    with pytest.raises(OdtbenchError, match="header"):
+        read_rows(path, "diagnostics")

@@ -68,8 +68,8 @@ def test_list_methods_follows_legend_order_and_unknown_names_fail():
     assert dt == ["ODT", "TD3", "DDPG+ODT", "TD3+ODT"]
     legend = [n for n in names if n in registry.LEGEND_ORDER]
     assert legend == [n for n in registry.LEGEND_ORDER if n in names]
-    with pytest.raises(UnknownChoiceError, match="unknown method 'SAC'; valid choices: .*TD3\\+ODT"):
-        get_method("SAC")
+    with pytest.raises(UnknownChoiceError, match="unknown method 'TRPO'; valid choices: .*TD3\\+ODT"):
+        get_method("TRPO")
     assert "odtbench_baselines" in sys.modules  # baselines load lazily, from their entry point
 
 
@@ -118,7 +118,7 @@ def test_agent_rejects_missing_or_bad_hyperparameters():
     with pytest.raises(OdtbenchError, match="gamma"):
         DTAgent(hp, S, A)
     with pytest.raises(UnknownChoiceError, match="rl_kind"):
-        DTAgent(_hp(rl_kind="sac"), S, A)
+        DTAgent(_hp(rl_kind="trpo"), S, A)
 
 
 @pytest.mark.parametrize("stochastic", [False, True])
