@@ -12,7 +12,13 @@ from typing import Any
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
 from odtbench.hpcheck import check_hyperparameters
-from odtbench.hyperparameters import Protocol, build, check_value, schema_types
+from odtbench.hyperparameters import (
+    STOCHASTIC_RL_KINDS,
+    Protocol,
+    build,
+    check_value,
+    schema_types,
+)
 from odtbench.presets import DOMAINS, RANDOM_DATASET, SRC_TAB9  # paper Tab. 9 rows
 
 SCALES = ("smoke", "quick", "paper")
@@ -248,7 +254,10 @@ def resolve(task_key: str, method: str, scale: str, seed: int = 0,
     if task.domain == "toy":
         # The study's toy actors are all deterministic with tiny uniform exploration noise;
         # its "ODT" is plain RTG-conditioned regression (App. F.2.1, motivation.py).
-        lay.generic(TOY_ACTOR, SRC_TOY)
+        toy_actor = dict(TOY_ACTOR)
+        if hp.get("rl_kind") in STOCHASTIC_RL_KINDS:  # their RL term needs log pi: keep the head
+            toy_actor = {k: v for k, v in toy_actor.items() if k not in ("stochastic", "entropy_reg")}
+        lay.generic(toy_actor, SRC_TOY)
         if hp.get("rl_kind", "none") != "none" and hp.get("rl_coeff", 0) > 0:
             toy_coeffs = dict(TOY_RL_METHODS)
             if hp["sup_coeff"] == 0:  # the RL-only "TD3" method stays RL-only

@@ -18,7 +18,9 @@ normalisation, and split the actor's gradient into its supervised and RL terms:
   ||grad(rl_coeff L_RL)|| over all DT parameters and cos(grad L_sup, grad L_RL) on one batch
   (a cosine near -1 with equal norms is a stationary point where the terms cancel);
 - `critic_loss`: the last critic update's loss before the evaluation;
-- `diag_wall_s`: what computing this row cost, in seconds.
+- `diag_wall_s`: what computing this row cost, in seconds;
+- `ppo_ratio_mean`, `ppo_ratio_max`, `ppo_log_ratio_max` (PPO only): the importance ratio
+  pi/pi_old of the actor steps since the previous row (`DTAgent.ratio_diagnostics`).
 Empty cells mean "does not apply" (no critic, no online data yet).
 
 Everything here is computed off the training path: no run RNG stream, optimiser or network

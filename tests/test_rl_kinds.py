@@ -60,20 +60,21 @@ def test_exp_weights_and_weighted_log_lik():
 def _lambda_returns_np(r, d, v_next, lam, gamma):
     """Independent reference: the forward-view lambda-return truncated at the segment end,
     G_t = (1 - lam) sum_n lam^(n-1) G_t^(n) + lam^(T-t-1) G_t^(T-t) with n-step returns."""
+    def n_step(t, n):  # r_t + ... + gamma^(n-1) r_{t+n-1} + gamma^n V(s'_{t+n-1}), cut at dones
+        g, disc = 0.0, 1.0
+        for k in range(n):
+            g += disc * r[t + k]
+            if d[t + k]:
+                return g
+            disc *= gamma
+        return g + disc * v_next[t + n - 1]
+
     T = len(r)
     out = np.zeros(T)
     for t in range(T):
-        def n_step(n):  # r_t + ... + gamma^(n-1) r_{t+n-1} + gamma^n V(s'_{t+n-1}), cut at dones
-            g, disc = 0.0, 1.0
-            for k in range(n):
-                g += disc * r[t + k]
-                if d[t + k]:
-                    return g
-                disc *= gamma
-            return g + disc * v_next[t + n - 1]
         horizon = T - t
-        out[t] = sum((1 - lam) * lam ** (n - 1) * n_step(n) for n in range(1, horizon)) \
-            + lam ** (horizon - 1) * n_step(horizon)
+        out[t] = sum((1 - lam) * lam ** (n - 1) * n_step(t, n) for n in range(1, horizon)) \
+            + lam ** (horizon - 1) * n_step(t, horizon)
     return out
 
 
