@@ -200,7 +200,7 @@ def test_3_second_run_on_a_locked_directory_stops_naming_the_owner(toy_data, tmp
     ("lr_actor=fast", "lr_actor='fast'"), ("batch_size=abc", "batch_size='abc'"),
     ("batch_size=-8", "batch_size=-8"), ("lr_actor=-1", "lr_actor=-1"),
     ("online_budget=-100", "online_budget=-100"), ("batch_size=8.5", "batch_size=8.5"),
-    ("stochastic=1", "stochastic=1"), ("rl_kind=sac", "rl_kind='sac'"),
+    ("stochastic=1", "stochastic=1"), ("rl_kind=a2c", "rl_kind='a2c'"),
 ])
 def test_4_bad_hyperparameter_values_stop_before_anything_is_written(
         item, needle, toy_data, tmp_path, capsys):
