@@ -191,6 +191,11 @@ _ODT_HEAD = {"stochastic": True, "entropy_reg": True}
 # (docs/methods/ppo.md); PPO on transformers (RLHF) runs without dropout for this reason.
 _SRC_PPO_DROPOUT = "off for PPO: the ratio pi/pi_old must not see dropout (docs/methods/ppo.md)"
 _SRC_ODT_HEAD = "ODT's squashed-Gaussian head and pretraining (paper App. C)"
+# What the RL-only kinds on ODT's head (AWAC, AWR, PPO) share, with the sources of each key.
+_RL_ONLY_ON_ODT_HEAD = {**_ODT_HEAD, "actor_update_interval": 1, "rl_coeff": 0.1, "sup_coeff": 0.0}
+_RL_ONLY_ON_ODT_HEAD_SOURCES = {"stochastic": _SRC_ODT_HEAD, "entropy_reg": _SRC_ODT_HEAD,
+                                "sup_coeff": _SRC_RL_ONLY, "rl_coeff": _SRC_ALPHA,
+                                "actor_update_interval": _SRC_D1}
 ABLATION_METHODS = (
     MethodSpec(
         name="SAC+ODT", family="dt", hyperparameters=DTHyperparameters, paper_name="SAC+ODT",
@@ -230,11 +235,8 @@ ABLATION_METHODS = (
     ),
     MethodSpec(
         name="AWAC", family="dt", hyperparameters=AWACHyperparameters, paper_name="AWAC",
-        preset={**_ODT_HEAD, "rl_kind": "awac", "actor_update_interval": 1,
-                "rl_coeff": 0.1, "sup_coeff": 0.0, "awac_lambda": 1.0, "awac_max_weight": 20.0},
-        preset_sources={"stochastic": _SRC_ODT_HEAD, "entropy_reg": _SRC_ODT_HEAD,
-                        "sup_coeff": _SRC_RL_ONLY, "rl_coeff": _SRC_ALPHA,
-                        "actor_update_interval": _SRC_D1,
+        preset={**_RL_ONLY_ON_ODT_HEAD, "rl_kind": "awac", "awac_lambda": 1.0, "awac_max_weight": 20.0},
+        preset_sources={**_RL_ONLY_ON_ODT_HEAD_SOURCES,
                         "awac_lambda": "AWAC (Nair et al. 2020) lambda 1.0; the authors' code "
                                        "beta 1 too",
                         "awac_max_weight": "the authors' code clips AWAC's weights at 20"},
@@ -243,12 +245,9 @@ ABLATION_METHODS = (
     ),
     MethodSpec(
         name="AWR", family="dt", hyperparameters=AWRHyperparameters, paper_name="AWR",
-        preset={**_ODT_HEAD, "rl_kind": "awr", "actor_update_interval": 1,
-                "rl_coeff": 0.1, "sup_coeff": 0.0, "awr_beta": 1.0, "awr_max_weight": 20.0,
+        preset={**_RL_ONLY_ON_ODT_HEAD, "rl_kind": "awr", "awr_beta": 1.0, "awr_max_weight": 20.0,
                 "awr_lambda": 0.98},
-        preset_sources={"stochastic": _SRC_ODT_HEAD, "entropy_reg": _SRC_ODT_HEAD,
-                        "sup_coeff": _SRC_RL_ONLY, "rl_coeff": _SRC_ALPHA,
-                        "actor_update_interval": _SRC_D1,
+        preset_sources={**_RL_ONLY_ON_ODT_HEAD_SOURCES,
                         "awr_beta": "AWR (Peng et al. 2019) temperature 1.0; the authors' code too",
                         "awr_max_weight": "AWR (Peng et al. 2019) weight clip 20; the authors' "
                                           "code too",
@@ -259,13 +258,10 @@ ABLATION_METHODS = (
     ),
     MethodSpec(
         name="PPO", family="dt", hyperparameters=PPOHyperparameters, paper_name="PPO",
-        preset={**_ODT_HEAD, "rl_kind": "ppo", "actor_update_interval": 1,
-                "rl_coeff": 0.1, "sup_coeff": 0.0, "ppo_clip": 0.2, "ppo_lambda": 0.98,
+        preset={**_RL_ONLY_ON_ODT_HEAD, "rl_kind": "ppo", "ppo_clip": 0.2, "ppo_lambda": 0.98,
                 "dropout": 0.0, "embed_dropout": 0.0},
         preset_sources={"dropout": _SRC_PPO_DROPOUT, "embed_dropout": _SRC_PPO_DROPOUT,
-                        "stochastic": _SRC_ODT_HEAD, "entropy_reg": _SRC_ODT_HEAD,
-                        "sup_coeff": _SRC_RL_ONLY, "rl_coeff": _SRC_ALPHA,
-                        "actor_update_interval": _SRC_D1,
+                        **_RL_ONLY_ON_ODT_HEAD_SOURCES,
                         "ppo_clip": "PPO (Schulman et al. 2017) clip 0.2; the authors' code too",
                         "ppo_lambda": "the authors' code default GAE lambda 0.98 (PPO, Schulman "
                                       "et al. 2017: 0.95)"},
