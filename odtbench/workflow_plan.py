@@ -241,17 +241,20 @@ def ablation_plan(config: Mapping[str, Any], scale: str) -> dict[str, Any]:
     pending = set(block.get("pending_methods") or ())
     seeds = next(s for s in (config.get("seeds"), sel.get("seeds"),
                              config["scales"][scale]["seeds"]) if s is not None)
+    replaced = sel.get("figure_panels") or {}
+    names(list(replaced), list(figures), f"figure of ablations/scales/{scale}/figure_panels")
     out = []
     for fig_name in chosen:
         fig = figures[fig_name]
         panels = []
-        for i, panel in enumerate(fig["panels"]):
+        for i, panel in enumerate(replaced.get(fig_name) or fig["panels"]):
             cell = {**{k: fig[k] for k in _PANEL_KEYS if k in fig}, **panel}
             if "methods" in panel:
                 cell.pop("method", None)
             if "method" in panel:
                 cell.pop("methods", None)
-            where = f"ablations/figures/{fig_name}/panels/{i}"
+            where = (f"ablations/scales/{scale}/figure_panels/{fig_name}/{i}" if fig_name in replaced
+                     else f"ablations/figures/{fig_name}/panels/{i}")
             lines = _lines(cell, where)
             for line in lines:
                 if line["method"] not in known and line["method"] not in pending:
@@ -269,6 +272,7 @@ def ablation_plan(config: Mapping[str, Any], scale: str) -> dict[str, Any]:
                 p["lines"] = p["lines"][:sel["lines"]]
         out.append({"figure": fig_name, "title": fig.get("title", fig_name),
                     "caption": fig.get("caption", ""), "study": fig.get("study", ""),
+                    "study_panels": sorted({p["task"] for p in fig["panels"]}) if fig_name in replaced else [],
                     "panels": panels})
     return {"scale": scale, "seeds": seed_list(seeds), "figures": out}
 

@@ -100,6 +100,19 @@ def test_methods_fixed_overrides_pending_and_smoke_subgrid():
         wp.ablation_plan(_config(figs), "smoke")  # not pending: a typo is an error
 
 
+def test_a_scale_can_replace_a_figures_panels():
+    smoke = {"figure_panels": {"fig5a": [{"task": "mujoco/halfcheetah-random"}]}}
+    plan = wp.ablation_plan(_config(ALPHA, smoke=smoke), "smoke")
+    (fig,) = plan["figures"]
+    assert fig["study_panels"] == ["mujoco/hopper-random"]
+    (panel,) = fig["panels"]
+    assert panel["dataset"] == "halfcheetah-random" and panel["lines"][0]["label"] == "α=10"  # the figure's keys
+    assert {m for _, _, m, _ in wp.ablation_runs(plan)} == {f"TD3+ODT@rl_coeff={v}" for v in (10, 1, 0.1)}
+    assert wp.ablation_plan(_config(ALPHA), "smoke")["figures"][0]["study_panels"] == []
+    with pytest.raises(OdtbenchError, match="fig99"):
+        wp.ablation_plan(_config(ALPHA, smoke={"figure_panels": {"fig99": [{"task": "toy/bandit"}]}}), "smoke")
+
+
 def test_repository_config_plans_every_study_figure():
     config = wp.load_config(REPO / "workflows/config.yaml", REPO / "workflows/schemas/config.schema.yaml")
     plan = wp.ablation_plan(config, "paper")
@@ -109,6 +122,10 @@ def test_repository_config_plans_every_study_figure():
     assert [line["run_method"] for line in figs["fig20"]["panels"][0]["lines"]][-1] == \
         "TD3+ODT@context_len=1,eval_context_len=1"
     assert {p["y"] for p in figs["fig22"]["panels"]} == {"score", "critic_loss"}
+    quick = wp.ablation_plan(config, "quick")  # one CPU machine: the random datasets it builds
+    assert [(f["figure"], [p["dataset"] for p in f["panels"]]) for f in quick["figures"]] == [
+        ("fig5a", ["hopper-random"]), ("fig9", ["hopper-random", "halfcheetah-random"])]
+    assert len(wp.ablation_runs(quick)) == (5 + 2 * 2) * 3
 
 
 def _variant_run(root: Path, dataset: str, run_method: str, seed: int, final: float) -> None:

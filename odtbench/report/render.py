@@ -373,7 +373,8 @@ def render_ablations(plan: Mapping[str, Any], runs_root: str | os.PathLike,
             lines.append({**row, "suite": panel["suite"], "y": panel["y"],
                           "x_max": panel.get("x_max")})
         figures.append({"figure": fig["figure"], "title": fig["title"], "study": fig.get("study"),
-                        "caption": fig.get("caption"), "uri": uri, "lines": lines})
+                        "caption": fig.get("caption"), "study_panels": fig.get("study_panels") or [],
+                        "uri": uri, "lines": lines})
     every = (pd.concat(tables_, ignore_index=True) if tables_
              else pd.DataFrame(columns=ab.TABLE_COLUMNS))
     # a run shared by two figures (TD3+ODT in Figs. 9 and 11) counts once
