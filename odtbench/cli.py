@@ -156,13 +156,14 @@ def _run_packed(args: argparse.Namespace) -> int:
     """`run --seeds`: the listed seeds of one DT-family cell in one process (docs/performance.md,
     "Packed seeds"), each in its own run directory, exactly as `--seed` would write it."""
     from odtbench.config import parse_overrides, resolve
-    from odtbench.methods import get_method
 
     scale, overrides = _check_scale(args.scale), parse_overrides(args.set)
     cfgs = [resolve(args.task, args.method, scale, seed, overrides) for seed in args.seeds]
-    if get_method(cfgs[0].method).family != "dt":
-        raise OdtbenchError(f"method {cfgs[0].method!r} is not of the DT family; only ODT, "
-                            "TD3+ODT, DDPG+ODT and TD3 pack seeds: run its seeds with --seed")
+    from odtbench.packing import pack_refusal
+
+    refusal = pack_refusal(cfgs[0])  # before the packed loop's torch import
+    if refusal:
+        raise OdtbenchError(refusal)
     if args.device != "cpu":  # its per-seed generators are CPU ones (docs/performance.md)
         raise OdtbenchError(f"packed seeds run on the CPU only; drop --device {args.device} "
                             "or run the seeds one by one with --seed")

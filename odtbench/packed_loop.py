@@ -39,7 +39,8 @@ from odtbench.errors import OdtbenchError
 from odtbench.evaluation import RolloutResult, episode_trajectory, eval_seeds, online_seeds
 from odtbench.loop import pretrain_coeffs
 from odtbench.methods.dt_agent import DTAgent
-from odtbench.methods.packed_agent import PACKED_RL_KINDS, PackedDTAgent, stack_batches
+from odtbench.methods.packed_agent import PackedDTAgent, stack_batches
+from odtbench.packing import pack_refusal
 from odtbench.progress import Progress
 from odtbench.runcore.context import RunContext, run_logger
 from odtbench.runcore.core import Diverged, IterationUnits, Metrics, RunCore
@@ -133,13 +134,9 @@ def check_packable(cfgs: Sequence[RunConfig]) -> None:
     seeds = [c.seed for c in cfgs]
     if len(set(seeds)) != len(seeds):
         raise OdtbenchError(f"seeds {seeds} repeat; list each seed once")
-    kind = c0.hyperparameters.get("rl_kind")
-    if kind is not None and kind not in PACKED_RL_KINDS:
-        raise OdtbenchError(f"{c0.method} (rl_kind {kind!r}) is not packed: packed seeds support "
-                            f"rl_kind {', '.join(PACKED_RL_KINDS)}; run its seeds one by one")
-    if c0.task_key.startswith("toy/") or c0.hyperparameters.get("online_updates_mode") == "epoch":
-        raise OdtbenchError("the toy task is not packed (its probe and its epoch-sized online "
-                            "updates are per seed); run its seeds one by one")
+    refusal = pack_refusal(c0)
+    if refusal:
+        raise OdtbenchError(refusal)
 
 
 class PackedDTRun:

@@ -158,7 +158,11 @@ def run_status(config: dict, scale: str, suite: str, dataset: str, method: str, 
     now = time.time() if now is None else now
     keys = {"scale": scale, "suite": suite, "dataset": dataset, "method": method, "seed": seed}
     rd = root / wp.RUN_DIR.format(**keys)
-    job_log = root / wp.JOB_LOG.format(**keys)
+    if method in wp.packed_methods(config, scale, suite):  # one job log for the cell's seeds
+        seeds = "-".join(str(k) for k in wp.plan(config, scale, suite)["seeds"])
+        job_log = root / wp.PACKED_LOG.format(**keys, seeds=seeds)
+    else:
+        job_log = root / wp.JOB_LOG.format(**keys)
     rs = RunStatus(suite, dataset, method, seed)
     summary, log_txt = rd / "summary.json", rd / "log.txt"
     if summary.is_file():

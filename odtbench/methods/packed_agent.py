@@ -39,9 +39,7 @@ from odtbench.nets import (
     causal_attention_weights,
 )
 from odtbench.optim import Lamb, adam, linear_warmup, polyak_
-
-# The kinds a packed update reproduces; the ablation kinds run one seed at a time.
-PACKED_RL_KINDS = ("td3", "ddpg", "none")
+from odtbench.packing import PACKED_RL_KINDS
 
 Batch = Mapping[str, Tensor]  # every tensor with a leading seed dimension
 
