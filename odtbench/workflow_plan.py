@@ -131,9 +131,10 @@ def schema_error(config: Mapping[str, Any], schema_file: Path | str) -> str | No
     return f"workflow config {where}: {msg}"
 
 
-def load_config(path: Path | str = CONFIG_FILE, schema_file: Path | str = SCHEMA_FILE) -> dict:
+def load_config(path: Path | str = CONFIG_FILE, schema_file: Path | str | None = None) -> dict:
     """The workflow config as the Snakefile sees it without `--config`: parsed, checked
-    against the schema, top-level and per-suite defaults filled in. Any problem is one
+    against the schema (default: `schemas/config.schema.yaml` next to the config, as in the
+    repository's workflows/), top-level and per-suite defaults filled in. Any problem is one
     `OdtbenchError` line."""
     import yaml
 
@@ -148,6 +149,10 @@ def load_config(path: Path | str = CONFIG_FILE, schema_file: Path | str = SCHEMA
         raise OdtbenchError(f"{path}: not valid YAML ({err}); fix its syntax") from None
     if not isinstance(config, dict):
         raise OdtbenchError(f"{path}: not a mapping; see the comments in the repository's copy")
+    schema_file = Path(schema_file) if schema_file else path.parent / SCHEMA_FILE.relative_to("workflows")
+    if not schema_file.is_file():
+        raise OdtbenchError(f"{schema_file} not found (the config's schema); keep the config in a "
+                            "copy of the repository's workflows/ folder, or run from the repository root")
     problem = schema_error(config, schema_file)
     if problem:
         raise OdtbenchError(problem)

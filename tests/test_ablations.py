@@ -174,3 +174,15 @@ def test_ablation_run_of_another_scale_is_refused(tmp_path):
     shutil.move(src, dest)
     with pytest.raises(OdtbenchError, match="quick"):
         ab.load_plan_records(plan, runs)
+
+
+def test_a_config_outside_the_repository_finds_its_schema_or_says_so(tmp_path):
+    """`odtbench ablations --config PATH` reads the schema next to PATH (workflows/schemas/),
+    wherever it is run from; without one, one line says so."""
+    (tmp_path / "wf/schemas").mkdir(parents=True)
+    shutil.copy2(REPO / "workflows/config.yaml", tmp_path / "wf/config.yaml")
+    shutil.copy2(REPO / "workflows/schemas/config.schema.yaml", tmp_path / "wf/schemas/config.schema.yaml")
+    assert wp.load_config(tmp_path / "wf/config.yaml")["ablations"]["figures"]
+    (tmp_path / "wf/schemas/config.schema.yaml").unlink()
+    with pytest.raises(OdtbenchError, match="config.schema.yaml not found"):
+        wp.load_config(tmp_path / "wf/config.yaml")
