@@ -155,6 +155,14 @@ def test_ablations_report_from_hand_built_runs(tmp_path):
     summary = ab.line_summary(table).set_index("line")
     assert summary.loc["α=10", "final"] == pytest.approx(30.5)
     assert summary.loc["α=1", "runs"] == "2/2" and summary.loc["α=0.1", "status"] == "missing"
+    # jitter: mean |score change| between consecutive online evaluations, then over seeds
+    import pandas as pd
+    per_seed = []
+    for seed in (0, 1):
+        c = pd.read_csv(runs / "mujoco/hopper-random/TD3+ODT@rl_coeff=10" / f"seed{seed}/curve.csv")
+        scores = c.loc[c["phase"] == "online", "score_mean"].tolist()
+        per_seed.append(sum(abs(b - a) for a, b in zip(scores[:-1], scores[1:], strict=True)) / (len(scores) - 1))
+    assert summary.loc["α=10", "jitter"] == pytest.approx(sum(per_seed) / 2) and per_seed[0] > 0
     out = render_ablations(plan, runs, tmp_path / "ablations.html")
     html = out.read_text()
     assert {"fig5a", "fig9"} <= set(re.findall(r'id="([^"]+)"', html)) and 'id="banner"' in html

@@ -38,7 +38,7 @@ X_LABELS = {"online_transitions": "Online Transitions", "gradient_steps": "Gradi
 # The figure tables: one row per (panel, line, seed); status "pending" = the method is not
 # registered in this build, "missing" = no run directory yet.
 TABLE_COLUMNS = ["figure", "panel", "panel_title", "line", "run_method", "y",
-                 *[c for c in SCORE_COLUMNS if c not in ("run_dir",)], "run_dir"]
+                 *[c for c in SCORE_COLUMNS if c not in ("run_dir",)], "score_jitter", "run_dir"]
 RunKey = tuple[str, str, str, int]  # suite, dataset, run method directory, seed
 
 
@@ -71,6 +71,17 @@ def load_plan_records(plan: Mapping[str, Any],
     return out
 
 
+def score_jitter(rec: RunRecord) -> float | None:
+    """Mean |change of the score| between consecutive online evaluations of one run: how
+    much its curve moves from one evaluation to the next (the study's "less stable", Fig. 5a);
+    None with fewer than two online evaluations."""
+    c = rec.curve
+    if c is None or c.empty:
+        return None
+    online = c.loc[c["phase"] == "online", "score_mean"].astype(float)
+    return float(online.diff().abs().mean()) if len(online) >= 2 else None
+
+
 def figure_table(fig: Mapping[str, Any], seeds: list[int], records: Mapping[RunKey, RunRecord],
                  runs_root: str | os.PathLike) -> pd.DataFrame:
     """One row per (panel, line, seed) of a figure: the run's scores as in scores.csv, or
@@ -84,7 +95,8 @@ def figure_table(fig: Mapping[str, Any], seeds: list[int], records: Mapping[RunK
                         "line": line["label"], "run_method": line["run_method"], "y": panel["y"]}
                 rec = records.get(key)
                 if rec is not None:
-                    rows.append({**head, **score_row(rec, Path(runs_root))})
+                    rows.append({**head, **score_row(rec, Path(runs_root)),
+                                 "score_jitter": score_jitter(rec)})
                 else:
                     rows.append({**head, "suite": panel["suite"], "dataset": panel["dataset"],
                                  "method": line["method"], "seed": int(seed),
@@ -192,8 +204,8 @@ def empty_reason(panel: Mapping[str, Any]) -> str:
 
 
 def line_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per (panel, line): runs with a final score / planned, mean ± std of final, before and
-    best, and the status of the line (pending / missing / partial / complete)."""
+    """Per (panel, line): runs with a final score / planned, mean ± std of final, before,
+    best and the score's jitter between evaluations, and the status of the line (pending / missing / partial / complete)."""
     rows = []
     for (panel, line), g in table.groupby(["panel", "line"], sort=False):
         ok = g[g["final_score"].notna()]
@@ -208,9 +220,10 @@ def line_summary(table: pd.DataFrame) -> pd.DataFrame:
                      "final": ok["final_score"].mean() if len(ok) else None,
                      "final_std": ok["final_score"].std(ddof=0) if len(ok) else None,
                      "best": ok["best_score"].mean() if len(ok) else None,
+                     "jitter": ok["score_jitter"].mean() if len(ok) else None,
                      "online_transitions": ok["online_transitions"].max() if len(ok) else None})
     return pd.DataFrame(rows)
 
 
-__all__ = ["load_plan_records", "figure_table", "write_figure_table", "panel_stats",
+__all__ = ["load_plan_records", "score_jitter", "figure_table", "write_figure_table", "panel_stats",
            "plot_figure", "line_summary", "empty_reason", "run_path", "TABLE_COLUMNS"]
