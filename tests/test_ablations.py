@@ -9,6 +9,7 @@ import re
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from test_results import make_fake_run
 
@@ -156,7 +157,6 @@ def test_ablations_report_from_hand_built_runs(tmp_path):
     assert summary.loc["α=10", "final"] == pytest.approx(30.5)
     assert summary.loc["α=1", "runs"] == "2/2" and summary.loc["α=0.1", "status"] == "missing"
     # jitter: mean |score change| between consecutive online evaluations, then over seeds
-    import pandas as pd
     per_seed = []
     for seed in (0, 1):
         c = pd.read_csv(runs / "mujoco/hopper-random/TD3+ODT@rl_coeff=10" / f"seed{seed}/curve.csv")
