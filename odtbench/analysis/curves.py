@@ -173,8 +173,10 @@ def shared_legend(fig: Figure, axes: Iterable[Axes], order: Sequence[str]) -> No
             seen.setdefault(lab, h)
     handles = [seen[m] for m in order if m in seen]
     if handles:
+        # about 1.1 inch per entry, so a one-panel figure wraps its legend instead of cutting it
+        per_row = max(1, int(fig.get_size_inches()[0] / 1.1))
         fig.legend(handles, [m for m in order if m in seen], loc="outside lower center",
-                   ncol=min(len(handles), 7), frameon=False)
+                   ncol=min(len(handles), 7, per_row), frameon=False)
 
 
 def write_curve_figures(stats: pd.DataFrame, out_stem: str | os.PathLike, *, suite: str,
