@@ -159,17 +159,12 @@ def _run_packed(args: argparse.Namespace) -> int:
 
     scale, overrides = _check_scale(args.scale), parse_overrides(args.set)
     cfgs = [resolve(args.task, args.method, scale, seed, overrides) for seed in args.seeds]
-    from odtbench.packing import pack_refusal
+    from odtbench.packing import check_packable
 
-    refusal = pack_refusal(cfgs[0])  # before the packed loop's torch import
-    if refusal:
-        raise OdtbenchError(refusal)
+    check_packable(cfgs)  # before the packed loop's torch import
     if args.device != "cpu":  # its per-seed generators are CPU ones (docs/performance.md)
         raise OdtbenchError(f"packed seeds run on the CPU only; drop --device {args.device} "
                             "or run the seeds one by one with --seed")
-    from odtbench.packed_loop import check_packable
-
-    check_packable(cfgs)
     set_threads(args.threads)
     # --out with --seeds is the method folder: seed<N> directories go under it
     outs = [Path(args.out) / f"seed{c.seed}" if args.out

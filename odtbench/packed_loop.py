@@ -40,7 +40,7 @@ from odtbench.evaluation import RolloutResult, episode_trajectory, eval_seeds, o
 from odtbench.loop import pretrain_coeffs
 from odtbench.methods.dt_agent import DTAgent
 from odtbench.methods.packed_agent import PackedDTAgent, stack_batches
-from odtbench.packing import pack_refusal
+from odtbench.packing import check_packable
 from odtbench.progress import Progress
 from odtbench.runcore.context import RunContext, run_logger
 from odtbench.runcore.core import Diverged, IterationUnits, Metrics, RunCore
@@ -119,24 +119,6 @@ class _SeedLoop:
 
     def finish(self) -> None:
         pass
-
-
-def check_packable(cfgs: Sequence[RunConfig]) -> None:
-    """One (task, method, scale, hyperparameters) and distinct seeds; a DT-family method."""
-    if not cfgs:
-        raise OdtbenchError("no seeds to pack")
-    c0 = cfgs[0]
-    for c in cfgs[1:]:
-        if (c.task_key, c.method, c.scale, c.hyperparameters) != (
-                c0.task_key, c0.method, c0.scale, c0.hyperparameters):
-            raise OdtbenchError("packed seeds must share task, method, scale and "
-                                "hyperparameters; run the others separately")
-    seeds = [c.seed for c in cfgs]
-    if len(set(seeds)) != len(seeds):
-        raise OdtbenchError(f"seeds {seeds} repeat; list each seed once")
-    refusal = pack_refusal(c0)
-    if refusal:
-        raise OdtbenchError(refusal)
 
 
 class PackedDTRun:
@@ -561,4 +543,4 @@ def run_packed(cfgs: Sequence[RunConfig], outs: Sequence[Path | str],
         return [json.loads((out / "summary.json").read_text()) for out in paths]
 
 
-__all__ = ["PackedDTRun", "run_packed", "check_packable"]
+__all__ = ["PackedDTRun", "run_packed"]

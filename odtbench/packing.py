@@ -6,7 +6,10 @@ plans jobs: one packed job per (dataset, method) cell where `pack_seeds` is on.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from odtbench.config import RunConfig
+from odtbench.errors import OdtbenchError
 from odtbench.methods.registry import get_method
 
 # The RL kinds a packed update reproduces; the ablation kinds run one seed at a time.
@@ -28,4 +31,27 @@ def pack_refusal(cfg: RunConfig) -> str | None:
     return None
 
 
-__all__ = ["PACKED_RL_KINDS", "pack_refusal"]
+def check_packable(cfgs: Sequence[RunConfig]) -> None:
+    """One (task, method, scale, hyperparameters) and distinct seeds; a method that packs."""
+    if not cfgs:
+        raise OdtbenchError("no seeds to pack")
+    c0 = cfgs[0]
+    for c in cfgs[1:]:
+        if (c.task_key, c.method, c.scale, c.hyperparameters) != (
+                c0.task_key, c0.method, c0.scale, c0.hyperparameters):
+            raise OdtbenchError("packed seeds must share task, method, scale and "
+                                "hyperparameters; run the others separately")
+    seeds = [c.seed for c in cfgs]
+    if len(set(seeds)) != len(seeds):
+        raise OdtbenchError(f"seeds {seeds} repeat; list each seed once")
+    refusal = pack_refusal(c0)
+    if refusal:
+        raise OdtbenchError(refusal)
+
+
+def seeds_text(seeds: Sequence[int]) -> str:
+    """A packed cell's seeds in its job's file names (`seeds0-1-2.log`)."""
+    return "-".join(str(s) for s in seeds)
+
+
+__all__ = ["PACKED_RL_KINDS", "pack_refusal", "check_packable", "seeds_text"]

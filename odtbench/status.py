@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from odtbench import workflow_plan as wp
+from odtbench.packing import seeds_text
 from odtbench.progress import LINE_PREFIX, format_duration
 
 STALE_S = 300.0  # no log line for this long: the run is no longer running
@@ -159,7 +160,7 @@ def run_status(config: dict, scale: str, suite: str, dataset: str, method: str, 
     keys = {"scale": scale, "suite": suite, "dataset": dataset, "method": method, "seed": seed}
     rd = root / wp.RUN_DIR.format(**keys)
     if method in wp.packed_methods(config, scale, suite):  # one job log for the cell's seeds
-        seeds = "-".join(str(k) for k in wp.plan(config, scale, suite)["seeds"])
+        seeds = seeds_text(wp.plan(config, scale, suite)["seeds"])
         job_log = root / wp.PACKED_LOG.format(**keys, seeds=seeds)
     else:
         job_log = root / wp.JOB_LOG.format(**keys)

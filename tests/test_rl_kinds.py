@@ -246,7 +246,7 @@ def test_new_methods_are_listed_with_their_sources():
 
 @pytest.mark.parametrize("method", ["SAC+ODT", "PPO"])
 def test_packed_seeds_refuse_the_new_kinds(method):
-    from odtbench.packed_loop import check_packable
+    from odtbench.packing import check_packable
 
     cfgs = [resolve("mujoco/hopper-random", method, "smoke", seed=s) for s in (0, 1)]
     with pytest.raises(OdtbenchError, match="not packed"):

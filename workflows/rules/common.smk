@@ -223,8 +223,9 @@ def packed(suite):
 def packed_path(pattern, suite, seeds):
     """A packed cell's job file (PACKED_LOG, PACKED_BENCHMARK), {scale}/{dataset}/{method} left
     as wildcards."""
-    joined = "-".join(str(s) for s in seeds)
-    return expand(pattern, suite=suite, seeds=joined, allow_missing=True)[0]
+    from odtbench.packing import seeds_text
+
+    return expand(pattern, suite=suite, seeds=seeds_text(seeds), allow_missing=True)[0]
 
 
 def planned_benchmarks(suite):
