@@ -57,6 +57,27 @@ def _time(step, n_min: float) -> float:
             return el / n
 
 
+# The kernels FlopCounterMode counts (bench_updates.update_flops): their time is the matmul work.
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm",
+              "aten::_scaled_dot_product_flash_attention_for_cpu",
+              "aten::_scaled_dot_product_flash_attention_for_cpu_backward")
+
+
+def matmul_seconds(step, n: int) -> float:
+    """Seconds per step() spent inside the matmul kernels (profiler self time over n calls).
+
+    The time a step would take if everything else (element-wise ops, optimiser steps, dropout
+    masks, Python) cost nothing: the bound on how fast that step can get without faster
+    matmuls."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(n):
+            step()
+    us = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in MATMUL_OPS)
+    return us / 1e6 / n
+
+
 def bench_size(size: str, seeds: list[int], device: torch.device,
                args: argparse.Namespace) -> list[dict[str, Any]]:
     from odtbench.methods.packed_agent import PackedDTAgent, stack_batches
@@ -99,6 +120,9 @@ def bench_size(size: str, seeds: list[int], device: torch.device,
             for variant in order:
                 trials[S][variant].append(_time(setups[S][variant], args.min_time))
     peak = statistics.median(peaks)
+    # one profiled pass after the timed trials, so the profiler's overhead touches no timing
+    mm_s = {S: {v: matmul_seconds(setups[S][v], args.profile_steps) for v in ("unpacked", "packed")}
+            for S in seeds}
     rows = []
     for S in seeds:
         med = {v: statistics.median(trials[S][v]) for v in ("unpacked", "packed")}
@@ -113,6 +137,12 @@ def bench_size(size: str, seeds: list[int], device: torch.device,
             "unpacked_peak_fraction": S * flops / med["unpacked"] / 1e9 / peak,
             "packed_peak_fraction": S * flops / med["packed"] / 1e9 / peak,
             "peak_gflops_median": peak,
+            "unpacked_matmul_ms_per_seed_update": 1e3 * mm_s[S]["unpacked"] / S,
+            "packed_matmul_ms_per_seed_update": 1e3 * mm_s[S]["packed"] / S,
+            # the packed update's matmul kernels alone, as a fraction of the peak
+            "packed_matmul_peak_fraction": S * flops / mm_s[S]["packed"] / 1e9 / peak,
+            # the speed-up packing would give if all but the packed matmuls cost nothing
+            "matmul_bound_speedup": med["unpacked"] / mm_s[S]["packed"],
             "trials_ms": {v: [1e3 * t for t in trials[S][v]] for v in trials[S]},
         })
     return rows
@@ -127,8 +157,8 @@ def table(result: dict[str, Any]) -> str:
              "1 actor step.", "",
              "| size (embed/layers/K/batch) | S | unpacked ms / seed-update | packed ms / seed-update "
              "| per-seed speed-up | % of peak unpacked | % of peak packed | peak GFLOP/s "
-             "| speed-up at 100 % of peak |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| speed-up at 100 % of peak | packed matmuls' % of peak | speed-up if only matmuls cost |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in result["rows"]:
         dims = f"{r['embed_dim']}/{r['n_layer']}/K{r['context_len']}/B{r['batch_size']}"
         lines.append(f"| {r['size']} ({dims}) | {r['S']} | {r['unpacked_ms_per_seed_update']:.3g} | "
@@ -137,7 +167,12 @@ def table(result: dict[str, Any]) -> str:
                      f"{100 * r['packed_peak_fraction']:.0f} % | {r['peak_gflops_median']:.3g} | "
                      # the speed-up if a packed update ran at 100 % of this run's peak: the
                      # arithmetic's bound on what packing can give at this size
-                     f"{1 / r['unpacked_peak_fraction']:.2f}x |")
+                     f"{1 / r['unpacked_peak_fraction']:.2f}x | "
+                     # the packed update's matmul kernels alone (profiled): a packed update
+                     # cannot beat them without faster matmuls
+                     + (f"{100 * r['packed_matmul_peak_fraction']:.0f} % | "
+                        f"{r['matmul_bound_speedup']:.2f}x |" if "matmul_bound_speedup" in r
+                        else "— | — |"))
     return "\n".join(lines)
 
 
@@ -148,6 +183,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--min-time", type=float, default=0.5, help="seconds per timed trial")
+    p.add_argument("--profile-steps", type=int, default=5,
+                   help="steps of each variant profiled for the matmul-kernel time")
     p.add_argument("--peak-n", type=int, default=2048)
     p.add_argument("--device", default="cpu", choices=["cpu"], help="packed seeds are CPU-only")
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/out/packed-<time>.json)")
