@@ -71,6 +71,20 @@ def _rungs() -> list[Rung]:
     # TD3+ODT's seed 0 is halfcheetah-quick-500k read at 100K
     out += [Rung(f"halfcheetah-quick-100k-seed{k}", task, "TD3+ODT",
                  f"online budget 100K, seed {k}", mid, seed=k) for k in (1, 2)]
+    # The showcase pilots (issue 27): does walker2d-random's margin hold over seeds (300K, the
+    # study's 10 evaluation episodes); halfcheetah-medium-replay at 100K; hopper-random with the
+    # 128/3/4 DT at 500K (the factor left on hopper).
+    long300 = {"online_budget": 300_000, "max_online_iters": 1000, "eval_episodes": 10}
+    for prefix, method in (("", "TD3+ODT"), ("odt-", "ODT")):
+        out += [Rung(f"walker2d-{prefix}quick-300k-seed{k}", "mujoco/walker2d-random", method,
+                     f"{method} online budget 300K, 10 eval episodes, seed {k}", long300, seed=k)
+                for k in (0, 1, 2)]
+        out.append(Rung(f"halfcheetah-mr-{prefix}quick-100k", "mujoco/halfcheetah-medium-replay",
+                        method, f"{method} on medium-replay, online budget 100K", mid))
+    out.append(Rung("hopper-dt128x3-500k", "mujoco/hopper-random", "TD3+ODT",
+                    "DT 128 / 3 layers / 4 heads, online budget 500K",
+                    {"online_budget": 500_000, "max_online_iters": 1000,
+                     "embed_dim": 128, "n_layer": 3, "n_head": 4}))
     return out
 
 
