@@ -125,7 +125,7 @@ def test_default_config_plans_the_toy_study(tmp_path):
 
 
 def test_paper_scale_plans_every_mujoco_dataset_method_and_seed(tmp_path):
-    from odtbench.methods import list_methods
+    """`methods: all` is the study's seven MuJoCo methods plus the floor, no ablation kind."""
     from odtbench.tasks import list_tasks
 
     _copy_workflow(tmp_path)
@@ -135,7 +135,9 @@ def test_paper_scale_plans_every_mujoco_dataset_method_and_seed(tmp_path):
     n_datasets = len(list_tasks("mujoco"))
     assert n_datasets == 12
     assert jobs["dataset"] == n_datasets
-    assert jobs["run"] == n_datasets * len(list_methods()) * 5
+    methods = {r.split("/")[5] for r in _run_outputs(res.stdout)}
+    assert methods == {"TD3+BC", "IQL", "ODT", "PDT", "TD3", "DDPG+ODT", "TD3+ODT", "TD3-scratch"}
+    assert jobs["run"] == n_datasets * len(methods) * 5
     assert jobs["aggregate"] == jobs["figures"] == jobs["report"] == 1
 
 
