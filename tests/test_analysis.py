@@ -318,3 +318,31 @@ def test_toy_notes_name_the_differences_from_the_study():
     assert "Decision Transformer (embed 64, 1 layer" in notes and "2 × 128 MLP" in notes
     assert "N(0, 0.1²)" in notes and "U(−0.01, 0.01)" in notes and "Batch 16" in notes
     assert "no table for" not in notes
+
+
+# ----------------------------------------------------------------------------- the floor
+
+def test_the_floor_is_a_labelled_reference_never_ranked():
+    """TD3-scratch shows as "TD3 from scratch (floor)": last column, never bold even when best,
+    a dashed black line in the curves, and left out of the rliable aggregates."""
+    from odtbench.analysis.curves import plot_curves
+
+    cells = pd.DataFrame({"dataset": ["d1"] * 3, "method": ["TD3-scratch", "ODT", "TD3+ODT"],
+                          "final": [60.0, 10.0, 40.0], "increase": [55.0, 1.0, 30.0]})
+    t = tables.paper_table(cells)
+    assert t.columns == ["ODT", "TD3+ODT", "TD3-scratch"]
+    assert t.styles() == {("d1", "TD3+ODT"): "bold", ("Average", "TD3+ODT"): "bold"}
+    assert "<th>TD3 from scratch (floor)</th>" in tables.to_html(t)
+    assert any("floor" in n for n in t.footnotes)
+    s = _scores({("a-medium", "TD3+ODT"): [1, 2], ("a-medium", "ODT"): [0, 1],
+                 ("a-medium", "TD3-scratch"): [9, 9]})
+    out = agg.compute_aggregates(s, reps=10)
+    assert out["groups"]["all"]["methods"] == ["ODT", "TD3+ODT"]
+    assert "TD3-scratch" not in out["groups"]["all"]["probability_of_improvement"]
+    assert any("TD3 from scratch (floor) left out" in n for n in out["groups"]["all"]["notes"])
+    stats = pd.DataFrame({"dataset": "hopper-random", "method": ["ODT", "TD3-scratch"] * 2,
+                          "x": [0, 0, 10, 10], "mean": [1.0, 2.0, 3.0, 4.0], "std": 0.5})
+    fig = plot_curves(stats, suite="mujoco")
+    floor = next(ln for ln in fig.axes[0].get_lines() if ln.get_label() == "TD3 from scratch (floor)")
+    assert floor.get_linestyle() == "--" and floor.get_color() == "#000000"
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["ODT", "TD3 from scratch (floor)"]
