@@ -38,16 +38,19 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
         "iql_temperature", "iql_max_weight", "pdt_z_dim", "pdt_warmup_envs",
         "pdt_return_warmup_iters", "pdt_return_warmup_batches", "pdt_return_warmup_lr",
         "pdt_prior_samples", "pdt_sample_topk", "awac_lambda", "awac_max_weight", "awr_beta",
-        "awr_max_weight", "ppo_clip"), _POS),
+        "awr_max_weight", "ppo_clip", "td3_actor_lr", "td3_critic_lr", "td3_policy_freq"),
+        _POS),
     **dict.fromkeys((
         "pretrain_updates", "warmup_steps", "min_transitions_per_iter", "weight_decay",
         "critic_weight_decay", "grad_clip", "policy_noise", "noise_clip", "expl_noise",
         "rl_coeff", "sup_coeff", "mlp_pretrain_steps", "td3bc_alpha", "td3bc_policy_noise",
         "td3bc_noise_clip", "td3bc_expl_noise", "pdt_kl_weight", "pdt_prior_weight",
-        "pdt_return_weight", "pdt_warmup_samples"), _NONNEG),
+        "pdt_return_weight", "pdt_warmup_samples", "td3_policy_noise", "td3_noise_clip",
+        "td3_expl_noise", "td3_start_steps"), _NONNEG),
     **dict.fromkeys(("gamma", "tau", "mlp_discount", "mlp_tau", "awr_lambda", "ppo_lambda"),
                     _UNIT),
     "dropout": _HALF_OPEN_UNIT,
+    "td3_start_share": _HALF_OPEN_UNIT,
     "iql_expectile": _OPEN_UNIT,
 }
 CHOICES: dict[str, tuple[str, ...]] = {

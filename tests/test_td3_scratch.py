@@ -26,6 +26,8 @@ def test_start_steps_are_the_codes_25k_capped_at_5_percent_of_the_budget():
     # no pretraining key: nothing offline can be switched on by an override
     with pytest.raises(OdtbenchError, match="mlp_pretrain_steps"):
         resolve(TASK, "TD3-scratch", "smoke", overrides={"mlp_pretrain_steps": 10})
+    with pytest.raises(OdtbenchError, match=r"td3_start_share=1.0 is invalid: must be a number in \[0, 1\)"):
+        resolve(TASK, "TD3-scratch", "smoke", overrides={"td3_start_share": 1.0})
 
 
 def test_only_online_transitions_enter_the_buffer_and_updates_wait_for_them(hopper_data,
