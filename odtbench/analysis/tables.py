@@ -148,9 +148,9 @@ def paper_table(cells: pd.DataFrame, *, kind: str = "final_increase", title: str
     floors = [m for m in methods if is_floor(m)]
     if floors:
         notes.append(", ".join(FLOORS[m] for m in floors) + ": trained online only, from an "
-                     "empty buffer, with the same budget and evaluation; the floor the offline "
-                     "data should lift the methods above, not ranked with them "
-                     "(docs/methods/td3-scratch.md).")
+                     "empty buffer, with the same budget and evaluation (its 'before' is its "
+                     "untrained policy); the floor the offline data should lift the methods "
+                     "above, not ranked with them (docs/methods/td3-scratch.md).")
     if average and any(c.mark == "*" for c in grid[-1]):
         notes.append("*: averaged over the datasets this method has results for only.")
     return Table(title, methods, rows, grid, notes)
