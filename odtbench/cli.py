@@ -302,7 +302,8 @@ def _list_lines(kind: str) -> list[str]:
         from odtbench.methods import get_method, list_methods
 
         specs = [get_method(name) for name in list_methods()]
-        return _columns([(s.name, s.family, s.description) for s in specs])
+        # role: study (compared in its tables), ablation (reports/ablations.html), floor
+        return _columns([(s.name, s.family, s.role or "-", s.description) for s in specs])
     if kind == "tasks":
         from odtbench.tasks import list_tasks
 
