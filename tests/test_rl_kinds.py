@@ -242,12 +242,3 @@ def test_new_methods_are_listed_with_their_sources():
     # a key of another kind is refused
     with pytest.raises(OdtbenchError, match="ppo_clip"):
         resolve("mujoco/hopper-random", "SAC", "smoke", overrides={"ppo_clip": 0.1})
-
-
-@pytest.mark.parametrize("method", ["SAC+ODT", "PPO"])
-def test_packed_seeds_refuse_the_new_kinds(method):
-    from odtbench.packing import check_packable
-
-    cfgs = [resolve("mujoco/hopper-random", method, "smoke", seed=s) for s in (0, 1)]
-    with pytest.raises(OdtbenchError, match="not packed"):
-        check_packable(cfgs)
