@@ -11,7 +11,8 @@ mujoco/hopper-random and toy/bandit with the code on PYTHONPATH, one run directo
   and `diag_wall_s`;
 - the final checkpoint's agent state (checkpoint/state.pt, "agent"): the same keys in the
   same order and every tensor bit-identical (torch.equal), every other value equal;
-  the checkpoint's run state is compared too, except `wall_time_s` and `eval_s`.
+  the checkpoint's run state is compared too, except `wall_time_s`, `eval_s` and
+  `diag_wall_s` (also inside its curve and diagnostics rows).
 
 config.json is not compared: it records the code's hash and the time.
 
@@ -90,6 +91,15 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def _strip(x: Any) -> Any:
+    """The checkpoint's run state without its wall times (its curve and diagnostics rows too)."""
+    if isinstance(x, dict):
+        return {k: _strip(v) for k, v in x.items() if k not in IGNORED_STATE | IGNORED_COLUMNS}
+    if isinstance(x, list):
+        return [_strip(v) for v in x]
+    return x
+
+
 def compare_run(a: Path, b: Path) -> list[str]:
     """The differences between two run directories of the same (task, method), as lines."""
     import torch
@@ -112,9 +122,9 @@ def compare_run(a: Path, b: Path) -> list[str]:
         diffs.append(f"checkpoint agent keys: {list(ca['agent'])} != {list(cb['agent'])}")
     diffs += [f"checkpoint agent {k} differs" for k in ca["agent"]
               if k in cb["agent"] and not _same(ca["agent"][k], cb["agent"][k])]
-    for k in set(ca["state"]) | set(cb["state"]):
-        if k not in IGNORED_STATE and not _same(ca["state"].get(k), cb["state"].get(k)):
-            diffs.append(f"checkpoint state {k} differs")
+    sa_, sb_ = _strip(ca["state"]), _strip(cb["state"])
+    diffs += [f"checkpoint state {k} differs" for k in sorted(set(sa_) | set(sb_))
+              if not _same(sa_.get(k), sb_.get(k))]
     return diffs
 
 
@@ -122,7 +132,7 @@ def compare(before: Path, after: Path, report: Path) -> int:
     runs = sorted(p.parent.relative_to(before) for p in before.glob("*/*/summary.json"))
     lines = [f"# Smoke equivalence: {before} against {after}", "",
              f"Ignored: summary.json {sorted(IGNORED_SUMMARY)}; curve.csv/diagnostics.csv "
-             f"columns {sorted(IGNORED_COLUMNS)}; checkpoint run state {sorted(IGNORED_STATE)}; "
+             f"columns {sorted(IGNORED_COLUMNS)}; checkpoint run state {sorted(IGNORED_STATE | IGNORED_COLUMNS)}; "
              "config.json (code hash, time).", "", "| run | result |", "|---|---|"]
     bad = 0
     for rel in runs:
