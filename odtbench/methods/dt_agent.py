@@ -111,10 +111,9 @@ class SpeedOptions:
                 if getattr(self, f.name) != f.default]
 
 
-def policy_delayed_unit(agent: Any, sample: Callable[[], Any], rl_coeff: float,
-                        sup_coeff: float) -> dict[str, Tensor]:
-    """TD3's policy delay for any agent with `critic_step`, `actor_step` and
-    `actor_update_interval` (DTAgent): d critic steps on fresh batches, the
+def policy_delayed_unit(agent: DTAgent, sample: Callable[[], Mapping[str, Tensor]],
+                        rl_coeff: float, sup_coeff: float) -> dict[str, Tensor]:
+    """TD3's policy delay: d = `actor_update_interval` critic steps on fresh batches, the
     actor step on the first batch right after its critic step."""
     metrics: dict[str, Tensor] = {}
     for b in range(agent.actor_update_interval):
