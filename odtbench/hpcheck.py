@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from odtbench.errors import OdtbenchError
-from odtbench.hyperparameters import RL_KINDS
 
 INF = math.inf
 # key -> (low, high, low_inclusive, high_inclusive)
@@ -55,7 +54,6 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "actor_optimizer": ("lamb", "adam"),
-    "rl_kind": RL_KINDS,
     "online_updates_mode": ("fixed", "epoch"),
     "iql_actor_schedule": ("cosine", "constant"),
 }
@@ -87,6 +85,16 @@ def _range_text(lo: float, hi: float, lo_in: bool, hi_in: bool) -> str:
     return f"in {'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
 
 
+def _choices(key: str) -> tuple[str, ...] | None:
+    """The allowed values of a string key, or None; rl_kind's are the registered kinds
+    (odtbench.methods.rl_kinds, torch-free), plug-ins included."""
+    if key == "rl_kind":
+        from odtbench.methods.rl_kinds import kind_names
+
+        return kind_names()
+    return CHOICES.get(key)
+
+
 def check_value(key: str, value: Any, default: Any = None) -> None:
     """One key's value; `default` is the value before the override (it gives the type)."""
     want = _kind(default) if default is not None else None
@@ -97,11 +105,11 @@ def check_value(key: str, value: Any, default: Any = None) -> None:
     if want == "float" and got not in ("int", "float"):
         raise _bad(key, value, "a number" + (
             f" {_range_text(*RANGES[key])}" if key in RANGES else ""))
+    choices = _choices(key)
     if want in ("bool", "str") and got != want:
-        raise _bad(key, value, _WANT[want] if key not in CHOICES else
-                   f"one of {', '.join(CHOICES[key])}")
-    if key in CHOICES and value not in CHOICES[key]:
-        raise _bad(key, value, f"one of {', '.join(CHOICES[key])}")
+        raise _bad(key, value, _WANT[want] if choices is None else f"one of {', '.join(choices)}")
+    if choices is not None and value not in choices:
+        raise _bad(key, value, f"one of {', '.join(choices)}")
     if got in ("int", "float"):
         if not math.isfinite(value):
             raise _bad(key, value, "a finite number")

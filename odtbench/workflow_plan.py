@@ -26,9 +26,6 @@ RUN_DIR = "results/runs/{scale}/{suite}/{dataset}/{method}/seed{seed}"
 SUMMARY = RUN_DIR + "/summary.json"
 BENCHMARK = "results/benchmarks/{scale}/{suite}/{dataset}/{method}/seed{seed}.tsv"
 JOB_LOG = "logs/{scale}/runs/{suite}/{dataset}/{method}/seed{seed}.log"
-# A packed cell's job (packed_methods): its seeds' run directories are RUN_DIR's, as unpacked.
-PACKED_BENCHMARK = "results/benchmarks/{scale}/{suite}/{dataset}/{method}/seeds{seeds}.tsv"
-PACKED_LOG = "logs/{scale}/runs/{suite}/{dataset}/{method}/seeds{seeds}.log"
 
 
 def names(value: Any, registered: Iterable[str], kind: str,
@@ -104,26 +101,6 @@ def plan(config: Mapping[str, Any], scale: str, suite: str) -> dict[str, list]:
     seeds = next(s for s in (config.get("seeds"), block.get("seeds"),
                              config["scales"][scale]["seeds"]) if s is not None)
     return {"datasets": datasets, "methods": methods, "seeds": seed_list(seeds)}
-
-
-def packed_methods(config: Mapping[str, Any], scale: str, suite: str) -> list[str]:
-    """The planned methods of `suite` at `scale` whose seeds one job trains packed: where
-    `pack_seeds` is on (the suite's block, else the scale's), the run is on the CPU, two or
-    more seeds are planned and the method packs (odtbench.packing; the MLP methods, PDT,
-    the ablation kinds and the toy run one job per seed)."""
-    from odtbench.config import resolve
-    from odtbench.packing import pack_refusal
-
-    block = suite_config(config, scale, suite)
-    if not block.get("pack_seeds", config["scales"][scale].get("pack_seeds", False)):
-        return []
-    p = plan(config, scale, suite)
-    if config.get("device", "cpu") != "cpu" or len(p["seeds"]) < 2:
-        return []
-    external = external_methods(config)
-    hp = config.get("hyperparameters") or {}
-    return [m for m in p["methods"] if m not in external and pack_refusal(
-        resolve(f"{suite}/{p['datasets'][0]}", m, scale, 0, hp.get(m, {}))) is None]
 
 
 def configured_suites(config: Mapping[str, Any], scale: str) -> list[str]:
@@ -354,6 +331,6 @@ def ablation_runs(plan: Mapping[str, Any], figure: str | None = None) -> list[tu
     return list(seen)
 
 
-__all__ = ["load_config", "plan", "suite_methods", "packed_methods", "configured_suites", "suite_config", "names", "seed_list",
+__all__ = ["load_config", "plan", "suite_methods", "configured_suites", "suite_config", "names", "seed_list",
            "external_methods", "known_methods", "schema_error", "STATS", "RUN_DIR", "SUMMARY", "BENCHMARK",
-           "JOB_LOG", "PACKED_BENCHMARK", "PACKED_LOG", "VARIANT_SEP", "variant_name", "split_variant", "ablation_plan", "ablation_runs"]
+           "JOB_LOG", "VARIANT_SEP", "variant_name", "split_variant", "ablation_plan", "ablation_runs"]

@@ -295,16 +295,11 @@ def test_runtime_from_snakemake_benchmarks(tmp_path):
     other = tmp_path / "smoke" / "toy" / "bandit" / "ODT" / "seed0.tsv"
     other.parent.mkdir(parents=True)
     other.write_text(head + "1\t0:00:01\t1\t1\t1\t1\t0\t0\t1\t1\n")
-    packed = tmp_path / "smoke" / "mujoco" / "hopper-medium" / "TD3" / "seeds0-1-2.tsv"
-    packed.parent.mkdir(parents=True)
-    packed.write_text(head + "60\t0:01:00\t300\t1\t1\t1\t0\t0\t99\t59\n")  # one job, 3 seeds
     b = read_benchmarks(tmp_path, "mujoco")
-    assert len(b) == 5 and set(b["method"]) == {"ODT", "TD3+ODT", "TD3"}
+    assert len(b) == 4 and set(b["method"]) == {"ODT", "TD3+ODT"}
     r = runtime_by_method(b).set_index("method")
     assert r.loc["TD3+ODT", "mean_s"] == pytest.approx(30.5)
     assert r.loc["ODT", "jobs"] == 2 and r.loc["ODT", "max_rss_mb"] == pytest.approx(100.5)
-    assert (r.loc["TD3", "jobs"], r.loc["TD3", "seeds"]) == (1, 3)
-    assert r.loc["TD3", "seed_s"] == pytest.approx(20.0) and r.loc["ODT", "seed_s"] == pytest.approx(10.5)
     assert read_benchmarks(tmp_path / "absent", "mujoco").empty
 
 

@@ -99,19 +99,3 @@ def test_states_progress_scores_and_workflow_eta(tmp_path: Path, monkeypatch, ca
     assert cli.main(["status", "--suite", "mujoco"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown suite at scale smoke 'mujoco'" in err[0]
-
-
-def test_a_packed_cells_seeds_read_the_cells_job_log(tmp_path: Path) -> None:
-    config = _workflow(tmp_path)
-    config["scales"]["smoke"]["pack_seeds"] = True
-    config["scales"]["smoke"]["suites"] = {
-        "mujoco": {"datasets": ["hopper-random"], "methods": ["TD3+ODT"], "seeds": 2, "runtime": 5}}
-    now = float(int(time.time()))
-    keys = {"scale": "smoke", "suite": "mujoco", "dataset": "hopper-random", "method": "TD3+ODT"}
-    job_log = tmp_path / wp.PACKED_LOG.format(**keys, seeds="0-1")
-    job_log.parent.mkdir(parents=True)
-    job_log.write_text("odtbench: error: disk full; free space and re-run\n")
-    os.utime(job_log, (now - STALE_S - 60, now - STALE_S - 60))
-    runs = workflow_status(config, "smoke", ["mujoco"], root=tmp_path, now=now)
-    assert [(r.seed, r.state) for r in runs] == [(0, "failed"), (1, "failed")]
-    assert all("disk full" in r.detail for r in runs)
