@@ -7,7 +7,7 @@ the largest of them; the unpacked cell's is the sum over its runs. Scores are li
 packed seed is an equivalent replicate of its unpacked run, not the same numbers.
 
     python benchmarks/packed_cell.py --packed RUNS/packed/TD3+ODT \\
-        --unpacked RUNS/unpacked/TD3+ODT --out benchmarks/results/packed-cell.json
+        --unpacked RUNS/unpacked/TD3+ODT --out evidence/verifications/packed-cell/packed-cell.json
 """
 
 from __future__ import annotations

@@ -97,9 +97,10 @@ def set_threads(n: int) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from odtbench.config import parse_overrides, resolve
+    from odtbench.config import resolve
     from odtbench.hpcheck import check_device
     from odtbench.methods import get_method
+    from odtbench.overrides import parse_overrides
 
     if args.seeds is not None:
         return _run_packed(args)
@@ -155,7 +156,8 @@ def _seed_list(text: str) -> list[int]:
 def _run_packed(args: argparse.Namespace) -> int:
     """`run --seeds`: the listed seeds of one DT-family cell in one process (docs/performance.md,
     "Packed seeds"), each in its own run directory, exactly as `--seed` would write it."""
-    from odtbench.config import parse_overrides, resolve
+    from odtbench.config import resolve
+    from odtbench.overrides import parse_overrides
 
     scale, overrides = _check_scale(args.scale), parse_overrides(args.set)
     cfgs = [resolve(args.task, args.method, scale, seed, overrides) for seed in args.seeds]
@@ -193,7 +195,8 @@ def _run_packed(args: argparse.Namespace) -> int:
 
 def cmd_config(args: argparse.Namespace) -> int:
     """Print a run's resolved hyperparameters, each with its source (no run, no files)."""
-    from odtbench.config import parse_overrides, resolve
+    from odtbench.config import resolve
+    from odtbench.overrides import parse_overrides
 
     cfg = resolve(args.task, args.method, _check_scale(args.scale), 0, parse_overrides(args.set))
     if args.json:

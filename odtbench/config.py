@@ -19,6 +19,7 @@ from odtbench.hyperparameters import (
     check_value,
     schema_types,
 )
+from odtbench.overrides import split_variant
 from odtbench.presets import DOMAINS, RANDOM_DATASET, SRC_TAB9  # paper Tab. 9 rows
 
 SCALES = ("smoke", "quick", "paper")
@@ -98,13 +99,9 @@ SCALE_OVERRIDES: dict[str, dict[str, Any]] = {
     # Small nets and budgets for one CPU machine; the algorithm is unchanged.
     "quick": {
         # DT 32/1/1 with K 5 (about 30k parameters) and the paper's 300 actor updates per
-        # online iteration. Pilots on hopper-random, seed 0, 40k transitions (2026-11-25):
-        # 64/2/2, K 10 cost ~3x more per update and scored the same at 10k transitions (6.4
-        # vs 7.2); 1000 updates per iteration scored 7.3 at 15k transitions, 100 per iteration
-        # 6.2 at 41k, 300 per iteration 7.1 at 40k (all near 7). Warm-up:pretraining kept at
-        # the paper's 2:1 so online finetuning also starts at half the learning rate. Longer
-        # pilots (to 300K transitions, batch 256, actor lr 1e-3) stay on the same plateau:
-        # benchmarks/results/pilots/README.md.
+        # online iteration; warm-up:pretraining kept at the paper's 2:1 so online finetuning
+        # also starts at half the learning rate. Why these sizes (the pilots that chose
+        # them): docs/scales.md, "How the quick preset was chosen".
         "embed_dim": 32, "n_layer": 1, "n_head": 1, "context_len": 5, "batch_size": 64,
         "pretrain_updates": 500, "warmup_steps": 1000,
         "online_budget": 40_000, "max_online_iters": 200, "eval_interval": 5,
@@ -206,32 +203,15 @@ def _all_known_keys() -> set[str]:
     return {k for m in list_methods() for k in method_keys(get_method(m))}
 
 
-def parse_overrides(items: list[str] | None) -> dict[str, Any]:
-    """Parse `key=value` strings; values are read as JSON when they parse, else as strings."""
-    import json
-
-    out: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise OdtbenchError(f"malformed --set {item!r}; expected key=value, e.g. --set lr_actor=3e-4")
-        k, v = item.split("=", 1)
-        try:
-            out[k.strip()] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k.strip()] = v
-    return out
-
-
 def resolve(task_key: str, method: str, scale: str, seed: int = 0,
             overrides: Mapping[str, Any] | None = None) -> RunConfig:
     """Resolve the hyperparameters of one run; raises one-line errors for bad names.
 
-    `method` may name a sweep's run (`TD3+ODT@rl_coeff=0.01`, odtbench.workflow_plan): the
+    `method` may name a sweep's run (`TD3+ODT@rl_coeff=0.01`, odtbench.overrides): the
     method, then values that win over `overrides`, so the run directory's name always says
     what ran."""
     from odtbench.methods import get_method
     from odtbench.tasks import get_task
-    from odtbench.workflow_plan import split_variant
 
     if scale not in SCALES:
         raise UnknownChoiceError("scale", scale, SCALES)

@@ -15,9 +15,9 @@ Where it shows:
 
 The rate, and so the ETA, count only what this process did in the current phase: after a
 resume the units done before the restart are neither work nor time of this process. They
-are measured over the last `window_s` (300) s of that work: on a machine whose load changes
-(a measured resume on the shared 2-core machine, 2026-12-02: the whole-phase average
-overestimated the time left by 30-146 %), the ETA follows the current speed.
+are measured over the last `window_s` (300) s of that work, so on a machine whose load
+changes the ETA follows the current speed (why a window, measured: docs/workflow.md,
+"Watching a workflow").
 """
 
 from __future__ import annotations
