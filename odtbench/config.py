@@ -13,14 +13,13 @@ from typing import Any
 from odtbench.errors import OdtbenchError, UnknownChoiceError
 from odtbench.hpcheck import check_hyperparameters
 from odtbench.hyperparameters import (
+    SCALES,
     Protocol,
     build,
     check_value,
     schema_types,
 )
 from odtbench.overrides import split_variant
-
-SCALES = ("smoke", "quick", "paper")
 
 # The authors' code defaults and paper Tab. 8 (docs/methods/dt-family.md §6).
 SRC_CODE = "authors' code get_args.py (docs/methods/dt-family.md §6)"

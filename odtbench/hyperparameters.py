@@ -26,6 +26,10 @@ from typing import Any
 
 from odtbench.errors import OdtbenchError
 
+# Every scale a run's hyperparameters and a task's dataset are resolved at (docs/scales.md):
+# the one list (odtbench.config and odtbench.data.build read it).
+SCALES = ("smoke", "quick", "paper")
+
 # The DT agent's RL-gradient kinds (docs/methods/dt-family.md §4, docs/methods/<method>.md).
 # Here, not in the agent's module, so that config checks need no torch import.
 RL_KINDS = ("td3", "ddpg", "none", "sac", "iql", "awac", "awr", "ppo")

@@ -206,7 +206,11 @@ class SquashedGaussian:
         return -self.rsample_with_log_prob()[1]
 
 
-class _GaussianHead(nn.Module):
+class GaussianHead(nn.Module):
+    """ODT's action head: a tanh-squashed Gaussian with a linear mean and a linear log-std
+    squashed into [LOG_STD_MIN, LOG_STD_MAX]. Public: PDT builds its policy and latent heads
+    on it (odtbench_baselines.pdt)."""
+
     def __init__(self, embed_dim: int, act_dim: int):
         super().__init__()
         self.mu = nn.Linear(embed_dim, act_dim)
@@ -249,7 +253,7 @@ class DecisionTransformer(nn.Module):
         self.embed_ln = nn.LayerNorm(embed_dim)
         self.transformer = CausalTransformer(embed_dim, n_layer, n_head, dropout,
                                              embed_dropout=embed_dropout)
-        self.head = (_GaussianHead if stochastic else _TanhHead)(embed_dim, act_dim)
+        self.head = (GaussianHead if stochastic else _TanhHead)(embed_dim, act_dim)
 
     def forward(self, states: Tensor, actions: Tensor, rtg: Tensor,
                 mask: Tensor | None = None) -> Tensor | SquashedGaussian:

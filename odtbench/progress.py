@@ -86,7 +86,7 @@ class Progress:
         if self.name and self.name != name:
             self.emit(force=True)  # the end of the previous phase, in the log
         self.name, self.unit, self.total = name, unit, max(int(total), 0)
-        self.done = self._start_done = int(done)
+        self.done = int(done)
         self._start_t = self._t_done = self.clock()
         # (clock, done, evaluation seconds, changes) at changes >= window_s / 100 apart: the
         # rate's window, at most ~100 marks however fast the units come

@@ -33,7 +33,6 @@ import numpy as np
 from odtbench.errors import OdtbenchError, UnknownChoiceError
 from odtbench.hyperparameters import STOCHASTIC_RL_KINDS
 
-SUITES: tuple[str, ...] = ("toy", "mujoco", "adroit", "antmaze", "maze2d", "mujoco-delayed")
 SCORE_KINDS = ("normalized", "success_rate", "raw")
 DEFAULT_REFERENCE = {"toy": "toy", "mujoco": "d4rl", "adroit": "d4rl", "antmaze": "d4rl",
                      "maze2d": "d4rl", "mujoco-delayed": "d4rl"}

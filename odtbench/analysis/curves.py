@@ -4,10 +4,8 @@ ant, walker2d, halfcheetah) and legend order."""
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,7 +13,7 @@ from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from odtbench.analysis.common import close, method_color, save_figure, sort_methods
+from odtbench.analysis.common import method_color, sort_methods
 from odtbench.analysis.reference import task_info
 from odtbench.results import RunRecord
 
@@ -179,10 +177,3 @@ def shared_legend(fig: Figure, axes: Iterable[Axes], order: Sequence[str]) -> No
                    ncol=min(len(handles), 7, per_row), frameon=False)
 
 
-def write_curve_figures(stats: pd.DataFrame, out_stem: str | os.PathLike, *, suite: str,
-                        datasets: Sequence[str] | None = None) -> list[Path]:
-    fig = plot_curves(stats, suite=suite, datasets=datasets)
-    try:
-        return save_figure(fig, out_stem)
-    finally:
-        close(fig)
