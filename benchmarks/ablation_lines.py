@@ -4,7 +4,7 @@ score's jitter between evaluations, and the means over the online diagnostics ro
 online states go from the offline data (online_max_abs_z), the online episode length and the
 cosine between the actor's supervised and RL gradients (issue 18's closing comparison).
 
-    python benchmarks/ablation_lines.py --runs benchmarks/results/ablations/quick/runs
+    python benchmarks/ablation_lines.py --runs evidence/ablations/quick/runs
 """
 
 from __future__ import annotations

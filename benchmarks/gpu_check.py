@@ -2,7 +2,7 @@
 """The paper scale on one GPU, measured within a fixed time budget (issue 15).
 
 `benchmarks/gpu_check.sh` runs this. One command writes one JSON and one Markdown table to
-`benchmarks/results/` (or `--out-dir`) with:
+`benchmarks/out/` (git-ignored; or `--out-dir`) with:
 
 - the machine: GPU name, memory, driver, torch / CUDA / cuDNN versions, CPU;
 - dense matmul throughput, bf16, fp32 (TF32 off, torch's default) and TF32, one large GEMM;
@@ -689,7 +689,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="random transitions of the run's dataset (paper: 1M; default 20000)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all "
                    "cores on cuda, 1 on cpu)")
-    p.add_argument("--out-dir", default=str(REPO / "benchmarks" / "results"))
+    p.add_argument("--out-dir", default=str(REPO / "benchmarks" / "out"),
+                   help="where the JSON and Markdown go (default benchmarks/out/, git-ignored)")
     p.add_argument("--start-method", default="fork", choices=["fork", "forkserver", "spawn"],
                    help="how parts start: fork (default; shares the parent's imports) or "
                         "spawn (each part imports torch afresh)")

@@ -4,7 +4,7 @@
 # odtbench from this checkout (no `pip install -e .` needed) and names any missing module.
 # Only if $GPU_CHECK_WHEELS names a local directory of wheels does it install the missing
 # ones from there (pip --no-index: never from the network).
-#   benchmarks/gpu_check.sh                        # CUDA; results in benchmarks/results/
+#   benchmarks/gpu_check.sh                        # CUDA; results in benchmarks/out/
 #   benchmarks/gpu_check.sh --out-dir "$OUT"       # results elsewhere
 #   benchmarks/gpu_check.sh --device cpu --tiny    # the whole path at a tiny size
 # Arguments go to benchmarks/gpu_check.py (--help there).

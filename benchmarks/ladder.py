@@ -6,6 +6,9 @@ study's values, TD3+ODT (and ODT for reference), seed 0 (the budget rung also se
     python benchmarks/ladder.py table --runs DIR [--md F] # the table from the run files
     python benchmarks/ladder.py collect --runs DIR --to D # copy the run files (no checkpoints)
 
+The committed rungs live in evidence/ladder/ (its README holds the table):
+`collect --runs RUNS --to evidence/ladder`, then `table --runs evidence/ladder`.
+
 Each rung is an ordinary `odtbench run` at the quick scale with `--set` overrides (and, for
 the dataset-size rung, $ODTBENCH_DATASET_SCALE=paper: the recipe's 1M-transition data), so
 its config.json records every value with its source. Run single-threaded, two at a time.
@@ -141,11 +144,13 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("rung", choices=sorted(RUNGS))
     pr.add_argument("--runs", type=Path, required=True)
     pt = sub.add_parser("table")
-    pt.add_argument("--runs", type=Path, required=True)
+    pt.add_argument("--runs", type=Path, required=True,
+                    help="runs root, e.g. evidence/ladder (the committed rungs)")
     pt.add_argument("--md", type=Path)
     pc = sub.add_parser("collect")
     pc.add_argument("--runs", type=Path, required=True)
-    pc.add_argument("--to", type=Path, required=True)
+    pc.add_argument("--to", type=Path, required=True,
+                    help="where the run files go: evidence/ladder for the committed rungs")
     a = p.parse_args(argv)
     if a.cmd == "list":
         for r in RUNGS.values():

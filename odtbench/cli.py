@@ -97,9 +97,10 @@ def set_threads(n: int) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from odtbench.config import parse_overrides, resolve
+    from odtbench.config import resolve
     from odtbench.hpcheck import check_device
     from odtbench.methods import get_method
+    from odtbench.overrides import parse_overrides
 
     # resolve() validates scale, task, method and every override (key and value): nothing is
     # written before all of them are known to be good.
@@ -143,7 +144,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_config(args: argparse.Namespace) -> int:
     """Print a run's resolved hyperparameters, each with its source (no run, no files)."""
-    from odtbench.config import parse_overrides, resolve
+    from odtbench.config import resolve
+    from odtbench.overrides import parse_overrides
 
     cfg = resolve(args.task, args.method, _check_scale(args.scale), 0, parse_overrides(args.set))
     if args.json:

@@ -13,14 +13,13 @@ from typing import Any
 from odtbench.errors import OdtbenchError, UnknownChoiceError
 from odtbench.hpcheck import check_hyperparameters
 from odtbench.hyperparameters import (
+    SCALES,
     Protocol,
     build,
     check_value,
     schema_types,
 )
-from odtbench.presets import DOMAINS, RANDOM_DATASET, SRC_TAB9  # paper Tab. 9 rows
-
-SCALES = ("smoke", "quick", "paper")
+from odtbench.overrides import split_variant
 
 # The authors' code defaults and paper Tab. 8 (docs/methods/dt-family.md §6).
 SRC_CODE = "authors' code get_args.py (docs/methods/dt-family.md §6)"
@@ -63,47 +62,15 @@ DEFAULT_SOURCES: dict[str, str] = {
 # 10 evaluation episodes of <= 1000 steps) and the suite's divergence bound.
 SRC_PROTOCOL = "protocol of every method (docs/methods/dt-family.md §5)"
 
-SRC_TOY = "toy preset (paper App. F.2.1 / motivation.py, adapted to the DT agent: docs/toy.md)"
-# The study's toy uses 2x128 MLPs, Adam lr 1e-3, batch 32, 20 pretraining steps, 16 online
-# epochs of 64 rollouts each trained for one pass over the growing dataset, RTG 1,
-# exploration noise of width 0.01. Here the same protocol drives the suite's DT agent.
-TOY: dict[str, Any] = {
-    "embed_dim": 64, "n_layer": 1, "n_head": 1, "dropout": 0.0, "embed_dropout": 0.0,
-    # Tuned (docs/toy.md): batch 16 (two passes' worth of steps per epoch instead of one)
-    # and the suite's usual Gaussian exploration noise 0.1 instead of U(-0.01, 0.01).
-    "context_len": 1, "eval_context_len": 1, "batch_size": 16,
-    "actor_optimizer": "adam", "lr_actor": 1e-3, "weight_decay": 0.0, "warmup_steps": 1,
-    "critic_hidden": 128, "lr_critic": 1e-3, "critic_weight_decay": 0.0,
-    "pretrain_updates": 20, "online_updates_mode": "epoch",
-    "min_transitions_per_iter": 64, "max_online_iters": 16, "online_budget": 16 * 64,
-    "replay_size": 100_000, "eval_interval": 1, "eval_episodes": 1,
-    "eval_rtg": 1.0, "online_rtg": 1.0, "reward_scale": 1.0,
-    "expl_noise": 0.1, "max_episode_len": 1, "actor_update_interval": 1,
-    "checkpoint_every_updates": 100,
-    # motivation.py creates fresh Adam optimisers after pretraining, for every method
-    "fresh_optimizers_online": True,
-}
-TOY_ACTOR = {"stochastic": False, "entropy_reg": False, "grad_clip": 0.0}
-# In the toy the study weights the supervised term 0.02 against the full Q term, and its RL
-# methods pretrain with that loss already (DDPG: -Q; ODT+DDPG: 0.02 MSE - Q; motivation.py).
-TOY_RL_METHODS = {"rl_coeff": 1.0, "sup_coeff": 0.02, "rl_from_start": True}
-# The RL-only method is the study's DDPG panel: no supervised term, and its actor is pi(1), a
-# constant RTG input of 1 (the rollout RTG) in every batch instead of the data's RTG.
-TOY_RL_ONLY = {"sup_coeff": 0.0, "train_rtg_constant": 1.0}
-
 SRC_SCALE = "scale {scale}"
 SCALE_OVERRIDES: dict[str, dict[str, Any]] = {
     "paper": {},
     # Small nets and budgets for one CPU machine; the algorithm is unchanged.
     "quick": {
         # DT 32/1/1 with K 5 (about 30k parameters) and the paper's 300 actor updates per
-        # online iteration. Pilots on hopper-random, seed 0, 40k transitions (2026-11-25):
-        # 64/2/2, K 10 cost ~3x more per update and scored the same at 10k transitions (6.4
-        # vs 7.2); 1000 updates per iteration scored 7.3 at 15k transitions, 100 per iteration
-        # 6.2 at 41k, 300 per iteration 7.1 at 40k (all near 7). Warm-up:pretraining kept at
-        # the paper's 2:1 so online finetuning also starts at half the learning rate. Longer
-        # pilots (to 300K transitions, batch 256, actor lr 1e-3) stay on the same plateau:
-        # benchmarks/results/pilots/README.md.
+        # online iteration; warm-up:pretraining kept at the paper's 2:1 so online finetuning
+        # also starts at half the learning rate. Why these sizes (the pilots that chose
+        # them): docs/scales.md, "How the quick preset was chosen".
         "embed_dim": 32, "n_layer": 1, "n_head": 1, "context_len": 5, "batch_size": 64,
         "pretrain_updates": 500, "warmup_steps": 1000,
         "online_budget": 40_000, "max_online_iters": 200, "eval_interval": 5,
@@ -122,11 +89,6 @@ SCALE_OVERRIDES: dict[str, dict[str, Any]] = {
 # Context lengths and pretraining iterations are capped, not set, by a scale: a domain with
 # K = 1 (AntMaze umaze, Maze2D) keeps K = 1 at every scale.
 CAPPED_BY_SCALE = ("context_len", "eval_context_len", "pretrain_iters")
-# The toy is already tiny: only smoke shortens it.
-TOY_SCALE_OVERRIDES: dict[str, dict[str, Any]] = {
-    "paper": {}, "quick": {},
-    "smoke": {"max_online_iters": 3, "online_budget": 3 * 64, "pretrain_updates": 10},
-}
 
 
 @dataclass
@@ -205,32 +167,15 @@ def _all_known_keys() -> set[str]:
     return {k for m in list_methods() for k in method_keys(get_method(m))}
 
 
-def parse_overrides(items: list[str] | None) -> dict[str, Any]:
-    """Parse `key=value` strings; values are read as JSON when they parse, else as strings."""
-    import json
-
-    out: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise OdtbenchError(f"malformed --set {item!r}; expected key=value, e.g. --set lr_actor=3e-4")
-        k, v = item.split("=", 1)
-        try:
-            out[k.strip()] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k.strip()] = v
-    return out
-
-
 def resolve(task_key: str, method: str, scale: str, seed: int = 0,
             overrides: Mapping[str, Any] | None = None) -> RunConfig:
     """Resolve the hyperparameters of one run; raises one-line errors for bad names.
 
-    `method` may name a sweep's run (`TD3+ODT@rl_coeff=0.01`, odtbench.workflow_plan): the
+    `method` may name a sweep's run (`TD3+ODT@rl_coeff=0.01`, odtbench.overrides): the
     method, then values that win over `overrides`, so the run directory's name always says
     what ran."""
     from odtbench.methods import get_method
     from odtbench.tasks import get_task
-    from odtbench.workflow_plan import split_variant
 
     if scale not in SCALES:
         raise UnknownChoiceError("scale", scale, SCALES)
@@ -241,30 +186,24 @@ def resolve(task_key: str, method: str, scale: str, seed: int = 0,
     lay = _Layers(spec)
     lay.generic(DEFAULTS, SRC_CODE, {**{k: SRC_PROTOCOL for k in schema_types(Protocol)},
                                      **DEFAULT_SOURCES})
-    if task.domain == "toy":
-        lay.generic(TOY, SRC_TOY)
-    else:
-        lay.generic(DOMAINS.get(task.domain, {}), SRC_TAB9)
-        if task.quality == "random":
-            lay.generic(RANDOM_DATASET, "paper Tab. 8 (>=1000 steps/epoch on random data)")
+    if task.hp is None:
+        raise OdtbenchError(f"task {task.key} has no hyperparameter row for its domain "
+                            f"{task.domain!r}; its suite must give the Task one (`hp`, "
+                            "odtbench.tasks.TaskHyperparameters; docs/suites.md)")
+    # each group's conditions read the values before the group (one rule never gates another)
+    given = dict(lay.hp)
+    for row in task.hp.rows:  # the domain's row of paper Tab. 9, then e.g. random data's
+        if row.applies(given):
+            lay.generic(row.values, row.source)
     lay.own(spec.preset, f"method preset {spec.name}", spec.preset_sources)
     lay.own(spec.suite_presets.get(task.suite, {}), f"method preset {spec.name} ({task.suite})")
     hp = lay.hp
-    if task.domain == "toy":
-        # The study's toy actors are all deterministic with tiny uniform exploration noise;
-        # its "ODT" is plain RTG-conditioned regression (App. F.2.1, motivation.py).
-        toy_actor = dict(TOY_ACTOR)
-        from odtbench.methods.rl_kinds import log_pi_kinds
-
-        if hp.get("rl_kind") in log_pi_kinds():  # their RL term needs log pi: keep the head
-            toy_actor = {k: v for k, v in toy_actor.items() if k not in ("stochastic", "entropy_reg")}
-        lay.generic(toy_actor, SRC_TOY)
-        if hp.get("rl_kind", "none") != "none" and hp.get("rl_coeff", 0) > 0:
-            toy_coeffs = dict(TOY_RL_METHODS)
-            if hp["sup_coeff"] == 0:  # the RL-only "TD3" method stays RL-only
-                toy_coeffs.update(TOY_RL_ONLY)
-            lay.generic(toy_coeffs, SRC_TOY)
-        lay.generic(TOY_SCALE_OVERRIDES[scale], SRC_SCALE.format(scale=scale))
+    given = dict(hp)
+    for row in task.hp.rules:  # the task's rules on the method's values (the toy's)
+        if row.applies(given):
+            lay.generic(row.values, row.source)
+    if task.hp.scales is not None:  # the task's own scale layer
+        lay.generic(task.hp.scales[scale], SRC_SCALE.format(scale=scale))
     else:
         scaled = dict(SCALE_OVERRIDES[scale])
         for k in CAPPED_BY_SCALE:  # a scale may shorten these, never lengthen a domain's value

@@ -3,8 +3,9 @@
 A schema is a frozen dataclass whose fields are exactly the keys a family's code reads, with
 their types. `odtbench.config.resolve` applies its layers (defaults, domain row, method
 preset, scale, user) to those keys only, so a run records, and `--set` accepts, the keys of
-its own family and no other. The values of every layer live in `odtbench.config`,
-`odtbench.presets` and the method specs; a schema holds names and types only.
+its own family and no other. The values of every layer live in `odtbench.config`, the
+tasks' rows (`odtbench.tasks.TaskHyperparameters`, given by each suite) and the method
+specs; a schema holds names and types only.
 
 Families: `Protocol` (what every method shares: the budget and the evaluation; also the
 schema of external methods), `TrajectoryTransformer` (the transformer and iteration keys
@@ -24,6 +25,10 @@ from functools import cache
 from typing import Any
 
 from odtbench.errors import OdtbenchError
+
+# Every scale a run's hyperparameters and a task's dataset are resolved at (docs/scales.md):
+# the one list (odtbench.config and odtbench.data.build read it).
+SCALES = ("smoke", "quick", "paper")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -58,10 +58,7 @@ class DTRun:
         self.core = RunCore(ctx, RunState(), self.agent, norm, generators, self.speed.enabled)
         self.units = IterationUnits(self.core)
         self.collector = Collector(ctx, norm, on_episode=self.core.collecting)
-        self.probe = None
-        if ctx.task.domain == "toy":
-            from odtbench.toy import ToyProbe
-            self.probe = ToyProbe()
+        self.probe = ctx.task.make_probe()  # the toy's Fig. 2 record; None elsewhere
         self.buffer: TrajectoryBuffer | None = None
         # what the gradient diagnostics sample from, and with which (rl, sup) coefficients
         self._diag_sampler: SegmentSampler | None = None

@@ -35,9 +35,9 @@ def _init_gpt2(module: nn.Module) -> None:
 
 
 class Dropout(nn.Module):
-    """nn.Dropout with ~2x cheaper masks on the CPU, where drawing them is a large share of a
-    small DT's update: torch's CPU bernoulli costs ~7 ns per element (0.9 ms of a 37 ms update
-    per call at embed 64, K 10, batch 64), one 64-bit draw split into two 31-bit lanes ~3 ns.
+    """nn.Dropout with cheaper masks on the CPU, where drawing them is a large share of a
+    small DT's update: one 64-bit draw split into two 31-bit lanes instead of torch's one
+    bernoulli draw per element (measured: docs/performance.md, "Cheap dropout masks").
     Keep probability 1 - round(p * 2^31) / 2^31: p to within 2^-32. Elsewhere (GPU, eval)
     it is exactly F.dropout."""
 
@@ -206,7 +206,11 @@ class SquashedGaussian:
         return -self.rsample_with_log_prob()[1]
 
 
-class _GaussianHead(nn.Module):
+class GaussianHead(nn.Module):
+    """ODT's action head: a tanh-squashed Gaussian with a linear mean and a linear log-std
+    squashed into [LOG_STD_MIN, LOG_STD_MAX]. Public: PDT builds its policy and latent heads
+    on it (odtbench_baselines.pdt)."""
+
     def __init__(self, embed_dim: int, act_dim: int):
         super().__init__()
         self.mu = nn.Linear(embed_dim, act_dim)
@@ -249,7 +253,7 @@ class DecisionTransformer(nn.Module):
         self.embed_ln = nn.LayerNorm(embed_dim)
         self.transformer = CausalTransformer(embed_dim, n_layer, n_head, dropout,
                                              embed_dropout=embed_dropout)
-        self.head = (_GaussianHead if stochastic else _TanhHead)(embed_dim, act_dim)
+        self.head = (GaussianHead if stochastic else _TanhHead)(embed_dim, act_dim)
 
     def forward(self, states: Tensor, actions: Tensor, rtg: Tensor,
                 mask: Tensor | None = None) -> Tensor | SquashedGaussian:

@@ -23,7 +23,7 @@ class FlatParameters:
     """A module's parameters, and their gradients, as views into one contiguous buffer each.
 
     Why: with ~10-30 small tensors per network, every optimiser, clipping or Polyak step of a
-    small DT cost one kernel per tensor (~1 ms of a ~10 ms update on a CPU). On the flat
+    small DT cost one kernel per tensor (docs/performance.md, "One flat buffer"). On the flat
     buffer each is one op; the numbers are the same (element-wise maths) except where LAMB
     sums per-tensor norms in another order. `param` is the leaf to hand to an optimiser;
     `sizes` are the tensors' lengths in `module.parameters()` order (LAMB's trust-ratio

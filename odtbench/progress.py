@@ -15,9 +15,9 @@ Where it shows:
 
 The rate, and so the ETA, count only what this process did in the current phase: after a
 resume the units done before the restart are neither work nor time of this process. They
-are measured over the last `window_s` (300) s of that work: on a machine whose load changes
-(a measured resume on the shared 2-core machine, 2026-12-02: the whole-phase average
-overestimated the time left by 30-146 %), the ETA follows the current speed.
+are measured over the last `window_s` (300) s of that work, so on a machine whose load
+changes the ETA follows the current speed (why a window, measured: docs/workflow.md,
+"Watching a workflow").
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class Progress:
         if self.name and self.name != name:
             self.emit(force=True)  # the end of the previous phase, in the log
         self.name, self.unit, self.total = name, unit, max(int(total), 0)
-        self.done = self._start_done = int(done)
+        self.done = int(done)
         self._start_t = self._t_done = self.clock()
         # (clock, done, evaluation seconds, changes) at changes >= window_s / 100 apart: the
         # rate's window, at most ~100 marks however fast the units come

@@ -29,6 +29,7 @@ import odtbench
 from odtbench import atomic, contract
 from odtbench.contract import bad_file
 from odtbench.errors import OdtbenchError
+from odtbench.overrides import VARIANT_SEP  # a sweep's run directory: <method>@<key>=<value>,...
 
 # The contract's schemas (odtbench/schemas/) define the files; these names are read from them.
 CONFIG_SCHEMA: str = contract.load_schema("config")["properties"]["schema"]["const"]
@@ -42,8 +43,6 @@ ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
     "diagnostics": ("ppo_ratio_mean", "ppo_ratio_max", "ppo_log_ratio_max")}
 _INT_COLUMNS = ("iteration", "online_transitions", "gradient_steps")
 _SEED_DIR = re.compile(r"^seed(\d+)$")
-# A sweep's run directory is `<method>@<key>=<value>,...` (odtbench.workflow_plan.variant_name).
-VARIANT_SEP = "@"
 # Scores are written with full float precision, but writers may round the curve: compare loosely.
 _SCORE_TOL = 1e-3
 

@@ -5,7 +5,9 @@ MuJoCo suites are registered by the builder functions below. Every other suite i
 a function under the "odtbench.suites" entry-point group (the study's adroit, antmaze, maze2d
 and mujoco-delayed suites: `odtbench.suites.register`) that calls `register_task` for each of
 its tasks. Plug-ins load lazily, on the first lookup, so this module never imports them.
-A task owns its behaviour: the envs it collects and evaluates in and how it scores episodes.
+A task owns its behaviour: the envs it collects and evaluates in and how it scores episodes,
+and its suite's hyperparameter rows (`TaskHyperparameters`: paper Tab. 9's row of its domain,
+and the toy's rules), which `odtbench.config.resolve` layers between the defaults and the user.
 
 Reference scores come from ``odtbench/data/reference_scores.csv`` (one row per domain and
 reference, with provenance). A task's default reference is D4RL's published random/expert
@@ -19,17 +21,18 @@ import csv
 import dataclasses
 import importlib
 import importlib.metadata
-from collections.abc import Iterable, Mapping
+import operator
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
+from odtbench.methods.rl_kinds import log_pi_kinds
 
-SUITES: tuple[str, ...] = ("toy", "mujoco", "adroit", "antmaze", "maze2d", "mujoco-delayed")
 SCORE_KINDS = ("normalized", "success_rate", "raw")
 DEFAULT_REFERENCE = {"toy": "toy", "mujoco": "d4rl", "adroit": "d4rl", "antmaze": "d4rl",
                      "maze2d": "d4rl", "mujoco-delayed": "d4rl"}
@@ -76,6 +79,78 @@ def get_reference(domain: str, name: str) -> Reference:
     return refs[name]
 
 
+SRC_TAB9 = "paper Tab. 9 / authors' readme (docs/methods/dt-family.md §6)"
+# A condition of an `HpRow`: (key, op, value) on the hyperparameters resolved so far. A key
+# the method does not have holds for "not in" only (a row for the DT family stays off a
+# baseline that lacks the key).
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq, "!=": operator.ne, ">": operator.gt,
+    "in": lambda have, value: have in value, "not in": lambda have, value: have not in value,
+}
+
+
+@dataclass(frozen=True)
+class HpRow:
+    """Hyperparameter values a task's suite sets, with the source every run records for them;
+    only keys the method's schema has are set. `when`: (key, op, value) conditions that must
+    all hold on the values resolved before the row's group (`TaskHyperparameters.rows` or
+    `.rules`), so one row of a group never gates another (the toy's rules)."""
+
+    values: Mapping[str, Any]
+    source: str
+    when: tuple[tuple[str, str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        for key, op, _ in self.when:
+            if op not in _OPS:
+                raise UnknownChoiceError(f"operator of the condition on {key!r}", op, _OPS)
+
+    def applies(self, hp: Mapping[str, Any]) -> bool:
+        for key, op, value in self.when:
+            if key not in hp:
+                if op != "not in":
+                    return False
+                continue
+            if callable(value):  # read when the run resolves (e.g. the kinds registered then)
+                value = value()
+            if not _OPS[op](hp[key], value):
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class TaskHyperparameters:
+    """What a task's suite sets in a run's hyperparameters (odtbench.config.resolve):
+    `rows` after the defaults and before the method's presets (its domain's row of paper
+    Tab. 9, then e.g. Tab. 8's rule for random data); `rules` after the method's presets
+    (the toy's); `scales`, when set, replaces the generic scale layer (the toy is already
+    tiny). The rows must set the domain's RTGs: no task runs on another domain's."""
+
+    rows: tuple[HpRow, ...]
+    rules: tuple[HpRow, ...] = ()
+    scales: Mapping[str, Mapping[str, Any]] | None = None
+
+    def __post_init__(self) -> None:
+        set_keys = {k for row in self.rows if not row.when for k in row.values}
+        missing = [k for k in ("eval_rtg", "online_rtg") if k not in set_keys]
+        if missing:
+            raise OdtbenchError(f"a task's hyperparameter rows must set {' and '.join(missing)} "
+                                "(its domain's RTGs; paper Tab. 9)")
+
+
+class Probe(Protocol):
+    """What a run records per online epoch beside its curve (the toy's Fig. 2: probes.json)."""
+
+    epochs: list[dict]
+
+    def record(self, agent: Any, epoch: int, gradient_steps: int, rollout_actions: list[float],
+               state_norm: np.ndarray, reward_scale: float, has_critic: bool) -> None: ...
+
+    def to_json(self) -> dict: ...
+
+    def load(self, obj: dict) -> None: ...
+
+
 _T = TypeVar("_T", bound="Task")
 
 
@@ -85,7 +160,7 @@ class Task:
 
     suite: str
     dataset: str
-    domain: str  # preset row of paper Tab. 9 (odtbench.config.DOMAINS)
+    domain: str  # the domain of paper Tab. 9 (its row: `hp`) and of the references
     env_id: str
     source: str  # "generated:<recipe>" | "minari:<dataset id>"
     quality: str  # "bandit" | "random" | "medium" | "medium-replay" | "expert" ...
@@ -100,6 +175,9 @@ class Task:
     ref_name: str = "d4rl"
     published_source: str | None = None  # a published Minari dataset of the same recipe
     notes: str = ""
+    # the suite's hyperparameter rows; None: the task cannot be run (config.resolve says so)
+    hp: TaskHyperparameters | None = field(default=None, hash=False)
+    probe: str | None = None  # "module:factory" of the run's Probe (the toy's Fig. 2), if any
 
     def __post_init__(self) -> None:
         if self.score_kind not in SCORE_KINDS:
@@ -133,6 +211,14 @@ class Task:
             importlib.import_module(self.env_module)
         steps = kwargs.pop("max_episode_steps", self.max_episode_steps)
         return make(self.env_id, max_episode_steps=steps, **{**dict(self.env_kwargs), **kwargs})
+
+    def make_probe(self) -> Probe | None:
+        """A fresh Probe for a run of this task, or None (imported only when a task has one)."""
+        if self.probe is None:
+            return None
+        module, _, name = self.probe.partition(":")
+        factory = getattr(importlib.import_module(module), name)
+        return factory()
 
     def make_eval_env(self, **kwargs: Any):
         """The env evaluation episodes run in (the online env unless a suite says otherwise)."""
@@ -225,18 +311,86 @@ def _reference_fields(domain: str, name: str) -> dict[str, Any]:
     return {"ref_min": ref.min, "ref_max": ref.max, "ref_source": ref.source, "ref_name": ref.name}
 
 
+# ---- the toy (docs/toy.md): its row, its rules and its probe ---------------------------
+SRC_TOY = "toy preset (paper App. F.2.1 / motivation.py, adapted to the DT agent: docs/toy.md)"
+# The study's toy uses 2x128 MLPs, Adam lr 1e-3, batch 32, 20 pretraining steps, 16 online
+# epochs of 64 rollouts each trained for one pass over the growing dataset, RTG 1,
+# exploration noise of width 0.01. Here the same protocol drives the suite's DT agent.
+TOY: dict[str, Any] = {
+    "embed_dim": 64, "n_layer": 1, "n_head": 1, "dropout": 0.0, "embed_dropout": 0.0,
+    # Tuned (docs/toy.md): batch 16 (two passes' worth of steps per epoch instead of one)
+    # and the suite's usual Gaussian exploration noise 0.1 instead of U(-0.01, 0.01).
+    "context_len": 1, "eval_context_len": 1, "batch_size": 16,
+    "actor_optimizer": "adam", "lr_actor": 1e-3, "weight_decay": 0.0, "warmup_steps": 1,
+    "critic_hidden": 128, "lr_critic": 1e-3, "critic_weight_decay": 0.0,
+    "pretrain_updates": 20, "online_updates_mode": "epoch",
+    "min_transitions_per_iter": 64, "max_online_iters": 16, "online_budget": 16 * 64,
+    "replay_size": 100_000, "eval_interval": 1, "eval_episodes": 1,
+    "eval_rtg": 1.0, "online_rtg": 1.0, "reward_scale": 1.0,
+    "expl_noise": 0.1, "max_episode_len": 1, "actor_update_interval": 1,
+    "checkpoint_every_updates": 100,
+    # motivation.py creates fresh Adam optimisers after pretraining, for every method
+    "fresh_optimizers_online": True,
+}
+# The rules, after the method's presets. The study's toy actors are all deterministic with
+# tiny uniform exploration noise; its "ODT" is plain RTG-conditioned regression (App. F.2.1,
+# motivation.py). A kind whose RL term needs log pi keeps its stochastic head.
+# In the toy the study weights the supervised term 0.02 against the full Q term, and its RL
+# methods pretrain with that loss already (DDPG: -Q; ODT+DDPG: 0.02 MSE - Q; motivation.py).
+# The RL-only method is the study's DDPG panel: no supervised term, and its actor is pi(1), a
+# constant RTG input of 1 (the rollout RTG) in every batch instead of the data's RTG.
+_RL_METHOD = (("rl_kind", "!=", "none"), ("rl_coeff", ">", 0))
+TOY_RULES = (
+    HpRow({"stochastic": False, "entropy_reg": False, "grad_clip": 0.0}, SRC_TOY,
+          (("rl_kind", "not in", log_pi_kinds),)),
+    HpRow({"grad_clip": 0.0}, SRC_TOY, (("rl_kind", "in", log_pi_kinds),)),
+    HpRow({"rl_coeff": 1.0, "sup_coeff": 0.02, "rl_from_start": True}, SRC_TOY, _RL_METHOD),
+    HpRow({"sup_coeff": 0.0, "train_rtg_constant": 1.0}, SRC_TOY,
+          (*_RL_METHOD, ("sup_coeff", "==", 0))),
+)
+# The toy is already tiny: only smoke shortens it.
+TOY_SCALES: dict[str, dict[str, Any]] = {
+    "paper": {}, "quick": {},
+    "smoke": {"max_online_iters": 3, "online_budget": 3 * 64, "pretrain_updates": 10},
+}
+
+
 def _register_toy() -> None:
     register_task(Task(
         suite="toy", dataset="bandit", domain="toy", env_id="odtbench/ToyBandit-v0",
         source="generated:toy-bandit", quality="bandit", score_kind="raw",
         max_episode_steps=1, paper_dataset=None, env_module="odtbench.toy",
+        hp=TaskHyperparameters(rows=(HpRow(TOY, SRC_TOY),), rules=TOY_RULES, scales=TOY_SCALES),
+        probe="odtbench.toy:ToyProbe",
         **_reference_fields("toy", "toy"),
     ))
 
 
+# ---- MuJoCo ----------------------------------------------------------------------------
 MUJOCO_ENVS = {"hopper": "Hopper-v5", "halfcheetah": "HalfCheetah-v5",
                "walker2d": "Walker2d-v5", "ant": "Ant-v5"}
 MUJOCO_QUALITIES = ("medium", "medium-replay", "random")
+# Per-domain rows of the authors' readme commands (docs/methods/dt-family.md §6); where the paper's
+# Tab. 9 differs (ant) the readme is what ran, and we follow it. The delayed-reward suite
+# reuses them.
+MUJOCO_ROWS: dict[str, dict[str, Any]] = {
+    "hopper": {"eval_rtg": 3600.0, "online_rtg": 7200.0, "weight_decay": 5e-4},
+    "halfcheetah": {"eval_rtg": 6000.0, "online_rtg": 12000.0, "weight_decay": 1e-4},
+    "walker2d": {"eval_rtg": 5000.0, "online_rtg": 10000.0, "lr_actor": 1e-3,
+                 "weight_decay": 1e-3, "pretrain_updates": 10_000},
+    # readme: T_eval 5, RTG 5000/10000, lr_a 1e-4 (paper Tab. 9: T_eval 1, 6000/12000, 1e-3)
+    "ant": {"eval_rtg": 5000.0, "online_rtg": 10000.0, "weight_decay": 1e-4},
+}
+# Random datasets collect >= 1000 transitions per online iteration (paper Tab. 8).
+RANDOM_DATASET = {"min_transitions_per_iter": 1000}
+
+
+def _mujoco_hp(domain: str, quality: str) -> TaskHyperparameters:
+    """A MuJoCo domain's row, plus paper Tab. 8's rule for random datasets."""
+    rows = [HpRow(MUJOCO_ROWS[domain], SRC_TAB9)]
+    if quality == "random":
+        rows.append(HpRow(RANDOM_DATASET, "paper Tab. 8 (>=1000 steps/epoch on random data)"))
+    return TaskHyperparameters(rows=tuple(rows))
 
 
 def _register_mujoco() -> None:
@@ -253,6 +407,7 @@ def _register_mujoco() -> None:
                 max_episode_steps=1000, paper_dataset=f"{domain}-{quality}-v2",
                 published_source=published,
                 notes="D4RL used the -v2 envs; this suite uses -v5",
+                hp=_mujoco_hp(domain, quality),
                 **_reference_fields(domain, DEFAULT_REFERENCE["mujoco"]),
             ))
 

@@ -7,14 +7,12 @@ Snakemake. Paths of a run's files are here too, so both agree on where a run liv
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
-from odtbench.results import VARIANT_SEP
+from odtbench.overrides import VARIANT_SEP, split_variant, variant_name
 
 CONFIG_FILE = Path("workflows/config.yaml")
 SCHEMA_FILE = Path("workflows/schemas/config.schema.yaml")
@@ -182,38 +180,7 @@ def load_config(path: Path | str = CONFIG_FILE, schema_file: Path | str | None =
 
 # ----------------------------------------------------------------------------- sweeps
 
-# A run of a sweep lives in its own method directory, `<method>@<key>=<value>,...`: the base
-# method, then its fixed and swept overrides sorted by key. The name alone says what the run
-# is, so a changed value is a new directory and leaves every other run alone.
-_VARIANT_TEXT = re.compile(r"^[A-Za-z0-9_.+-]+$")  # filesystem- and wildcard-safe
-
-
-def _value_text(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)  # 10 and 10.0 are one run, not two
-    text = value if isinstance(value, str) else json.dumps(value)
-    if not _VARIANT_TEXT.match(text):
-        raise OdtbenchError(f"sweep value {value!r} cannot be part of a run directory name; use "
-                            "a number, true/false or a plain word")
-    return text
-
-
-def variant_name(method: str, overrides: Mapping[str, Any]) -> str:
-    """`method` (no overrides) or `method@k1=v1,k2=v2` (keys sorted): a run's method directory."""
-    if VARIANT_SEP in method:
-        raise OdtbenchError(f"method name {method!r} contains {VARIANT_SEP!r}, which marks a sweep's "
-                            "run directory; rename the method")
-    if not overrides:
-        return method
-    return method + VARIANT_SEP + ",".join(f"{k}={_value_text(overrides[k])}" for k in sorted(overrides))
-
-
-def split_variant(name: str) -> tuple[str, dict[str, Any]]:
-    """The inverse of variant_name: (method, overrides), values read as `--set` reads them."""
-    from odtbench.config import parse_overrides
-
-    method, sep, rest = name.partition(VARIANT_SEP)
-    return method, (parse_overrides(rest.split(",")) if sep else {})
+# A sweep's run names: odtbench.overrides (variant_name, split_variant).
 
 
 def _expand_tasks(task: str) -> list[tuple[str, str]]:

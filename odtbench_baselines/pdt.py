@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import OdtbenchError, UnknownChoiceError
 from odtbench.methods.actor_parts import ActorOptimizer, EntropyTemperature, WithActorParts
-from odtbench.nets import EMBED_DROPOUT, CausalTransformer, SquashedGaussian, _GaussianHead
+from odtbench.nets import EMBED_DROPOUT, CausalTransformer, GaussianHead, SquashedGaussian
 from odtbench.optim import adam
 
 LATENT_LOG_STD = (-10.0, 2.0)
@@ -91,7 +91,7 @@ def pdt_loss(log_prob: Tensor, entropy: Tensor, q_mu: Tensor, q_log_std: Tensor,
 
 # ----------------------------------------------------------------------------- model
 
-class DiagGaussianHead(_GaussianHead):
+class DiagGaussianHead(GaussianHead):
     """Linear mean and clamped Linear log sigma: the actor head's layers and initialisation
     (orthogonal weights, zero biases), read as a plain diagonal Gaussian."""
 
@@ -114,7 +114,7 @@ class PDTModel(nn.Module):
         self.embed_ln = nn.LayerNorm(H)
         self.transformer = CausalTransformer(H, n_layer, n_head, dropout,
                                              embed_dropout=embed_dropout)
-        self.policy_head = _GaussianHead(H, act_dim)  # ODT's tanh-Gaussian head
+        self.policy_head = GaussianHead(H, act_dim)  # ODT's tanh-Gaussian head
         # future encoder: its own embeddings, LayerNorm and trunk of the same size
         self.enc_embed_state = nn.Linear(state_dim, H)
         self.enc_embed_action = nn.Linear(act_dim, H)

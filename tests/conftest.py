@@ -6,6 +6,18 @@ import os
 
 import pytest
 
+# Run-level tests, marked `slow` (pyproject.toml): those that need a generated dataset (they
+# train, resume or run the workflow on it) or an executed workflow. `pytest -m "not slow"` is
+# the quick local loop (README); `pytest` (and `.ci/run`) runs everything. Tests that run a
+# whole pipeline without these fixtures carry `@pytest.mark.slow` themselves.
+RUN_FIXTURES = frozenset({"hopper_data", "toy_data", "toy_root", "done", "finished"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if RUN_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 def _with_datasets_root(root):
     """Point $MINARI_DATASETS_PATH at `root` (progress bars off); returns the undo."""

@@ -187,6 +187,7 @@ def test_aggregate_picks_the_scale_runs_root_and_reps(monkeypatch, capsys):
     assert seen["runs"] == Path("results/runs/smoke") and seen["reps"] == 123
 
 
+@pytest.mark.slow  # a dataset build and a run
 def test_dataset_build_and_a_real_tiny_run(tmp_path, monkeypatch, capsys):
     import torch
 

@@ -137,6 +137,7 @@ def test_actor_gradient_stats_match_autograd_and_change_nothing():
     assert -1.0 <= d["grad_cosine"] <= 1.0
 
 
+@pytest.mark.slow  # a smoke run
 @pytest.mark.parametrize("method", ["TD3+ODT", "ODT"])
 def test_a_smoke_run_writes_one_diagnostics_row_per_evaluation(method, tmp_path, monkeypatch):
     from odtbench.config import resolve

@@ -109,6 +109,7 @@ def test_odtbench_examples_parse(where, command, capsys):
         assert args.suite in list_suites(), f"{where}: {command}"
 
 
+@pytest.mark.slow  # one python (torch import) per documented command
 @pytest.mark.parametrize("where, command", [e for e in EXAMPLES if e[1].startswith("python ")])
 def test_script_examples_parse(where, command):
     argv = shlex.split(command)
@@ -139,6 +140,7 @@ def _dry_run_args(command: str) -> tuple[str, ...]:
     return ("-n", *out)
 
 
+@pytest.mark.slow  # a dry-run of every documented workflow command
 def test_snakemake_examples_dry_run(tmp_path):
     examples = [e for e in EXAMPLES if e[1].startswith("snakemake ")]
     try:

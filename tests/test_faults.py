@@ -246,6 +246,7 @@ def test_4_workflow_config_check_rejects_bad_values(changes, needle, tmp_path):
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in res.stderr, res.stderr
 
 
+@pytest.mark.slow  # a workflow run
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_4_workflow_with_an_absent_device_stops_before_any_job(tmp_path):
     _workflow_copy(tmp_path, scale="smoke", device="cuda")
@@ -425,6 +426,7 @@ def test_6_checkpoints_are_fsynced_under_a_unique_temp_name(tmp_path, monkeypatc
 
 # ------------------------------------------------------------------ 7. killed workflow
 
+@pytest.mark.slow  # a workflow run, killed and rerun
 def test_7_plain_rerun_after_a_killed_workflow_works(tmp_path):
     """kill -9 of Snakemake mid-job leaves its locks and an incomplete job; the plain rerun
     with the local profile must work (no --unlock, no --rerun-incomplete)."""

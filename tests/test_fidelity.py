@@ -168,7 +168,7 @@ def test_constant_rtg_input_ignores_the_batch_rtg():
     b = agent._actor_loss(other, 1.0, 0.0)[0]
     assert a.item() == b.item()
     ones = dict(batch, rtg=torch.ones_like(batch["rtg"]))
-    torch.testing.assert_close(agent._target_next_actions(other), agent._target_next_actions(ones))
+    torch.testing.assert_close(agent.target_next_actions(other), agent.target_next_actions(ones))
 
 
 def test_reset_optimizers_gives_fresh_state():

@@ -23,8 +23,10 @@ def _positive(x: object, where: str) -> None:
     assert isinstance(x, (int, float)) and math.isfinite(x) and x > 0, f"{where} = {x!r}"
 
 
+@pytest.mark.slow  # a whole tiny run and every update variant (~30 s)
 def test_tiny_cpu_run_writes_a_complete_report(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "ODTBENCH_SPEED": ""}
+    # PYTHON: the script would otherwise run whatever python3 is first on PATH, not this venv
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ODTBENCH_SPEED": "", "PYTHON": sys.executable}
     proc = subprocess.run([str(REPO / "benchmarks" / "gpu_check.sh"), "--device", "cpu", "--tiny",
                            "--out-dir", str(tmp_path)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)

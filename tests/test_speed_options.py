@@ -80,6 +80,7 @@ def test_option_matches_reference_within_rounding(speed, rtol):
     assert out.dtype == torch.float32 and out.shape == (2, A) and torch.isfinite(out).all()
 
 
+@pytest.mark.slow  # torch.compile traces both losses
 def test_compile_path_traces_both_losses(monkeypatch):
     """torch.compile of the two loss functions, with dynamo's eager backend so the test needs no
     C++ toolchain and runs in seconds: graph capture, guards and both phases' coefficients."""

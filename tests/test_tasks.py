@@ -121,3 +121,60 @@ def test_halfcheetah_without_settotalmass_is_identical():
         o1, r1, *_ = ours.step(act)
         o2, r2, *_ = theirs.step(act)
         assert np.array_equal(o1, o2) and r1 == r2
+
+
+# ---- the suite's hyperparameter rows (issue 28: suites own their domain rows) -------------
+
+
+def _bare_task(**kw) -> Task:
+    return Task(suite="test-suite", dataset="hopper-medium", domain="newdomain", env_id="Hopper-v5",
+                source="generated:d4rl/medium", quality="medium", ref_min=0.0, ref_max=1.0,
+                ref_source="x", score_kind="normalized", max_episode_steps=1000,
+                paper_dataset=None, **kw)
+
+
+def test_a_task_without_a_domain_row_is_refused_not_given_hoppers_rtgs(monkeypatch):
+    from odtbench.config import resolve
+
+    monkeypatch.setattr(tasks, "_REGISTRY", dict(tasks._REGISTRY))
+    tasks.register_task(_bare_task())
+    with pytest.raises(OdtbenchError, match="test-suite/hopper-medium has no hyperparameter row "
+                                            "for its domain 'newdomain'") as err:
+        resolve("test-suite/hopper-medium", "TD3+ODT", "quick")
+    assert "\n" not in str(err.value)
+    # with its own row the task runs on its own RTGs, each value with the row's source
+    row = tasks.HpRow({"eval_rtg": 11.0, "online_rtg": 22.0}, "my suite's row")
+    tasks.register_task(_bare_task(hp=tasks.TaskHyperparameters(rows=(row,))), replace=True)
+    cfg = resolve("test-suite/hopper-medium", "TD3+ODT", "quick")
+    assert (cfg.hyperparameters["eval_rtg"], cfg.hyperparameters["online_rtg"]) == (11.0, 22.0)
+    assert cfg.sources["eval_rtg"] == "my suite's row"
+
+
+def test_rows_must_set_the_domains_rtgs():
+    with pytest.raises(OdtbenchError, match="must set online_rtg"):
+        tasks.TaskHyperparameters(rows=(tasks.HpRow({"eval_rtg": 1.0}, "s"),))
+    with pytest.raises(UnknownChoiceError):
+        tasks.HpRow({}, "s", (("rl_kind", "~", "td3"),))
+
+
+@pytest.mark.parametrize(("when", "hp", "holds"), [
+    ((("rl_kind", "!=", "none"), ("rl_coeff", ">", 0)), {"rl_kind": "td3", "rl_coeff": 0.1}, True),
+    ((("rl_kind", "!=", "none"), ("rl_coeff", ">", 0)), {"rl_kind": "td3", "rl_coeff": 0.0}, False),
+    ((("rl_kind", "!=", "none"),), {}, False),  # a key the method lacks: only "not in" holds
+    ((("rl_kind", "not in", ("sac",)),), {}, True),
+    ((("rl_kind", "in", ("sac",)),), {"rl_kind": "sac"}, True),
+    ((("sup_coeff", "==", 0),), {"sup_coeff": 0.0}, True),
+])
+def test_row_conditions(when, hp, holds):
+    assert tasks.HpRow({}, "s", when).applies(hp) is holds
+
+
+def test_every_registered_task_has_its_rows_and_only_the_toy_a_probe():
+    from odtbench.toy import ToyProbe
+
+    for t in list_tasks():
+        assert t.hp is not None, t.key
+        assert (t.make_probe() is None) is (t.key != "toy/bandit"), t.key
+    assert isinstance(get_task("toy/bandit").make_probe(), ToyProbe)
+    # the delayed-reward suite runs on its MuJoCo domain's rows
+    assert get_task("mujoco-delayed/walker2d-random").hp == get_task("mujoco/walker2d-random").hp

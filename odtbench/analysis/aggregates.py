@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from rliable import library as rly
-from rliable import metrics
 
 from odtbench.analysis.common import FLOORS, OURS, sort_methods
 
@@ -63,12 +62,6 @@ def score_matrices(scores: pd.DataFrame, *, column: str = "final_score",
             notes.append(f"{m}: {n} run(s) per task used (the smallest count over tasks)")
         mats[m] = np.stack([c[:n] for c in cols], axis=1)  # (runs, tasks)
     return mats, tasks, notes
-
-
-def metric_functions(gamma: float = GAMMA) -> dict[str, Callable[[np.ndarray], float]]:
-    return {"median": metrics.aggregate_median, "iqm": metrics.aggregate_iqm,
-            "mean": metrics.aggregate_mean,
-            "optimality_gap": lambda x: metrics.aggregate_optimality_gap(x, gamma)}
 
 
 def iqm(x: np.ndarray) -> float:

@@ -16,8 +16,9 @@ matplotlib.use("Agg")  # headless everywhere (CI, clusters); rliable's plots go 
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-# The study's legend order (Fig. 3/4/6 and the table columns).
-METHOD_ORDER = ("TD3+BC", "IQL", "ODT", "PDT", "TD3", "DDPG+ODT", "TD3+ODT")
+# The study's legend order (Fig. 3/4/6 and the table columns) is the method registry's.
+from odtbench.methods.registry import LEGEND_ORDER  # noqa: E402
+
 METHOD_COLORS = {
     "TD3+BC": "#8c564b", "IQL": "#9467bd", "ODT": "#7f7f7f", "PDT": "#bcbd22",
     "TD3": "#1f77b4", "DDPG+ODT": "#ff7f0e", "TD3+ODT": "#d62728",
@@ -36,7 +37,7 @@ _VERSION = re.compile(r"-v\d+$")
 def sort_methods(methods: Iterable[str]) -> list[str]:
     """Study's legend order first, then any other method alphabetically, the floors last."""
     methods = set(methods)
-    known = [m for m in METHOD_ORDER if m in methods]
+    known = [m for m in LEGEND_ORDER if m in methods]
     floors = [m for m in FLOORS if m in methods]
     return known + sorted(methods - set(known) - set(floors)) + floors
 

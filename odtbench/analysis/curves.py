@@ -4,10 +4,8 @@ ant, walker2d, halfcheetah) and legend order."""
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,11 +14,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from odtbench.analysis.common import (
-    close,
     is_floor,
     method_color,
     method_label,
-    save_figure,
     sort_methods,
 )
 from odtbench.analysis.reference import task_info
@@ -191,10 +187,3 @@ def shared_legend(fig: Figure, axes: Iterable[Axes], order: Sequence[str]) -> No
                    ncol=min(len(handles), 8, per_row), frameon=False)
 
 
-def write_curve_figures(stats: pd.DataFrame, out_stem: str | os.PathLike, *, suite: str,
-                        datasets: Sequence[str] | None = None) -> list[Path]:
-    fig = plot_curves(stats, suite=suite, datasets=datasets)
-    try:
-        return save_figure(fig, out_stem)
-    finally:
-        close(fig)

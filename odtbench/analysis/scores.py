@@ -21,8 +21,6 @@ SCORE_COLUMNS = [
     "dataset_id", "dataset_source", "dataset_checksum",
     "reference_min", "reference_max", "reference_source", "git_commit", "run_dir",
 ]
-# complete / diverged come from summary.json; incomplete = no summary yet; missing = no run dir.
-ALL_STATUSES = ("complete", "diverged", "incomplete", "missing")
 
 
 def score_row(rec: RunRecord, runs_root: Path) -> dict:
@@ -122,19 +120,6 @@ def _order(df: pd.DataFrame) -> pd.DataFrame:
 
 def write_scores(scores: pd.DataFrame, path: str | os.PathLike) -> Path:
     return atomic_write_text(path, scores.to_csv(index=False, lineterminator="\n"))
-
-
-def load_scores(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a scores.csv written by write_scores (same dtypes as build_scores)."""
-    path = Path(path)
-    if not path.is_file():
-        raise OdtbenchError(f"{path}: scores table missing; build it with `odtbench aggregate`")
-    df = pd.read_csv(path)
-    missing = [c for c in SCORE_COLUMNS if c not in df.columns]
-    if missing:
-        raise OdtbenchError(f"{path}: column(s) {missing} missing; rebuild it with `odtbench aggregate`")
-    df = df.astype({c: object for c in ("diverged_reason", "paper_dataset", "env_id", "git_commit")})
-    return _order(df[SCORE_COLUMNS])
 
 
 def cell_summary(scores: pd.DataFrame) -> pd.DataFrame:

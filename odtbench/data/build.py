@@ -24,12 +24,12 @@ import numpy as np
 from odtbench.data import minari_io
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import DatasetError, OdtbenchError, UnknownChoiceError
+from odtbench.hyperparameters import SCALES
 from odtbench.tasks import Task, get_task
 
 INFO_FILE = "odtbench_dataset.json"
 TOY_DATASET_ID = "odtbench/toy/bandit-v0"
 TOY_SEED = 59  # the authors' seed for the toy data (motivation.py)
-SCALES = ("smoke", "quick", "paper")
 BEHAVIOUR_DIR = ".odtbench-behaviour"  # hidden: Minari skips hidden dirs when listing
 
 # (task, scale, datasets root, progress) -> (trajectories, recipe info, description, algorithm)

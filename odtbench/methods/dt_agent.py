@@ -42,7 +42,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -138,7 +138,7 @@ class DTAgent(WithActorParts):
             raise OdtbenchError(f"DTAgent hyperparameters lack {', '.join(missing)}; build them "
                                 "with odtbench.config.resolve or pass every key")
         self.rl_kind = str(hp["rl_kind"])
-        kind_cls = load_kind(self.rl_kind)
+        kind_cls = cast("type[RLKind]", load_kind(self.rl_kind))
         kind_cls.check(self.rl_kind, hp)
         if kind_entry(self.rl_kind).needs_log_pi and not bool(hp["stochastic"]):
             raise OdtbenchError(f"rl_kind {self.rl_kind!r} needs log pi, i.e. the stochastic "
@@ -214,13 +214,13 @@ class DTAgent(WithActorParts):
     def actor_opt(self) -> torch.optim.Optimizer:
         return self.actor_optimizer.opt
 
-    def _rtg_input(self, rtg: Tensor) -> Tensor:
+    def rtg_input(self, rtg: Tensor) -> Tensor:
         """The RTG tokens a training batch feeds the DT (see train_rtg_constant)."""
         if self.train_rtg_constant is None:
             return rtg
         return torch.full_like(rtg, self.train_rtg_constant)
 
-    def _dt(self, net: torch.nn.Module, *inputs: Tensor | None) -> Tensor | SquashedGaussian:
+    def dt_forward(self, net: torch.nn.Module, *inputs: Tensor | None) -> Tensor | SquashedGaussian:
         """Run a DT (online or target), under bf16 autocast when asked; outputs are fp32."""
         if not self.speed.bf16:
             return net(*inputs)
@@ -268,13 +268,13 @@ class DTAgent(WithActorParts):
 
     # ------------------------------------------------------------------ critic
     @torch.no_grad()
-    def _target_next_actions(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor | None]:
+    def target_next_actions(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor | None]:
         """Target DT on the shifted window: s'_{1..K}, (a_2..a_K, 0), R_{2..K+1}, mask all ones;
         (next actions, their log pi under the target DT, or None for the deterministic head)."""
         actions = batch["actions"]
         shifted = torch.cat((actions[:, 1:], torch.zeros_like(actions[:, :1])), dim=1)
-        out = self._dt(self.actor_target, batch["next_states"], shifted,
-                       self._rtg_input(batch["rtg"][:, 1:]), None)
+        out = self.dt_forward(self.actor_target, batch["next_states"], shifted,
+                       self.rtg_input(batch["rtg"][:, 1:]), None)
         log_prob = None
         if isinstance(out, SquashedGaussian):
             next_actions, log_prob = out.rsample_with_log_prob()
@@ -307,7 +307,7 @@ class DTAgent(WithActorParts):
         """(L_sup, L_RL or None, stats) of paper Eq. 2 on one batch (docs/methods/dt-family.md §4)."""
         states, actions, mask = batch["states"], batch["actions"], batch["mask"]
         n_real = mask.sum()
-        out = self._dt(self.actor, states, actions, self._rtg_input(batch["rtg"][:, :-1]), mask)
+        out = self.dt_forward(self.actor, states, actions, self.rtg_input(batch["rtg"][:, :-1]), mask)
         stats: dict[str, Tensor] = {}
         if isinstance(out, SquashedGaussian):
             # L_sup = -(mean_real log pi(a_t | ctx_t) + lambda_H * T * mean_all H), T detached
@@ -435,7 +435,7 @@ class DTAgent(WithActorParts):
             raise OdtbenchError(f"act() takes (N, T, S) contexts with T <= context_len "
                                 f"{self.context_len}; got shape {tuple(states.shape)}")
         with self.inference():
-            out = self._dt(self.actor, states, actions, rtg, None)
+            out = self.dt_forward(self.actor, states, actions, rtg, None)
         if isinstance(out, SquashedGaussian):
             last = SquashedGaussian(out.mu[:, -1], out.log_std[:, -1])
             action = last.mean if deterministic else last.rsample()

@@ -15,7 +15,15 @@ read these data). Domain rules (docs/suites.md, "Domain rules"; paper Tab. 9 not
 
 from __future__ import annotations
 
-from odtbench.suites.common import ENV_MODULE, EnvRecipe, SuiteTask, define_env, suite_reference
+from odtbench.suites.common import (
+    ENV_MODULE,
+    NON_MUJOCO,
+    EnvRecipe,
+    SuiteTask,
+    define_env,
+    suite_reference,
+    tab9,
+)
 from odtbench.suites.prep import OfflinePrep
 from odtbench.tasks import register_task
 
@@ -47,6 +55,18 @@ DATASETS = {
     "large-diverse": ("large", "AntMaze_Large_Diverse_GR-v4", 999_000),
 }
 SHAPING = -1.0  # r - 1 for every method (paper Tab. 9 notes; IQL/CQL convention)
+
+# Paper Tab. 9 rows: gamma 0.998, RL term from the start of pretraining (pretrain alpha 0.1),
+# 5000 updates x 40 pretraining iterations (an evaluation after each), 2000-trajectory buffer,
+# RTGs in shaped (-1 per step) units at RTG scale 0.001.
+# readme: umaze K = 1 and 5000 x 40 = 200K updates (paper Tab. 9: umaze T_train 5, 40K updates).
+_ANTMAZE = {**NON_MUJOCO, "gamma": 0.998, "rl_from_start": True, "pretrain_updates": 5000,
+            "pretrain_iters": 40, "replay_size": 2000, "eval_context_len": 1, "reward_scale": 0.001}
+ROWS = {
+    "umaze": {**_ANTMAZE, "context_len": 1, "eval_rtg": -100.0, "online_rtg": -100.0},
+    "medium": {**_ANTMAZE, "context_len": 1, "eval_rtg": -200.0, "online_rtg": -200.0},
+    "large": {**_ANTMAZE, "context_len": 5, "eval_rtg": -500.0, "online_rtg": -500.0},
+}
 
 
 def eval_map(layout: tuple, start: tuple[int, int], goal: tuple[int, int]) -> list[list]:
@@ -81,7 +101,7 @@ def register() -> None:
             published_source=f"generated:d4rl-minari/D4RL/antmaze/{name}-v1",
             online_env=online, eval_env=online, data_env=data,
             prep=OfflinePrep(reward_shift=SHAPING, antmaze=True, keep_one_step=9),
-            standin_size=size,
+            standin_size=size, hp=tab9(ROWS[maze]),
             notes="stand-in data by default; shaped reward r-1, scored by success",
             **suite_reference(f"antmaze-{maze}"),
         ))

@@ -31,6 +31,6 @@ def register() -> None:
             paper_dataset=base.paper_dataset, env_module=ENV_MODULE,
             online_env=online, data_env=raw, prep=OfflinePrep(delay=DELAY),
             ref_min=base.ref_min, ref_max=base.ref_max, ref_source=base.ref_source,
-            ref_name=base.ref_name, standin_size=0,
+            ref_name=base.ref_name, standin_size=0, hp=base.hp,  # the MuJoCo domain's rows
             notes=f"the {base.key} dataset with rewards delayed by M={DELAY}; {base.notes}",
         ))

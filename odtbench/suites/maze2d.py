@@ -16,7 +16,15 @@ the code; scores multiply the returns back.
 from __future__ import annotations
 
 from odtbench.suites.antmaze import LARGE_MAZE, MEDIUM_MAZE, U_MAZE
-from odtbench.suites.common import ENV_MODULE, EnvRecipe, SuiteTask, define_env, suite_reference
+from odtbench.suites.common import (
+    ENV_MODULE,
+    NON_MUJOCO,
+    EnvRecipe,
+    SuiteTask,
+    define_env,
+    suite_reference,
+    tab9,
+)
 from odtbench.suites.prep import OfflinePrep
 from odtbench.tasks import register_task
 
@@ -31,6 +39,17 @@ MAZES = {
     "umaze": (U_MAZE, (1, 1), 300, "UMaze", "maze2d-umaze-v1", 999_869),
     "medium": (MEDIUM_MAZE, (6, 6), 600, "Medium", "maze2d-medium-v1", 1_999_733),
     "large": (LARGE_MAZE, (7, 9), 800, "Large", "maze2d-large-v1", 3_999_692),
+}
+
+# Paper Tab. 9 rows: T_eval 1, RTG scale 1.0, 40K pretraining updates.
+_MAZE2D = {**NON_MUJOCO, "eval_context_len": 1, "pretrain_updates": 40_000, "reward_scale": 1.0}
+ROWS = {
+    # readme: 10K updates and a 10000-trajectory buffer (paper Tab. 9: 40K and 5K)
+    "open": {**_MAZE2D, "context_len": 1, "pretrain_updates": 10_000, "replay_size": 10_000,
+             "eval_rtg": 120.0, "online_rtg": 120.0},
+    "umaze": {**_MAZE2D, "context_len": 1, "replay_size": 2500, "eval_rtg": 60.0, "online_rtg": 60.0},
+    "medium": {**_MAZE2D, "context_len": 1, "replay_size": 5000, "eval_rtg": 60.0, "online_rtg": 60.0},
+    "large": {**_MAZE2D, "context_len": 5, "replay_size": 5000, "eval_rtg": 60.0, "online_rtg": 60.0},
 }
 
 
@@ -60,7 +79,7 @@ def register() -> None:
             score_kind="normalized", max_episode_steps=steps, paper_dataset=paper,
             env_module=ENV_MODULE, published_source=f"generated:d4rl-minari/D4RL/pointmaze/{maze}-v2",
             online_env=online, eval_env=online, data_env=data, prep=OfflinePrep(),
-            score_scale=1 / scale, standin_size=size,
+            score_scale=1 / scale, standin_size=size, hp=tab9(ROWS[maze]),
             notes="stand-in data by default; PointMaze (gymnasium-robotics) stands for D4RL maze2d",
             **suite_reference(f"maze2d-{maze}"),
         ))

@@ -15,12 +15,8 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
-
-if TYPE_CHECKING:
-    from odtbench.methods.rl_kinds.base import RLKind
 
 
 @dataclass(frozen=True)
@@ -66,13 +62,13 @@ def log_pi_kinds() -> tuple[str, ...]:
     return tuple(n for n, e in _KINDS.items() if e.needs_log_pi)
 
 
-def load_kind(name: str) -> type[RLKind]:
-    """The class of rl_kind `name` (imports its module, and torch, on first use)."""
-    from odtbench.methods.rl_kinds.base import RLKind
-
+def load_kind(name: str) -> type:
+    """The class of rl_kind `name` (imports its module, and torch, on first use). Checked by
+    `RLKind`'s marker attribute, so this registry stays below the kinds' layer (no import of
+    `base`; docs/architecture.md)."""
     module, _, attr = kind_entry(name).target.partition(":")
     cls = getattr(importlib.import_module(module), attr, None)
-    if not (isinstance(cls, type) and issubclass(cls, RLKind)):
+    if not (isinstance(cls, type) and getattr(cls, "is_rl_kind", False)):
         raise OdtbenchError(f"rl_kind {name!r}: {module}:{attr} is not an RLKind subclass")
     return cls
 

@@ -4,7 +4,9 @@ TD(lambda) value targets. The equations are pure functions in `odtbench.methods.
 
 A kind is built by `DTAgent` after its actor (so its critics' initial weights draw from the
 global generator after the actor's, as they always have) and reads the agent's shared parts
-(the DT and its target, the temperature, gamma, the TD3 smoothing settings) through `agent`.
+(the DT and its target, the temperature, gamma, the TD3 smoothing settings) through `agent`,
+typed by `KindHost`: the agent's public surface a kind may use, so no kind reaches into its
+internals (and this module needs no import of the agent's).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import torch
 from torch import Tensor
@@ -20,15 +22,32 @@ from torch import Tensor
 from odtbench.errors import OdtbenchError
 from odtbench.hyperparameters import DTHyperparameters
 from odtbench.methods import rl_losses as L
-from odtbench.nets import QEnsemble, SquashedGaussian
+from odtbench.methods.actor_parts import EntropyTemperature
+from odtbench.nets import DecisionTransformer, QEnsemble, SquashedGaussian
 from odtbench.optim import FlatParameters, polyak_
-
-if TYPE_CHECKING:
-    from odtbench.methods.dt_agent import DTAgent
 
 ACTION_BOUND = 1.0 - 1e-6
 Batch = Mapping[str, Tensor]
 _M = TypeVar("_M", bound=torch.nn.Module)
+
+
+class KindHost(Protocol):
+    """What a kind reads of the agent that hosts it (`odtbench.methods.dt_agent.DTAgent`)."""
+
+    state_dim: int
+    act_dim: int
+    device: torch.device
+    gamma: float
+    policy_noise: float
+    noise_clip: float
+    actor: DecisionTransformer
+    temperature: EntropyTemperature
+
+    def rtg_input(self, rtg: Tensor) -> Tensor: ...
+
+    def dt_forward(self, net: torch.nn.Module, *inputs: Tensor | None) -> Tensor | SquashedGaussian: ...
+
+    def target_next_actions(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor | None]: ...
 
 
 def frozen_copy(module: _M) -> _M:
@@ -87,11 +106,12 @@ class RLKind:
     (V(s)); `critics` keeps their order (updates, Polyak steps, checkpoint).
     """
 
+    is_rl_kind: ClassVar[bool] = True  # what the registry's load_kind checks
     schema: ClassVar[type] = DTHyperparameters
     target_actor: ClassVar[bool] = False
     moves_temperature: ClassVar[bool] = False
 
-    def __init__(self, name: str, agent: DTAgent, hp: Mapping[str, Any]):
+    def __init__(self, name: str, agent: KindHost, hp: Mapping[str, Any]):
         self.name, self.agent = name, agent
         keys = self.own_keys()
         missing = [k for k in keys if k not in hp]
@@ -166,7 +186,7 @@ class RLKind:
 
     def next_actions(self, batch: Batch) -> tuple[Tensor, Tensor | None]:
         """The target DT's next actions and their log pi (None: deterministic head)."""
-        return self.agent._target_next_actions(batch)
+        return self.agent.target_next_actions(batch)
 
     def q_td_loss(self, batch: Batch, y: Tensor) -> tuple[Tensor, Tensor]:
         """L_Q = mean over all B*K of mask * sum_i (Q_i(s, a) - y)^2 (padding in the

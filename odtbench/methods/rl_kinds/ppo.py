@@ -8,18 +8,15 @@ pi/pi_old of the actor steps since the last diagnostics row go to diagnostics.cs
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from odtbench.hyperparameters import PPOHyperparameters
 from odtbench.methods import rl_losses as L
-from odtbench.methods.rl_kinds.base import Batch, Critic, RLKind, frozen_copy
+from odtbench.methods.rl_kinds.base import Batch, Critic, KindHost, RLKind, frozen_copy
 from odtbench.nets import DecisionTransformer, SquashedGaussian
-
-if TYPE_CHECKING:
-    from odtbench.methods.dt_agent import DTAgent
 
 RATIO_KEYS = ("ppo_ratio_mean", "ppo_ratio_max", "ppo_log_ratio_max")
 
@@ -31,7 +28,7 @@ def _empty_ratio_acc() -> dict[str, Any]:
 class PPO(RLKind):
     schema = PPOHyperparameters
 
-    def __init__(self, name: str, agent: DTAgent, hp: Mapping[str, Any]):
+    def __init__(self, name: str, agent: KindHost, hp: Mapping[str, Any]):
         super().__init__(name, agent, hp)
         # pi_old (rebuilt at each round's start, so not checkpointed) and the ratios' sums
         self.actor_old: DecisionTransformer | None = None
@@ -68,8 +65,8 @@ class PPO(RLKind):
         if self.actor_old is None:
             return log_lik.detach()
         a = self.agent
-        out = a._dt(self.actor_old, batch["states"], batch["actions"],
-                    a._rtg_input(batch["rtg"][:, :-1]), batch["mask"])
+        out = a.dt_forward(self.actor_old, batch["states"], batch["actions"],
+                    a.rtg_input(batch["rtg"][:, :-1]), batch["mask"])
         assert isinstance(out, SquashedGaussian)
         return out.log_prob(batch["actions"])
 
