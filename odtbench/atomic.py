@@ -16,6 +16,7 @@ import errno
 import io
 import json
 import os
+import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -62,6 +63,14 @@ def _fsync_dir(directory: Path) -> None:
 
 def temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+
+
+# What `temp_name` makes, and nothing else: a user's own `notes.tmp` is never removed.
+_TEMP_NAME = re.compile(r"^\..+\.\d+-[0-9a-f]{8}\.tmp$")
+
+
+def is_temp_name(name: str) -> bool:
+    return bool(_TEMP_NAME.match(name))
 
 
 def write_with(path: str | os.PathLike, fill: Callable[[IO[bytes]], Any]) -> Path:
@@ -111,15 +120,15 @@ def torch_save(path: str | os.PathLike, payload: Any) -> Path:
 
 
 def clean_stray_temps(directory: str | os.PathLike) -> list[Path]:
-    """Remove temp files that killed writers left in `directory` (not recursive). Call it only
-    while owning the directory (the run lock), so no live writer's temp file is removed."""
+    """Remove temp files that killed writers of this module left in `directory` (not
+    recursive; only `temp_name`'s pattern). Call it only while owning the directory (the run
+    lock), so no live writer's temp file is removed."""
     removed: list[Path] = []
     d = Path(directory)
     if not d.is_dir():
         return removed
     for p in d.iterdir():
-        # this writer's `.<name>.<pid>-<hex>.tmp`, and the `<name>.tmp` of earlier versions
-        if p.is_file() and p.name.endswith(".tmp"):
+        if is_temp_name(p.name) and p.is_file():
             try:
                 p.unlink()
                 removed.append(p)

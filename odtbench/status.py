@@ -40,7 +40,7 @@ _PROGRESS = re.compile(
     rf"^(?P<ts>\S+ \S+) {LINE_PREFIX} (?P<phase>\S+) (?P<done>\d+)/(?P<total>\d+) (?P<unit>\S+) "
     r"rate=(?P<rate>\S+)/s eta=(?P<eta>\S+?)s? score=(?P<score>\S+)( steps=\d+)?$")
 # the last line of a job log that ended without a summary (an error, an interrupt)
-_ENDED = re.compile(r"^odtbench: (error|interrupted)|^\w*(Error|Exception)\b|Killed")
+_ENDED = re.compile(r"^odtbench: (error|interrupted|terminated)|^\w*(Error|Exception)\b|Killed")
 _EVAL = re.compile(r"^(?P<ts>\S+ \S+) eval (?P<phase>\S+) .*score=(?P<score>-?[\d.]+|nan|inf)")
 
 
