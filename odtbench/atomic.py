@@ -28,20 +28,32 @@ DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
-def os_error_message(exc: OSError, path: str | os.PathLike | None = None, *,
+# HDF5 (h5py) reports a failed write as a RuntimeError, or an OSError without errno, whose
+# text carries the C library's errno and message.
+_DISK_FULL_TEXT = re.compile(r"errno = (28|122|27)\b|No space left on device|Disk quota exceeded")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """A write that failed for want of space (disk, quota or file-size limit)."""
+    return getattr(exc, "errno", None) in DISK_FULL or bool(_DISK_FULL_TEXT.search(str(exc)))
+
+
+def os_error_message(exc: BaseException, path: str | os.PathLike | None = None, *,
                      fix: str | None = None) -> str | None:
-    """One line for a disk-full or read-only `OSError` (None for any other errno)."""
-    where = path if path is not None else (exc.filename or "the output")
-    if exc.errno in DISK_FULL:
+    """One line for a disk-full or read-only `OSError` (None for any other error); also for
+    the errno-less errors that h5py raises on a full disk."""
+    where = path if path is not None else (getattr(exc, "filename", None) or "the output")
+    if is_disk_full(exc):
+        why = getattr(exc, "strerror", None) or "no space left on device"
         return (f"cannot write {where}: disk full, quota or file-size limit reached "
-                f"({exc.strerror}); {fix or 'free some space and re-run: finished files are intact and a run resumes from its last checkpoint'}")
-    if exc.errno in READ_ONLY:
-        return (f"cannot write {where}: read-only or not writable ({exc.strerror}); "
+                f"({why}); {fix or 'free some space and re-run: finished files are intact and a run resumes from its last checkpoint'}")
+    if getattr(exc, "errno", None) in READ_ONLY:
+        return (f"cannot write {where}: read-only or not writable ({getattr(exc, 'strerror', '')}); "
                 f"{fix or 'make it writable (chmod u+w) or choose another output path'}")
     return None
 
 
-def as_odtbench_error(exc: OSError, path: str | os.PathLike | None = None, *,
+def as_odtbench_error(exc: BaseException, path: str | os.PathLike | None = None, *,
                       fix: str | None = None) -> BaseException:
     """`exc` as a one-line OdtbenchError when it is disk-full/read-only, else `exc` itself."""
     msg = os_error_message(exc, path, fix=fix)

@@ -87,3 +87,39 @@ def test_a_closed_pipe_is_no_traceback():
                        stderr=subprocess.PIPE, text=True, timeout=60)
     os.close(w)
     assert p.returncode != 0 and p.stderr == "", p.stderr
+
+
+# ------------------------------------------------------------------ full disks
+
+H5_FULL = ("Can't decrement id ref count (file write failed: time = Sat Dec  5 21:35:50 2026\n, "
+           "filename = 'main_data.hdf5', file descriptor = 3, errno = 28, error message = "
+           "'No space left on device', buf = 0x55c6c3131318, total write size = 4)")
+
+
+@pytest.mark.parametrize("error", [RuntimeError(H5_FULL), OSError(f"Unable to synchronously "
+                                   f"write data ({H5_FULL})"), "precheck"])
+def test_a_full_disk_during_dataset_build_is_one_line_and_leaves_nothing(
+        error, tmp_path, capsys, monkeypatch):
+    import minari
+
+    root = tmp_path / "minari"
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
+    monkeypatch.setenv("ODTBENCH_PROGRESS", "0")
+    if error == "precheck":  # the disk has clearly no room: nothing is written at all
+        real = shutil.disk_usage
+        monkeypatch.setattr(shutil, "disk_usage",
+                            lambda p: real(p)._replace(free=100_000))
+    else:
+        real_create = minari.create_dataset_from_buffers
+
+        def fails(*a, **k):  # h5py writes part of the file, then reports the full disk
+            real_create(*a, **k)
+            raise error
+
+        monkeypatch.setattr(minari, "create_dataset_from_buffers", fails)
+    stats = tmp_path / "stats.json"
+    rc, err = _cli(["dataset", "build", "--task", "toy/bandit", "--scale", "smoke",
+                    "--stats", str(stats)], capsys)
+    _one_line(rc, err, str(root), "disk full", "free space")
+    assert not stats.exists()
+    assert [p.name for p in root.iterdir()] == []  # no dataset, no temp dir

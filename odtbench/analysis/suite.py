@@ -169,9 +169,9 @@ def load_aggregates(path: str | os.PathLike, scores: pd.DataFrame | None = None,
         return None
     try:
         agg = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
+    except ValueError:  # not JSON, or not UTF-8: damaged, so recompute like an outdated one
         return None
-    if agg.get("schema") != SCHEMA:
+    if not isinstance(agg, dict) or agg.get("schema") != SCHEMA:
         return None
     if scores is not None and agg.get("scores_sha256") != scores_digest(scores):
         return None

@@ -22,14 +22,18 @@ def stop(message):
 
 
 def check_yaml(path):
-    """Stop with one line if `path` exists but is not YAML (Snakemake's message has no line
-    number)."""
+    """Stop with one line if `path` exists but is not UTF-8, is empty or is not YAML
+    (Snakemake's messages have no line number, or no file name, or a traceback)."""
     import yaml
 
+    from odtbench.errors import OdtbenchError
+
     try:
-        yaml.safe_load(Path(path).read_text())
+        yaml.safe_load(wp.read_config_text(path))
     except FileNotFoundError:
         return
+    except OdtbenchError as err:
+        stop(err)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
