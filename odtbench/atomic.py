@@ -85,9 +85,8 @@ def is_temp_name(name: str) -> bool:
     return bool(_TEMP_NAME.match(name))
 
 
-def write_with(path: str | os.PathLike, fill: Callable[[IO[bytes]], Any]) -> Path:
-    """Atomically create `path` with what `fill(binary_file)` writes into it."""
-    path = Path(path)
+def _write_temp(path: Path, fill: Callable[[IO[bytes]], Any]) -> Path:
+    """`fill`'s bytes in a fresh, fsynced temp file next to `path` (removed on any failure)."""
     tmp = temp_name(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,15 +95,52 @@ def write_with(path: str | os.PathLike, fill: Callable[[IO[bytes]], Any]) -> Pat
             fill(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise as_odtbench_error(exc, path) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    return tmp
+
+
+def _publish(pairs: list[tuple[Path, Path]]) -> None:
+    """Rename each written temp file over its target, then fsync the directories."""
+    try:
+        for tmp, path in pairs:
+            os.replace(tmp, path)
+    except BaseException as exc:
+        for tmp, _ in pairs:
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise as_odtbench_error(exc, pairs[0][1]) from None
+        raise
+    for d in dict.fromkeys(path.parent for _, path in pairs):
+        _fsync_dir(d)
+
+
+def write_with(path: str | os.PathLike, fill: Callable[[IO[bytes]], Any]) -> Path:
+    """Atomically create `path` with what `fill(binary_file)` writes into it."""
+    path = Path(path)
+    _publish([(_write_temp(path, fill), path)])
     return path
+
+
+def write_texts(files: dict[Path, str]) -> list[Path]:
+    """Several UTF-8 files that belong together (a table and what was computed from it): all
+    are written to temp files first and published only when every one is on disk, so a full
+    disk leaves all the old files, never one new beside one old."""
+    pairs: list[tuple[Path, Path]] = []
+    try:
+        for path, text in files.items():
+            data = text.encode("utf-8")
+            pairs.append((_write_temp(Path(path), lambda fh, d=data: fh.write(d)), Path(path)))
+    except BaseException:
+        for tmp, _ in pairs:
+            tmp.unlink(missing_ok=True)
+        raise
+    _publish(pairs)
+    return [path for _, path in pairs]
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -23,7 +23,6 @@ from pathlib import Path
 from odtbench import checkpoint
 from odtbench.atomic import clean_stray_temps
 from odtbench.codehash import code_fingerprint
-from odtbench.errors import OdtbenchError
 
 CKPT_DIR = "checkpoint"
 # Files of a run that a fresh start replaces (config.json is rewritten by the run itself).

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from test_faults import TASK, _cli, _killed_run, _one_line, _run, _snakemake, _workflow_copy
+from test_faults import (TASK, _cli, _killed_run, _one_line, _run, _snakemake, _stdout,
+                         _workflow_copy)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -123,3 +124,138 @@ def test_a_full_disk_during_dataset_build_is_one_line_and_leaves_nothing(
     _one_line(rc, err, str(root), "disk full", "free space")
     assert not stats.exists()
     assert [p.name for p in root.iterdir()] == []  # no dataset, no temp dir
+
+
+# ------------------------------------------------------------------ files that are not text
+
+def _workspace(tmp_path: Path) -> Path:
+    """A copy of the workflow (Snakefile, workflows/) to run `snakemake`/`odtbench status` in."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    _workflow_copy(tmp_path, scale="smoke")
+    return tmp_path
+
+
+@pytest.mark.parametrize("content, needle", [(b"scale: smoke\n# caf\xe9\n", "not UTF-8"),
+                                             (b"", "is empty"), (b"  \n", "is empty")])
+def test_a_workflow_config_that_is_not_utf8_or_empty_is_one_line(content, needle, tmp_path, capsys,
+                                                                 monkeypatch):
+    wd = _workspace(tmp_path)
+    (wd / "workflows/config.yaml").write_bytes(content)
+    res = _snakemake(wd, "-n", "reports/toy.html")
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("odtbench: error: ")]
+    assert res.returncode != 0 and len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "workflows/config.yaml" in lines[0] and needle in lines[0]
+    monkeypatch.chdir(wd)  # `odtbench status` reads the same file
+    rc, err = _cli(["status"], capsys)
+    _one_line(rc, err, "workflows/config.yaml", needle)
+
+
+def test_a_non_utf8_summary_is_one_line_in_status_and_aggregate(finished_in_workspace, capsys):
+    wd, run = finished_in_workspace
+    (run / "summary.json").write_bytes(b'{"status": "compl\xe9te"}')
+    rc, err = _cli(["status", "--scale", "smoke", "--suite", "toy"], capsys)
+    out = _stdout[0]
+    damaged = [ln for ln in out.splitlines() if ln.startswith("failed:")]
+    assert rc == 0 and len(damaged) == 1 and str(run) in damaged[0] and "delete" in damaged[0], out
+    rc, err = _cli(["aggregate", "--suite", "toy", "--scale", "smoke", "--reps", "10"], capsys)
+    _one_line(rc, err, "summary.json", "not UTF-8", "delete")
+
+
+def test_a_non_utf8_aggregates_json_is_recomputed_by_report(finished_in_workspace, capsys):
+    wd, _ = finished_in_workspace
+    rc, err = _cli(["aggregate", "--suite", "toy", "--scale", "smoke", "--reps", "10"], capsys)
+    assert rc == 0, err
+    (wd / "results/toy/aggregates.json").write_bytes(b"\xff\xfe{garbage")
+    rc, err = _cli(["report", "--suite", "toy", "--scale", "smoke", "--reps", "10"], capsys)
+    assert rc == 0 and "Traceback" not in err, err
+    assert (wd / "reports/toy.html").is_file()
+    rc, err = _cli(["figures", "--suite", "toy", "--scale", "smoke"], capsys)
+    _one_line(rc, err, "aggregates.json", "odtbench aggregate")
+
+
+@pytest.fixture()
+def finished_in_workspace(toy_data, tmp_path, capsys, monkeypatch):
+    """A workflow copy holding one finished smoke run where the workflow puts it; cwd is
+    the copy."""
+    from odtbench import workflow_plan as wp
+
+    wd = _workspace(tmp_path / "wd")
+    config = wp.load_config(wd / "workflows/config.yaml")
+    p = wp.plan(config, "smoke", "toy")
+    run = wd / wp.RUN_DIR.format(scale="smoke", suite="toy", dataset=p["datasets"][0],
+                                 method="TD3+ODT", seed=p["seeds"][0])
+    monkeypatch.chdir(wd)
+    rc, err = _cli(["run", "--task", f"toy/{p['datasets'][0]}", "--method", "TD3+ODT", "--seed",
+                    str(p["seeds"][0]), "--scale", "smoke", "--out", str(run)], capsys)
+    assert rc == 0, err
+    return wd, run.relative_to(wd)
+
+
+# ------------------------------------------------------------------ aggregate's pair
+
+def test_aggregate_publishes_its_pair_together(finished_in_workspace, capsys, monkeypatch):
+    import errno
+
+    wd, run = finished_in_workspace
+    rc, err = _cli(["aggregate", "--suite", "toy", "--scale", "smoke", "--reps", "10"], capsys)
+    assert rc == 0, err
+    res = wd / "results/toy"
+    old = {n: (res / n).read_bytes() for n in ("scores.csv", "aggregates.json")}
+    shutil.copytree(run, run.parent / "seed7")  # the table changes
+    cfg = json.loads((run.parent / "seed7/config.json").read_text())
+    summ = json.loads((run.parent / "seed7/summary.json").read_text())
+    cfg["seed"] = summ["seed"] = 7
+    (run.parent / "seed7/config.json").write_text(json.dumps(cfg))
+    (run.parent / "seed7/summary.json").write_text(json.dumps(summ))
+    real_open = os.open
+
+    def full_on_aggregates(path, flags, *a, **k):  # the disk fills up at the second file
+        if "aggregates.json" in os.fsdecode(path) and flags & os.O_CREAT:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fsdecode(path))
+        return real_open(path, flags, *a, **k)
+
+    monkeypatch.setattr(os, "open", full_on_aggregates)
+    rc, err = _cli(["aggregate", "--suite", "toy", "--scale", "smoke", "--reps", "10"], capsys)
+    monkeypatch.undo()
+    _one_line(rc, err, "disk full")
+    assert {n: (res / n).read_bytes() for n in old} == old  # both old: never one new, one old
+    assert not [p for p in res.iterdir() if p.name.endswith(".tmp")]
+
+
+# ------------------------------------------------------------------ summary against curve
+
+def test_a_curve_missing_its_last_row_does_not_aggregate(finished, tmp_path, capsys):
+    from odtbench.errors import OdtbenchError
+    from odtbench.results import validate_run
+
+    lines = (finished / "curve.csv").read_text().splitlines(keepends=True)
+    (finished / "curve.csv").write_text("".join(lines[:-1]))
+    with pytest.raises(OdtbenchError, match="online_transitions"):
+        validate_run(finished)
+    runs = tmp_path / "runs" / "toy" / "bandit" / "TD3+ODT"
+    shutil.copytree(finished, runs / "seed0")
+    rc, err = _cli(["aggregate", "--suite", "toy", "--runs", str(tmp_path / "runs"),
+                    "--out", str(tmp_path / "res"), "--reps", "10"], capsys)
+    _one_line(rc, err, str(runs / "seed0"), "curve.csv")
+
+
+def test_the_final_score_must_match_the_curve_to_float_rounding(finished):
+    from odtbench.errors import OdtbenchError
+    from odtbench.results import validate_run
+
+    summ = json.loads((finished / "summary.json").read_text())
+    summ["final_score"] += 1e-6  # within the old 1e-3 tolerance
+    (finished / "summary.json").write_text(json.dumps(summ))
+    with pytest.raises(OdtbenchError, match="final_score"):
+        validate_run(finished)
+    summ["final_score"] -= 1e-6  # float rounding itself passes
+    (finished / "summary.json").write_text(json.dumps(summ))
+    validate_run(finished)
+
+
+@pytest.fixture()
+def finished(toy_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    rc, err = _run(out, capsys)
+    assert rc == 0, err
+    return out
