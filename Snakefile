@@ -21,6 +21,7 @@ min_version("9.0")
 include: "workflows/rules/common.smk"
 
 
+hold_workflow_lock()  # clears a killed workflow's Snakemake locks when no other one runs here
 check_yaml("workflows/config.yaml")
 
 

@@ -422,7 +422,8 @@ def test_6_checkpoints_are_fsynced_under_a_unique_temp_name(tmp_path, monkeypatc
 
 def test_7_plain_rerun_after_a_killed_workflow_works(tmp_path):
     """kill -9 of Snakemake mid-job leaves its locks and an incomplete job; the plain rerun
-    with the local profile must work (no --unlock, no --rerun-incomplete)."""
+    with the local profile must work (no --unlock, no --rerun-incomplete): no other workflow
+    runs in the directory, so it clears the dead one's locks (common.smk, hold_workflow_lock)."""
     _workflow_copy(tmp_path, scale="smoke")
     target = "datasets/stats/smoke/toy/bandit.json"
     env_bin = tmp_path / "bin"
@@ -448,6 +449,8 @@ def test_7_plain_rerun_after_a_killed_workflow_works(tmp_path):
     finally:
         os.killpg(killed.pid, signal.SIGKILL)
         killed.wait()
+    assert list((tmp_path / ".snakemake/locks").glob("*.lock"))  # the killed one's locks
     res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
+    assert "removed the Snakemake locks of a killed workflow" in res.stderr
     assert (tmp_path / target).read_text() == "{}"

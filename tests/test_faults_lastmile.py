@@ -14,8 +14,16 @@ import time
 from pathlib import Path
 
 import pytest
-from test_faults import (TASK, _cli, _killed_run, _one_line, _run, _snakemake, _stdout,
-                         _workflow_copy)
+from test_faults import (
+    TASK,
+    _cli,
+    _killed_run,
+    _one_line,
+    _run,
+    _snakemake,
+    _stdout,
+    _workflow_copy,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -259,3 +267,76 @@ def finished(toy_data, tmp_path, capsys):
     rc, err = _run(out, capsys)
     assert rc == 0, err
     return out
+
+
+# ------------------------------------------------------------------ two workflows, one clone
+
+# A stand-in `odtbench` for the workflow's jobs: `dataset build` writes its stats at once; `run`
+# owns the run directory as the real one does (an flock on <out>/.lock) and finishes when the
+# file `go` appears. A second run on an owned directory waits for the owner to end, then fails
+# as the real one does: the moment at which the second workflow cleans up after its failed job
+# is then the worst one, right after the first workflow's run has finished.
+_STAND_IN = f"""#!{sys.executable}
+import fcntl, os, pathlib, sys, time
+a = sys.argv
+if a[1] == "dataset":
+    p = pathlib.Path(a[a.index("--stats") + 1]); p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text("{{}}"); sys.exit(0)
+out = pathlib.Path(a[a.index("--out") + 1]); out.mkdir(parents=True, exist_ok=True)
+fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT)
+try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+except OSError:
+    pathlib.Path("second-run-started").write_text("")
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    print("odtbench: error: run directory in use", file=sys.stderr); sys.exit(2)
+pathlib.Path("first-run-started").write_text("")
+while not pathlib.Path("go").exists():
+    time.sleep(0.1)
+(out / "summary.json").write_text('{{"status": "complete"}}')
+"""
+
+
+def _wait_for(cond, seconds: float) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_second_workflow_on_the_same_clone_deletes_no_finished_run(tmp_path):
+    wd = _workspace(tmp_path / "wd")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "odtbench").write_text(_STAND_IN)
+    (bin_dir / "odtbench").chmod(0o755)
+    target = "results/runs/smoke/toy/bandit/TD3+ODT/seed0/summary.json"
+    exe = shutil.which("snakemake") or str(Path(sys.executable).with_name("snakemake"))
+    cmd = [exe, "--profile", "workflows/profiles/local", "--cores", "1", target]
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(cmd, cwd=wd, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+    first = start()
+    second = None
+    try:
+        assert _wait_for(lambda: (wd / "first-run-started").exists() or first.poll() is not None,
+                         120), "the first workflow's run did not start"
+        assert first.poll() is None, first.communicate()
+        second = start()
+        _wait_for(lambda: (wd / "second-run-started").exists() or second.poll() is not None, 120)
+        (wd / "go").write_text("")  # the first workflow's run finishes
+        _, err1 = first.communicate(timeout=120)
+        _, err2 = second.communicate(timeout=120)
+    finally:
+        for p in (first, second):
+            if p is not None and p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+    assert first.returncode == 0, err1[-2000:]
+    assert (wd / target).is_file(), err2[-3000:]  # the first one's finished run is in place
+    assert second.returncode != 0 and "--unlock" in err2, err2[-2000:]  # Snakemake: locked
