@@ -21,7 +21,6 @@ min_version("9.0")
 include: "workflows/rules/common.smk"
 
 
-hold_workflow_lock()  # clears a killed workflow's Snakemake locks when no other one runs here
 check_yaml("workflows/config.yaml")
 
 
@@ -42,6 +41,7 @@ try:
     check_config()
 except OdtbenchError as err:
     stop(err)
+hold_workflow_lock()  # clears a killed workflow's Snakemake locks when no other one runs here
 
 
 wildcard_constraints:
