@@ -4,7 +4,9 @@ A write goes to a temp file with a unique name in the target's directory (so `os
 rename on one filesystem), is flushed and fsynced, renamed over the target, and the directory
 is fsynced so the rename survives a power cut. Readers see the old file or the new one, never
 a partial one; a killed writer leaves at most a `.<name>.<pid>-<random>.tmp` file, which
-`clean_stray_temps` removes when the directory's owner starts again.
+`clean_stray_temps` removes when the directory's owner starts again (no other name: files
+the suite did not write are never deleted). `write_texts` publishes files that belong
+together only once all are written.
 
 Disk-full and read-only failures become one-line `OdtbenchError`s that say so and name the fix
 (`os_error_message`); the CLI uses the same mapping for any such `OSError` it sees.
@@ -19,6 +21,7 @@ import os
 import re
 import secrets
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -126,6 +129,10 @@ def write_with(path: str | os.PathLike, fill: Callable[[IO[bytes]], Any]) -> Pat
     return path
 
 
+def _write_data(data: bytes, fh: IO[bytes]) -> None:
+    fh.write(data)
+
+
 def write_texts(files: dict[Path, str]) -> list[Path]:
     """Several UTF-8 files that belong together (a table and what was computed from it): all
     are written to temp files first and published only when every one is on disk, so a full
@@ -134,7 +141,7 @@ def write_texts(files: dict[Path, str]) -> list[Path]:
     try:
         for path, text in files.items():
             data = text.encode("utf-8")
-            pairs.append((_write_temp(Path(path), lambda fh, d=data: fh.write(d)), Path(path)))
+            pairs.append((_write_temp(Path(path), partial(_write_data, data)), Path(path)))
     except BaseException:
         for tmp, _ in pairs:
             tmp.unlink(missing_ok=True)
