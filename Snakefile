@@ -41,6 +41,7 @@ try:
     check_config()
 except OdtbenchError as err:
     stop(err)
+hold_workflow_lock()  # clears a killed workflow's Snakemake locks when no other one runs here
 
 
 wildcard_constraints:

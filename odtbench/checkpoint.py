@@ -44,23 +44,30 @@ def save_atomic(payload: dict[str, Any], path: Path) -> None:
 CODE_KEY = "odtbench_code"
 
 
-def corrupt_checkpoint_error(path: Path, exc: BaseException) -> OdtbenchError:
+class CorruptCheckpointError(OdtbenchError):
+    """A checkpoint file that cannot be read back: the run directory's check
+    (odtbench.rundir) sets it aside and starts the run over."""
+
+    def __init__(self, path: Path, reason: str):
+        self.path, self.reason = path, reason
+        super().__init__(f"checkpoint {path} is corrupt, truncated or empty ({reason}); "
+                         f"delete {path.parent} to start the run over")
+
+
+def corrupt_checkpoint_error(path: Path, exc: BaseException) -> CorruptCheckpointError:
     reason = (str(exc).splitlines() or [""])[0][:120] or type(exc).__name__
-    return OdtbenchError(
-        f"checkpoint {path} is corrupt, truncated or empty ({type(exc).__name__}: {reason}); "
-        f"delete {path.parent} to start the run over")
+    return CorruptCheckpointError(path, f"{type(exc).__name__}: {reason}")
 
 
 def read(path: Path) -> dict[str, Any]:
-    """torch.load of a checkpoint; a damaged file is one OdtbenchError naming the fix."""
+    """torch.load of a checkpoint; a damaged file is a CorruptCheckpointError."""
     try:
         payload = torch.load(path, weights_only=False)
-    except OSError as exc:
-        from odtbench.atomic import as_odtbench_error
-
-        raise as_odtbench_error(exc, path) from None
-    except Exception as exc:  # pickle/zip/torch raise many types for a damaged file
-        raise corrupt_checkpoint_error(path, exc) from None
+    except PermissionError as exc:  # not damaged: unreadable by this user
+        raise OdtbenchError(f"cannot read {path} ({exc.strerror}); make it readable "
+                            "(chmod u+r) and re-run") from None
+    except Exception as exc:  # pickle/zip/torch raise many types (torch's reader an OSError
+        raise corrupt_checkpoint_error(path, exc) from None  # with errno 22 when truncated)
     if not isinstance(payload, dict) or "state" not in payload:
         raise corrupt_checkpoint_error(path, ValueError("not an odtbench checkpoint"))
     return payload

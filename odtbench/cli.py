@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -414,8 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch CPU threads (default 1, as every workflow job; more pays only "
                    "on idle cores with a large DT)")
     r.add_argument("--replace-stale", action="store_true",
-                   help="discard a run directory left by other hyperparameters, or a "
-                   "corrupt checkpoint, instead of stopping (the workflow passes it: Snakemake "
+                   help="discard a run directory left by other hyperparameters instead of "
+                   "stopping (the workflow passes it: Snakemake "
                    "re-runs a job whose resolved hyperparameters changed)")
     r.set_defaults(func=cmd_run)
 
@@ -519,15 +520,35 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, Slurm's time limit, a stopped workflow): unwinds like Ctrl-C, so the
+    run's files stay as its atomic writes left them and it resumes from its checkpoint."""
+
+
+def _terminate(signum: int, frame: object) -> NoReturn:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `odtbench` console script; returns the exit status."""
+    import signal
+    import threading
+
     args = build_parser().parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()  # signals: only there
+    old_term = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
-        return int(args.func(args) or 0)
+        rc = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe surfaces here, not at interpreter exit
+        return rc
     except OdtbenchError as exc:
         msg = " ".join(str(exc).split())  # one line, whatever the message
         print(f"odtbench: error: {msg}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `odtbench list | head`: the reader left, nothing to report
+        # the Python docs' recipe: later writes (the exit flush) go nowhere
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except OSError as exc:  # disk full / read-only: one line with the fix; others are bugs
         from odtbench.atomic import os_error_message
 
@@ -536,12 +557,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"odtbench: error: {' '.join(os_msg.split())}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("odtbench: terminated (SIGTERM; a run resumes from its last checkpoint with the "
+              "same command)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("odtbench: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `odtbench list | head`: the reader left, nothing to report
-        sys.stderr.close()
-        return 0
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, old_term)
 
 
 if __name__ == "__main__":

@@ -43,8 +43,9 @@ ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
     "diagnostics": ("ppo_ratio_mean", "ppo_ratio_max", "ppo_log_ratio_max")}
 _INT_COLUMNS = ("iteration", "online_transitions", "gradient_steps")
 _SEED_DIR = re.compile(r"^seed(\d+)$")
-# Scores are written with full float precision, but writers may round the curve: compare loosely.
-_SCORE_TOL = 1e-3
+# The summary's scores are copies of curve rows, both written with repr() precision: they
+# must agree to float rounding (a curve missing rows must not pass for the finished one).
+_SCORE_TOL = 1e-9
 
 
 # ----------------------------------------------------------------------------- writing
@@ -71,10 +72,14 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic.write_text(path, text)
 
 
+def json_text(obj: Any) -> str:
+    """obj as indented JSON text (numpy values converted, NaN/inf -> null)."""
+    return json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n"
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Atomically write obj as indented JSON (numpy values converted, NaN/inf -> null)."""
-    text = json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n"
-    return atomic_write_text(path, text)
+    return atomic_write_text(path, json_text(obj))
 
 
 def _csv_cell(value: Any) -> str:
@@ -332,16 +337,22 @@ def _validate_summary(path: Path, cfg: Mapping, curve: pd.DataFrame) -> dict:
         if s["dataset_info"][f] != cfg["dataset_info"][f]:
             raise bad_file(path, f"field '{f}' (in dataset_info)",
                            f"differs from config.json ({cfg['dataset_info'][f]!r})")
-    # The summary must agree with the curve it summarises (contract: final = last evaluation).
+    # The summary must agree with the curve it summarises (contract: final = last evaluation;
+    # a complete run's last evaluation is at its last transition).
+    if s["status"] == "complete" and len(curve) and \
+            s["online_transitions"] != curve["online_transitions"].iloc[-1]:
+        raise bad_file(path, "field 'online_transitions'",
+                       f"is {s['online_transitions']} but the last row of curve.csv is at "
+                       f"{curve['online_transitions'].iloc[-1]} (curve.csv cut short?)")
     scores = curve["score_mean"].to_numpy()
     finite = scores[np.isfinite(scores)]
     if s["final_score"] is not None and len(finite):
-        if not math.isclose(s["final_score"], finite[-1], rel_tol=1e-6, abs_tol=_SCORE_TOL):
+        if not math.isclose(s["final_score"], finite[-1], rel_tol=_SCORE_TOL, abs_tol=_SCORE_TOL):
             raise bad_file(path, "field 'final_score'",
                            f"is {s['final_score']} but the last evaluation in curve.csv is {finite[-1]}")
     pre = curve.loc[curve["phase"] == "pretrain", "score_mean"].dropna()
     if s["before_score"] is not None and len(pre):
-        if not math.isclose(s["before_score"], pre.iloc[-1], rel_tol=1e-6, abs_tol=_SCORE_TOL):
+        if not math.isclose(s["before_score"], pre.iloc[-1], rel_tol=_SCORE_TOL, abs_tol=_SCORE_TOL):
             raise bad_file(path, "field 'before_score'",
                            f"is {s['before_score']} but the last pretrain evaluation is {pre.iloc[-1]}")
     return s

@@ -7,7 +7,8 @@ code. Otherwise the run starts from nothing, and says why:
   (Snakemake deletes a job's output before `--forcerun` / `-R` / a rerun trigger runs it);
   resuming would only rewrite the old numbers;
 - a checkpoint made by other code (odtbench.codehash): resuming it would mix two versions;
-- a corrupt or truncated checkpoint, with `--replace-stale` (else a one-line error).
+- a corrupt or truncated checkpoint (a disk that filled up or failed, a copy cut short): it
+  is set aside as `checkpoint.corrupt-<UTC time>/` (renamed, never deleted) for a look.
 
 Temp files left by killed writers are removed first. Call with the run lock held.
 """
@@ -16,12 +17,12 @@ from __future__ import annotations
 
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from odtbench import checkpoint
 from odtbench.atomic import clean_stray_temps
 from odtbench.codehash import code_fingerprint
-from odtbench.errors import OdtbenchError
 
 CKPT_DIR = "checkpoint"
 # Files of a run that a fresh start replaces (config.json is rewritten by the run itself).
@@ -35,6 +36,18 @@ def start_over(out: Path, reason: str) -> None:
     shutil.rmtree(out / CKPT_DIR, ignore_errors=True)
     for name in RUN_FILES:
         (out / name).unlink(missing_ok=True)
+
+
+def set_aside(out: Path) -> Path:
+    """Rename the checkpoint directory of `out` to a free `checkpoint.corrupt-<UTC time>`."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    aside = out / f"{CKPT_DIR}.corrupt-{stamp}"
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = out / f"{CKPT_DIR}.corrupt-{stamp}-{n}"
+    (out / CKPT_DIR).rename(aside)
+    return aside
 
 
 def _check_chunks(out: Path, payload: dict) -> None:
@@ -51,7 +64,9 @@ def _check_chunks(out: Path, payload: dict) -> None:
 
 
 def prepare(out: str | Path, *, replace_stale: bool = False) -> str:
-    """Make `out` ready for a run; returns "finished", "resume", "fresh" or "new"."""
+    """Make `out` ready for a run; returns "finished", "resume", "fresh" or "new".
+    (`replace_stale` no longer changes anything here: a corrupt checkpoint is set aside either
+    way; the CLI's stale-run guard is what the flag governs.)"""
     out = Path(out)
     key = out.absolute()
     for d in (out, out / CKPT_DIR):
@@ -65,10 +80,11 @@ def prepare(out: str | Path, *, replace_stale: bool = False) -> str:
     try:
         payload = checkpoint.preload(ckpt)
         _check_chunks(out, payload)
-    except OdtbenchError as exc:
-        if not replace_stale or "corrupt" not in str(exc):
-            raise
-        start_over(out, f"checkpoint {ckpt} is unreadable")
+    except checkpoint.CorruptCheckpointError as exc:
+        checkpoint.forget()
+        aside = set_aside(out)
+        start_over(out, f"checkpoint {exc.path} is corrupt or truncated ({exc.reason}); "
+                   f"set aside as {aside}")
         _prepared.add(key)
         return "fresh"
     reason = None

@@ -39,7 +39,7 @@ _PROGRESS = re.compile(
     rf"^(?P<ts>\S+ \S+) {LINE_PREFIX} (?P<phase>\S+) (?P<done>\d+)/(?P<total>\d+) (?P<unit>\S+) "
     r"rate=(?P<rate>\S+)/s eta=(?P<eta>\S+?)s? score=(?P<score>\S+)( steps=\d+)?$")
 # the last line of a job log that ended without a summary (an error, an interrupt)
-_ENDED = re.compile(r"^odtbench: (error|interrupted)|^\w*(Error|Exception)\b|Killed")
+_ENDED = re.compile(r"^odtbench: (error|interrupted|terminated)|^\w*(Error|Exception)\b|Killed")
 _EVAL = re.compile(r"^(?P<ts>\S+ \S+) eval (?P<phase>\S+) .*score=(?P<score>-?[\d.]+|nan|inf)")
 
 
@@ -133,8 +133,8 @@ def _peer_times(root: Path, scale: str, suite: str, dataset: str,
     runs_root = root / "results/runs" / scale
     for summ in sorted((runs_root / suite / dataset).glob(f"{method}/seed*/summary.json")):
         try:
-            s = json.loads(summ.read_text())
-        except (OSError, json.JSONDecodeError):
+            s = json.loads(summ.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # not JSON, or not UTF-8
             continue
         rel = summ.parent.relative_to(runs_root)
         bench = _benchmark_s(root / "results/benchmarks" / scale / rel.parent / f"{rel.name}.tsv")
@@ -163,9 +163,13 @@ def run_status(config: dict, scale: str, suite: str, dataset: str, method: str, 
     summary, log_txt = rd / "summary.json", rd / "log.txt"
     if summary.is_file():
         try:
-            s = json.loads(summary.read_text())
-        except (OSError, json.JSONDecodeError):
-            s = {}
+            s = json.loads(summary.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # not JSON, or not UTF-8: a damaged record
+            s = None
+        if not isinstance(s, dict):
+            rs.state = "failed"
+            rs.detail = f"{summary} is not a UTF-8 JSON object; delete {rd} and re-run the run"
+            return rs
         rs.state = "diverged" if s.get("status") == "diverged" else "complete"
         rs.score = s.get("final_score")
         wall = s.get("wall_time_s")

@@ -7,6 +7,7 @@ Snakemake. Paths of a run's files are here too, so both agree on where a run liv
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,21 @@ def schema_error(config: Mapping[str, Any], schema_file: Path | str) -> str | No
     return f"workflow config {where}: {msg}"
 
 
+def read_config_text(path: str | os.PathLike) -> str:
+    """The text of a workflow config (or a file laid over it); one `OdtbenchError` line when
+    it is not UTF-8 or is empty (both the Snakefile and `odtbench status` read it here)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise OdtbenchError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8, or "
+                            f"restore it with `git checkout -- {path}`") from None
+    if not text.strip():
+        raise OdtbenchError(f"{path} is empty; write the workflow config in it, or restore it "
+                            f"with `git checkout -- {path}`")
+    return text
+
+
 def load_config(path: Path | str = CONFIG_FILE, schema_file: Path | str | None = None) -> dict:
     """The workflow config as the Snakefile sees it without `--config`: parsed, checked
     against the schema (default: `schemas/config.schema.yaml` next to the config, as in the
@@ -151,7 +167,7 @@ def load_config(path: Path | str = CONFIG_FILE, schema_file: Path | str | None =
 
     path = Path(path)
     try:
-        config = yaml.safe_load(path.read_text())
+        config = yaml.safe_load(read_config_text(path))
     except FileNotFoundError:
         raise OdtbenchError(f"{path} not found; run from the repository root") from None
     except yaml.YAMLError as err:

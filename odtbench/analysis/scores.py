@@ -118,8 +118,12 @@ def _order(df: pd.DataFrame) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+def scores_csv_text(scores: pd.DataFrame) -> str:
+    return scores.to_csv(index=False, lineterminator="\n")
+
+
 def write_scores(scores: pd.DataFrame, path: str | os.PathLike) -> Path:
-    return atomic_write_text(path, scores.to_csv(index=False, lineterminator="\n"))
+    return atomic_write_text(path, scores_csv_text(scores))
 
 
 def cell_summary(scores: pd.DataFrame) -> pd.DataFrame:

@@ -22,9 +22,10 @@ from odtbench.analysis.curves import curve_table, mean_std, plot_curves
 from odtbench.analysis.diagnostics import diagnostics_table, plot_diagnostics
 from odtbench.analysis.reference import load_paper_results, task_info
 from odtbench.analysis.rliable_plots import plot_aggregates, plot_improvement, plot_profiles
-from odtbench.analysis.scores import build_scores, cell_summary, write_scores
+from odtbench.analysis.scores import build_scores, cell_summary, scores_csv_text
+from odtbench.atomic import write_texts
 from odtbench.errors import OdtbenchError
-from odtbench.results import atomic_write_json, atomic_write_text, iter_runs, validate_run
+from odtbench.results import atomic_write_text, iter_runs, json_text, validate_run
 
 DEFAULT_REPS = 2000  # quick/smoke; the study used 10 000 (pass reps=10000 at paper scale)
 
@@ -32,8 +33,7 @@ DEFAULT_REPS = 2000  # quick/smoke; the study used 10 000 (pass reps=10000 at pa
 def scores_digest(scores: pd.DataFrame) -> str:
     """sha256 of the scores table's CSV text: aggregates.json records it so a report can tell
     whether stored aggregates still describe the current runs."""
-    return "sha256:" + hashlib.sha256(scores.to_csv(index=False, lineterminator="\n")
-                                      .encode()).hexdigest()
+    return "sha256:" + hashlib.sha256(scores_csv_text(scores).encode()).hexdigest()
 
 
 def dataset_order(suite: str, datasets: Iterable[str]) -> list[str]:
@@ -139,10 +139,11 @@ def aggregate_suite(suite: str, runs_root: str | os.PathLike = "results/runs",
         raise OdtbenchError(f"reps must be a positive number of bootstrap repetitions, got {reps}")
     out_dir = Path(out_dir) if out_dir is not None else Path("results") / suite
     records, scores = suite_scores(runs_root, suite, expected=expected, allow_mixed=allow_mixed)
-    write_scores(scores, out_dir / "scores.csv")
     agg = compute_aggregates(scores, reps=reps, seed=seed)
     agg["scores_sha256"] = scores_digest(scores)
-    atomic_write_json(out_dir / "aggregates.json", agg)
+    # published together: a full disk leaves the old pair, never a new table beside old aggregates
+    write_texts({out_dir / "scores.csv": scores_csv_text(scores),
+                 out_dir / "aggregates.json": json_text(agg)})
     write_tables(suite, scores, out_dir)
     if figures_dir is not None:
         write_figures(suite, runs_root, figures_dir, agg, records=records)
@@ -169,9 +170,9 @@ def load_aggregates(path: str | os.PathLike, scores: pd.DataFrame | None = None,
         return None
     try:
         agg = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
+    except ValueError:  # not JSON, or not UTF-8: damaged, so recompute like an outdated one
         return None
-    if agg.get("schema") != SCHEMA:
+    if not isinstance(agg, dict) or agg.get("schema") != SCHEMA:
         return None
     if scores is not None and agg.get("scores_sha256") != scores_digest(scores):
         return None

@@ -158,11 +158,14 @@ def build_dataset(task_key: str, scale: str, root: str | os.PathLike | None = No
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT, 0o600))
         probe.unlink()
         return _build(task, did, root_path, info_file, scale, present, force, progress)
-    except OSError as exc:
-        from odtbench.atomic import as_odtbench_error
+    except (OSError, RuntimeError) as exc:  # h5py raises RuntimeError on a full disk too
+        from odtbench.atomic import as_odtbench_error, is_disk_full
 
-        raise as_odtbench_error(exc, root_path, fix=f"set {minari_io.ENV_VAR} to a writable "
-                                "directory or make this one writable") from None
+        # the write went to a temp dir that is gone now: no partial dataset is left
+        fix = (f"free space there, or set {minari_io.ENV_VAR} to a disk with room, and re-run"
+               if is_disk_full(exc) else
+               f"set {minari_io.ENV_VAR} to a writable directory or make this one writable")
+        raise as_odtbench_error(exc, root_path, fix=fix) from None
 
 
 def _read_info(info_file: Path, rebuild: str) -> dict[str, Any]:

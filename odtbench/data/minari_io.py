@@ -14,6 +14,7 @@ Minari stores T+1 observations per episode; a `Trajectory`'s ``next_observations
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import importlib
 import os
@@ -123,6 +124,7 @@ def write_dataset(
     buffers = [_episode_buffer(i, t) for i, t in enumerate(trajectories)]
     root_path.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(root_path)
+    _check_space(root_path, trajectories)
     tmp_root = Path(tempfile.mkdtemp(prefix=f".tmp-write-{_owner_tag()}-", dir=root_path))
     try:
         with _minari_root(tmp_root), warnings.catch_warnings():
@@ -156,6 +158,20 @@ def write_dataset(
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)
     return final
+
+
+def _check_space(root: Path, trajectories: Sequence[Trajectory]) -> None:
+    """ENOSPC before writing when `root`'s disk has clearly no room for the dataset: HDF5 may
+    crash (SIGSEGV, past any clean error) closing a file whose writes failed for want of
+    space. The estimate is the arrays' bytes plus HDF5's per-episode overhead (~16 KiB)."""
+    arrays = sum(t.observations.nbytes + t.next_observations.nbytes + t.actions.nbytes
+                 + t.rewards.nbytes + t.terminations.nbytes + t.truncations.nbytes
+                 for t in trajectories)
+    need = int(1.25 * arrays) + 16_384 * len(trajectories) + (1 << 20)
+    free = shutil.disk_usage(root).free
+    if free < need:
+        raise OSError(errno.ENOSPC, f"about {need / 2**20:.0f} MiB needed, "
+                      f"{free / 2**20:.0f} MiB free", str(root))
 
 
 # Temp dirs of a write name their writer (`.tmp-write-<host>~<pid>-...`), so a later write

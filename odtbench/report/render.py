@@ -131,8 +131,8 @@ def _load_recipes(dataset_stats: str | os.PathLike | Mapping | None) -> dict[str
     for f in sorted(path.rglob("*.json")) if path.is_dir() else [path] if path.is_file() else []:
         try:
             obj = json.loads(f.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            continue  # _load_stats reports it
+        except ValueError:  # not JSON or not UTF-8: _load_stats reports it
+            continue
         if isinstance(obj, dict) and isinstance(obj.get("recipe"), dict):
             name = str(obj.get("task", "")).split("/", 1)[-1] if obj.get("task") else f.stem
             out[name] = obj["recipe"]
@@ -158,8 +158,9 @@ def _load_stats_raw(dataset_stats: str | os.PathLike | Mapping | None) -> dict[s
     for f in files:
         try:
             obj = json.loads(f.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise OdtbenchError(f"{f}: dataset stats are not valid JSON ({exc.msg}); rebuild them "
+        except ValueError as exc:  # not JSON, or not UTF-8
+            why = "UTF-8 text" if isinstance(exc, UnicodeDecodeError) else f"valid JSON ({exc})"
+            raise OdtbenchError(f"{f}: dataset stats are not {why}; rebuild them "
                                 "with `odtbench dataset build --stats`") from None
         if not isinstance(obj, dict):
             continue

@@ -3,6 +3,7 @@
 # apart from the rules, as `snakemake --lint` asks.)
 
 import json
+import os
 import shlex
 import sys
 from functools import cache
@@ -21,15 +22,58 @@ def stop(message):
     sys.exit(2)
 
 
+_WORKFLOW_FLOCK = []  # the open lock file of this Snakemake process, held until it exits
+
+
+def hold_workflow_lock():
+    """Every Snakemake main process of this directory holds a shared flock on
+    .snakemake/odtbench-workflow.flock for its lifetime (the kernel drops it on any exit, kill
+    -9 included). One that gets it exclusively knows no other workflow runs here, so any
+    Snakemake locks in .snakemake/locks are a killed workflow's: it removes them, saying so,
+    and the plain rerun carries on. Jobs (cluster or subprocess executions of this file) skip
+    this: their main process holds the lock.
+    """
+    import fcntl
+
+    if workflow.remote_exec or workflow.subprocess_exec:
+        return
+    state = Path(".snakemake")
+    try:
+        state.mkdir(exist_ok=True)
+        fd = os.open(state / "odtbench-workflow.flock", os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        return  # a read-only checkout: Snakemake itself will say so
+    _WORKFLOW_FLOCK.append(fd)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # another workflow runs here: its locks are live
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        return
+    stale = sorted((state / "locks").glob("*.lock"))
+    for f in stale:
+        f.unlink(missing_ok=True)
+    if stale:
+        print(
+            "odtbench: removed the Snakemake locks of a killed workflow (no other workflow "
+            "runs in this directory)",
+            file=sys.stderr,
+        )
+    fcntl.flock(fd, fcntl.LOCK_SH)
+
+
 def check_yaml(path):
-    """Stop with one line if `path` exists but is not YAML (Snakemake's message has no line
-    number)."""
+    """Stop with one line if `path` exists but is not UTF-8, is empty or is not YAML
+    (Snakemake's messages have no line number, or no file name, or a traceback)."""
     import yaml
 
+    from odtbench.errors import OdtbenchError
+
     try:
-        yaml.safe_load(Path(path).read_text())
+        yaml.safe_load(wp.read_config_text(path))
     except FileNotFoundError:
         return
+    except OdtbenchError as err:
+        stop(err)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
