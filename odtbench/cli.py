@@ -107,6 +107,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # written before all of them are known to be good.
     cfg = resolve(args.task, args.method, _check_scale(args.scale), args.seed,
                   parse_overrides(args.set))
+    _choose_logger(args.logger)
     set_threads(args.threads)
     runner = get_method(cfg.method).load_runner()
     kwargs: dict[str, Any] = {}
@@ -143,6 +144,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _choose_logger(name: str | None) -> None:
+    """The run's live logger (--logger, else $ODTBENCH_LOGGER, else none), checked before any
+    compute: a missing package stops here with the pip command. The run's Recorder reads it
+    from the environment (odtbench.livelog)."""
+    import os
+
+    from odtbench.livelog import LOGGER_ENV, check_logger
+
+    os.environ[LOGGER_ENV] = check_logger(name)
+
+
 def _seed_list(text: str) -> list[int]:
     seeds = [_nonneg_int(t) for t in text.split(",") if t.strip()]
     if not seeds:
@@ -162,6 +174,7 @@ def _run_packed(args: argparse.Namespace) -> int:
     from odtbench.packing import check_packable
 
     check_packable(cfgs)  # before the packed loop's torch import
+    _choose_logger(args.logger)
     if args.device != "cpu":  # its per-seed generators are CPU ones (docs/performance.md)
         raise OdtbenchError(f"packed seeds run on the CPU only; drop --device {args.device} "
                             "or run the seeds one by one with --seed")
@@ -464,6 +477,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--threads", type=_positive_int, default=1, metavar="N",
                    help="torch CPU threads (default 1, as every workflow job; more pays only "
                    "on idle cores with a large DT)")
+    r.add_argument("--logger", metavar="NAME",
+                   help="also log the curve and diagnostics rows live: none (default) | "
+                   "tensorboard | wandb | wandb-offline (extras: pip install "
+                   "'odtbench[tensorboard]' / 'odtbench[wandb]'); default $ODTBENCH_LOGGER")
     r.add_argument("--replace-stale", action="store_true",
                    help="discard a run directory left by other hyperparameters, or a "
                    "corrupt checkpoint, instead of stopping (the workflow passes it: Snakemake "

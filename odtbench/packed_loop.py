@@ -43,7 +43,7 @@ from odtbench.methods.packed_agent import PackedDTAgent, stack_batches
 from odtbench.packing import check_packable
 from odtbench.progress import Progress
 from odtbench.runcore.context import RunContext, run_logger
-from odtbench.runcore.core import Diverged, IterationUnits, Metrics, RunCore
+from odtbench.runcore.core import Diverged, IterationUnits, Metrics, RunCore, sigterm_interrupts
 from odtbench.runcore.evaluator import Evaluator, StateNorm
 from odtbench.runcore.state import RunState
 
@@ -380,6 +380,9 @@ class PackedDTRun:
             self.agent.load_seed_states([self.pending[s] for s in range(self.S)])
         c0 = self.cfgs[0]
         seeds = ",".join(str(c.seed) for c in self.cfgs)
+        if any(loaded):  # one line for the pack: its seeds resume from the same point
+            self.cores[0].say_resumed(self.loops[0].units,
+                                      f"{c0.method} on {c0.task_key} seeds {seeds} (packed)")
         for s, core in enumerate(self.cores):
             core.progress = Progress(f"{c0.method} {c0.task_key} s{seeds}", core.ctx.log,
                                      enabled=None if s == 0 else False)
@@ -387,23 +390,35 @@ class PackedDTRun:
                 core.progress.last_score = float(core.state.curve[-1]["score_mean"])
             core.progress.eval_s = core.state.eval_s
             core.progress.evals_ahead = self.loops[s].units.evals_ahead
+        stopped: BaseException | None = None
         try:
-            if self.lead.phase == "pretrain":
-                for s, core in enumerate(self.cores):
-                    units = self.loops[s].units
-                    core.progress.phase("pretraining", units.pretrain_total(), units.phase_done())
-                self.pretrain()
-            if self._alive() and self.lead.phase != "done":
-                for core in self.cores:
-                    core.progress.phase("online", int(self.hp["online_budget"]),
-                                        core.state.online_transitions, unit="transitions")
-                self.online()
-            for s in self._alive():
-                self._stop(s)
+            with sigterm_interrupts():
+                self._drive()
+        except (KeyboardInterrupt, SystemExit) as exc:
+            stopped = exc
+            raise
         finally:
             for core in self.cores:
                 core.progress.close()
+                core.recorder.close()
+                if stopped is not None:  # after the display's last line: log.txt's last word
+                    core.record_interrupt(stopped)
         return [s for s in self.summaries if s is not None]
+
+    def _drive(self) -> None:
+        """The pack's phases (execute opened their progress displays)."""
+        if self.lead.phase == "pretrain":
+            for s, core in enumerate(self.cores):
+                units = self.loops[s].units
+                core.progress.phase("pretraining", units.pretrain_total(), units.phase_done())
+            self.pretrain()
+        if self._alive() and self.lead.phase != "done":
+            for core in self.cores:
+                core.progress.phase("online", int(self.hp["online_budget"]),
+                                    core.state.online_transitions, unit="transitions")
+            self.online()
+        for s in self._alive():
+            self._stop(s)
 
     def _same_point(self) -> bool:
         keys = {_resume_point(c.state.to_dict()) for c in self.cores}

@@ -3,6 +3,7 @@
 # apart from the rules, as `snakemake --lint` asks.)
 
 import json
+import os
 import shlex
 import sys
 from functools import cache
@@ -193,6 +194,20 @@ def check_device_here():
         check_device(
             config["device"]
         )  # a GPU run without a GPU: one line, not one per job
+    except OdtbenchError as err:
+        stop(err)
+
+
+def check_logger_here():
+    """The configured live logger's package is installed: called from `onstart`, so a missing
+    extra is one line saying how to install it before any job runs."""
+    from odtbench.errors import OdtbenchError
+    from odtbench.livelog import check_logger
+
+    if not getattr(workflow, "local_exec", True):
+        return  # a cluster's jobs check it where they run (one line in the job log)
+    try:
+        check_logger(config["logger"])
     except OdtbenchError as err:
         stop(err)
 
