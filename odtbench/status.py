@@ -243,11 +243,10 @@ def estimate_remaining(rs: RunStatus, running: bool, sources: list[Timing],
     if own_left is not None and rs.phase == "online":
         rs.remaining_s, rs.estimate = own_left, "its rate"
     elif own_left is not None and rs.phase == "pretraining":
-        # the online phase is still to come: a source's online time, else its whole run
-        # less this run's pretraining at its own rate
-        online = next((t for t in sources if t.online_s is not None), None)
-        if online is not None:
-            rs.remaining_s, rs.estimate = own_left + (online.online_s or 0.0), f"its rate + {online.source}"
+        # the online phase is still to come: the best source's online time, else its whole
+        # run less this run's pretraining at its own rate
+        if whole is not None and whole.online_s is not None:
+            rs.remaining_s, rs.estimate = own_left + whole.online_s, f"its rate + {whole.source}"
         elif whole is not None and whole.job_s is not None and rs.rate:
             rest = max(whole.job_s - rs.total / rs.rate, 0.0)
             rs.remaining_s, rs.estimate = own_left + rest, f"its rate + {whole.source}"
