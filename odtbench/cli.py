@@ -264,8 +264,10 @@ def _guard_stale(out: Path, cfg: RunConfig, *, replace: bool) -> None:
     if reason is None:
         return
     if not replace:
+        hint = (f", or name the values in the method ({cfg.method}@key=value) for a run "
+                "directory of their own") if reason.startswith("hyperparameter") else ""
         raise OdtbenchError(f"run directory {out} holds another run: {reason}; pass "
-                            "--replace-stale to discard it, or choose another --out")
+                            f"--replace-stale to discard it, or choose another --out{hint}")
     print(f"odtbench: discarding stale run in {out}: {reason}", file=sys.stderr)
     from odtbench.runlock import LOCK_NAME
 
