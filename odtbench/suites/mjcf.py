@@ -88,7 +88,7 @@ def warning_free_makes() -> Iterator[None]:
             kwargs.setdefault("max_episode_steps", spec.max_episode_steps)
         return make(spec.id, **{**(spec.kwargs or {}), **kwargs})
 
-    gym.make = _make
+    gym.make = _make  # type: ignore[assignment]
     try:
         yield
     finally:
