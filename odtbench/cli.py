@@ -576,10 +576,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("status", help="state, progress and ETA of the workflow's planned runs",
                         description="Every run workflows/config.yaml plans at a scale: not "
-                        "started / running / complete / diverged / failed, its progress and "
-                        "last score, and an ETA for the whole workflow. Reads the run "
-                        "directories and logs only; run it from the repository root, while "
-                        "Snakemake runs or after.")
+                        "started / running / complete / interrupted / diverged / failed, its "
+                        "progress and last score, its remaining time and where that comes from "
+                        "(its own rate, finished runs, the committed timing table, other "
+                        "methods, the declared ceiling), and an ETA for the whole workflow. "
+                        "Reads the run directories and logs only; run it from the repository "
+                        "root, while Snakemake runs or after.")
     st.add_argument("--scale", help="smoke | quick | paper (default: the config's scale)")
     st.add_argument("--suite", help="only this suite (default: every suite of the scale)")
     st.add_argument("--jobs", type=_positive_int, metavar="N",
