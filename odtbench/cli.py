@@ -101,8 +101,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from odtbench.hpcheck import check_device
     from odtbench.methods import get_method
 
-    if args.seeds is not None:
-        return _run_packed(args)
     # resolve() validates scale, task, method and every override (key and value): nothing is
     # written before all of them are known to be good.
     cfg = resolve(args.task, args.method, _check_scale(args.scale), args.seed,
@@ -153,55 +151,6 @@ def _choose_logger(name: str | None) -> None:
     from odtbench.livelog import LOGGER_ENV, check_logger
 
     os.environ[LOGGER_ENV] = check_logger(name)
-
-
-def _seed_list(text: str) -> list[int]:
-    seeds = [_nonneg_int(t) for t in text.split(",") if t.strip()]
-    if not seeds:
-        raise argparse.ArgumentTypeError(f"{text!r} lists no seeds; give e.g. 0,1,2")
-    if len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"{text!r} repeats a seed")
-    return seeds
-
-
-def _run_packed(args: argparse.Namespace) -> int:
-    """`run --seeds`: the listed seeds of one DT-family cell in one process (docs/performance.md,
-    "Packed seeds"), each in its own run directory, exactly as `--seed` would write it."""
-    from odtbench.config import parse_overrides, resolve
-
-    scale, overrides = _check_scale(args.scale), parse_overrides(args.set)
-    cfgs = [resolve(args.task, args.method, scale, seed, overrides) for seed in args.seeds]
-    from odtbench.packing import check_packable
-
-    check_packable(cfgs)  # before the packed loop's torch import
-    _choose_logger(args.logger)
-    if args.device != "cpu":  # its per-seed generators are CPU ones (docs/performance.md)
-        raise OdtbenchError(f"packed seeds run on the CPU only; drop --device {args.device} "
-                            "or run the seeds one by one with --seed")
-    set_threads(args.threads)
-    # --out with --seeds is the method folder: seed<N> directories go under it
-    outs = [Path(args.out) / f"seed{c.seed}" if args.out
-            else default_run_dir(c.task_key, c.method_dir, c.scale, c.seed) for c in cfgs]
-    from contextlib import ExitStack
-
-    from odtbench.packed_loop import run_packed
-    from odtbench.rundir import prepare
-    from odtbench.runlock import run_lock
-
-    with ExitStack() as stack:
-        for cfg, out in zip(cfgs, outs, strict=True):
-            stack.enter_context(run_lock(out))
-            _guard_stale(out, cfg, replace=args.replace_stale)
-            prepare(out, replace_stale=args.replace_stale)
-        print(f"odtbench: {cfgs[0].method} on {cfgs[0].task_key} seeds {args.seeds} "
-              f"({scale}), packed: loading data, building the agents", file=sys.stderr, flush=True)
-        summaries = run_packed(cfgs, outs, device=args.device)
-    for cfg, out, summary in zip(cfgs, outs, summaries, strict=True):
-        final = summary.get("final_score")
-        final_txt = "n/a" if final is None else f"{final:.2f}"
-        print(f"{cfg.method} on {cfg.task_key} seed {cfg.seed} ({cfg.scale}): "
-              f"{summary.get('status')}, final score {final_txt} -> {out}")
-    return 0
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -317,7 +266,8 @@ def _list_lines(kind: str) -> list[str]:
         from odtbench.methods import get_method, list_methods
 
         specs = [get_method(name) for name in list_methods()]
-        return _columns([(s.name, s.family, s.description) for s in specs])
+        # role: study (compared in its tables), ablation (reports/ablations.html), floor
+        return _columns([(s.name, s.family, s.role or "-", s.description) for s in specs])
     if kind == "tasks":
         from odtbench.tasks import list_tasks
 
@@ -464,13 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "run directory's checkpoint).")
     r.add_argument("--task", required=True, help="SUITE/DATASET, e.g. toy/bandit (odtbench list tasks)")
     r.add_argument("--method", required=True, help="e.g. TD3+ODT (odtbench list methods), or a sweep's run, e.g. TD3+ODT@rl_coeff=0.01 (docs/ablations.md)")
-    seed = r.add_mutually_exclusive_group(required=True)
-    seed.add_argument("--seed", type=_nonneg_int,
-                      help="seed of the run (>= 0): data order, network init, exploration and "
-                      "evaluation episodes; the workflow runs seeds 0..N-1")
-    seed.add_argument("--seeds", type=_seed_list, metavar="S1,S2,...",
-                      help="DT family: train these seeds packed in one process, each in its "
-                      "own run directory (with --out: OUT/seed<N>); docs/performance.md")
+    r.add_argument("--seed", type=_nonneg_int, required=True,
+                   help="seed of the run (>= 0): data order, network init, exploration and "
+                   "evaluation episodes; the workflow runs seeds 0..N-1")
     r.add_argument("--scale", required=True, help="smoke | quick | paper")
     r.add_argument("--out", help="run directory (default results/runs/SCALE/SUITE/DATASET/METHOD/seedN)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -13,7 +13,6 @@ from typing import Any
 from odtbench.errors import OdtbenchError, UnknownChoiceError
 from odtbench.hpcheck import check_hyperparameters
 from odtbench.hyperparameters import (
-    STOCHASTIC_RL_KINDS,
     Protocol,
     build,
     check_value,
@@ -255,7 +254,9 @@ def resolve(task_key: str, method: str, scale: str, seed: int = 0,
         # The study's toy actors are all deterministic with tiny uniform exploration noise;
         # its "ODT" is plain RTG-conditioned regression (App. F.2.1, motivation.py).
         toy_actor = dict(TOY_ACTOR)
-        if hp.get("rl_kind") in STOCHASTIC_RL_KINDS:  # their RL term needs log pi: keep the head
+        from odtbench.methods.rl_kinds import log_pi_kinds
+
+        if hp.get("rl_kind") in log_pi_kinds():  # their RL term needs log pi: keep the head
             toy_actor = {k: v for k, v in toy_actor.items() if k not in ("stochastic", "entropy_reg")}
         lay.generic(toy_actor, SRC_TOY)
         if hp.get("rl_kind", "none") != "none" and hp.get("rl_coeff", 0) > 0:

@@ -20,7 +20,7 @@ normalisation, and split the actor's gradient into its supervised and RL terms:
 - `critic_loss`: the last critic update's loss before the evaluation;
 - `diag_wall_s`: what computing this row cost, in seconds;
 - `ppo_ratio_mean`, `ppo_ratio_max`, `ppo_log_ratio_max` (PPO only): the importance ratio
-  pi/pi_old of the actor steps since the previous row (`DTAgent.ratio_diagnostics`).
+  pi/pi_old of the actor steps since the previous row (`DTAgent.kind_diagnostics`).
 Empty cells mean "does not apply" (no critic, no online data yet).
 
 Everything here is computed off the training path: no run RNG stream, optimiser or network

@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from odtbench.agents.protocol import Policy
 from odtbench.data.trajectories import Trajectory
 
 ACTION_EPS = 1e-6
@@ -54,7 +55,7 @@ def episode_trajectory(raw_obs: np.ndarray, actions: torch.Tensor, rewards: np.n
                       terminations=ends, truncations=ends_truncated)
 
 
-def rollout(agent, envs: list[gym.Env], seeds: list[int], *, state_mean: np.ndarray,
+def rollout(agent: Policy, envs: list[gym.Env], seeds: list[int], *, state_mean: np.ndarray,
             state_std: np.ndarray, target_rtg: float, reward_scale: float, context_len: int,
             max_len: int, deterministic: bool = True, noise_std: float = 0.0,
             generator: torch.Generator | None = None) -> RolloutResult:

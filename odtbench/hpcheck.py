@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from odtbench.errors import OdtbenchError
-from odtbench.hyperparameters import RL_KINDS
 
 INF = math.inf
 # key -> (low, high, low_inclusive, high_inclusive)
@@ -38,21 +37,23 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
         "iql_temperature", "iql_max_weight", "pdt_z_dim", "pdt_warmup_envs",
         "pdt_return_warmup_iters", "pdt_return_warmup_batches", "pdt_return_warmup_lr",
         "pdt_prior_samples", "pdt_sample_topk", "awac_lambda", "awac_max_weight", "awr_beta",
-        "awr_max_weight", "ppo_clip"), _POS),
+        "awr_max_weight", "ppo_clip", "td3_actor_lr", "td3_critic_lr", "td3_policy_freq"),
+        _POS),
     **dict.fromkeys((
         "pretrain_updates", "warmup_steps", "min_transitions_per_iter", "weight_decay",
         "critic_weight_decay", "grad_clip", "policy_noise", "noise_clip", "expl_noise",
         "rl_coeff", "sup_coeff", "mlp_pretrain_steps", "td3bc_alpha", "td3bc_policy_noise",
         "td3bc_noise_clip", "td3bc_expl_noise", "pdt_kl_weight", "pdt_prior_weight",
-        "pdt_return_weight", "pdt_warmup_samples"), _NONNEG),
+        "pdt_return_weight", "pdt_warmup_samples", "td3_policy_noise", "td3_noise_clip",
+        "td3_expl_noise", "td3_start_steps"), _NONNEG),
     **dict.fromkeys(("gamma", "tau", "mlp_discount", "mlp_tau", "awr_lambda", "ppo_lambda"),
                     _UNIT),
     "dropout": _HALF_OPEN_UNIT,
+    "td3_start_share": _HALF_OPEN_UNIT,
     "iql_expectile": _OPEN_UNIT,
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "actor_optimizer": ("lamb", "adam"),
-    "rl_kind": RL_KINDS,
     "online_updates_mode": ("fixed", "epoch"),
     "iql_actor_schedule": ("cosine", "constant"),
 }
@@ -84,6 +85,16 @@ def _range_text(lo: float, hi: float, lo_in: bool, hi_in: bool) -> str:
     return f"in {'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
 
 
+def _choices(key: str) -> tuple[str, ...] | None:
+    """The allowed values of a string key, or None; rl_kind's are the registered kinds
+    (odtbench.methods.rl_kinds, torch-free), plug-ins included."""
+    if key == "rl_kind":
+        from odtbench.methods.rl_kinds import kind_names
+
+        return kind_names()
+    return CHOICES.get(key)
+
+
 def check_value(key: str, value: Any, default: Any = None) -> None:
     """One key's value; `default` is the value before the override (it gives the type)."""
     want = _kind(default) if default is not None else None
@@ -94,11 +105,11 @@ def check_value(key: str, value: Any, default: Any = None) -> None:
     if want == "float" and got not in ("int", "float"):
         raise _bad(key, value, "a number" + (
             f" {_range_text(*RANGES[key])}" if key in RANGES else ""))
+    choices = _choices(key)
     if want in ("bool", "str") and got != want:
-        raise _bad(key, value, _WANT[want] if key not in CHOICES else
-                   f"one of {', '.join(CHOICES[key])}")
-    if key in CHOICES and value not in CHOICES[key]:
-        raise _bad(key, value, f"one of {', '.join(CHOICES[key])}")
+        raise _bad(key, value, _WANT[want] if choices is None else f"one of {', '.join(choices)}")
+    if choices is not None and value not in choices:
+        raise _bad(key, value, f"one of {', '.join(choices)}")
     if got in ("int", "float"):
         if not math.isfinite(value):
             raise _bad(key, value, "a finite number")

@@ -25,12 +25,6 @@ from typing import Any
 
 from odtbench.errors import OdtbenchError
 
-# The DT agent's RL-gradient kinds (docs/methods/dt-family.md §4, docs/methods/<method>.md).
-# Here, not in the agent's module, so that config checks need no torch import.
-RL_KINDS = ("td3", "ddpg", "none", "sac", "iql", "awac", "awr", "ppo")
-# Kinds whose RL term needs log pi, i.e. the squashed-Gaussian head.
-STOCHASTIC_RL_KINDS = ("sac", "awac", "awr", "ppo")
-
 
 @dataclass(frozen=True, kw_only=True)
 class Protocol:
@@ -97,7 +91,7 @@ class DTHyperparameters(TrajectoryTransformer):
     noise_clip: float
     actor_update_interval: int
     expl_noise: float
-    rl_kind: str
+    rl_kind: str  # a registered RL kind (odtbench.methods.rl_kinds)
     rl_coeff: float
     sup_coeff: float
     rl_from_start: bool

@@ -94,7 +94,7 @@ class DTRun:
             gen = torch.Generator().manual_seed(self.ctx.seed * 1_000_003 + st.gradient_steps)
             batch = self._diag_sampler.sample(self.hp["batch_size"], gen)
             d.update(self.agent.actor_gradient_stats(batch, *self._diag_coeffs))
-        d.update(self.agent.ratio_diagnostics())  # PPO's pi/pi_old; {} for the other kinds
+        d.update(self.agent.kind_diagnostics())  # the RL kind's columns (PPO's pi/pi_old)
         return d
 
     def finish(self) -> None:
@@ -126,7 +126,7 @@ class DTRun:
 
     @property
     def _has_critic(self) -> bool:
-        return self.hp["rl_kind"] != "none" and self.hp["rl_coeff"] > 0
+        return self.agent.uses_critic and self.hp["rl_coeff"] > 0
 
     def _norm_state0(self) -> np.ndarray:
         return self.core.norm(self.offline.trajectories[0].observations[0])
@@ -158,7 +158,7 @@ class DTRun:
             else:
                 n_units = hp["online_updates_per_iter"]
             self._diag_sampler, self._diag_coeffs = sampler, (rl, sup)
-            self.agent.begin_update_round()  # PPO's pi_old (docs/methods/ppo.md)
+            self.agent.begin_update_round()  # the RL kind's round hook (PPO: pi_old)
             m = self.train_units(sampler, n_units, rl, sup)
             if self.probe:
                 acts = [float(a) for t in new for a in t.actions.reshape(-1)]

@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import Any
 
 from odtbench import workflow_plan as wp
-from odtbench.packing import seeds_text
 from odtbench.progress import LINE_PREFIX, format_duration
 
 STALE_S = 300.0  # no log line for this long: the run is no longer running
@@ -271,11 +270,7 @@ def run_status(config: dict, scale: str, suite: str, dataset: str, method: str, 
     table = read_timing_table() if table is None else table
     keys = {"scale": scale, "suite": suite, "dataset": dataset, "method": method, "seed": seed}
     rd = root / wp.RUN_DIR.format(**keys)
-    if method in wp.packed_methods(config, scale, suite):  # one job log for the cell's seeds
-        seeds = seeds_text(wp.plan(config, scale, suite)["seeds"])
-        job_log = root / wp.PACKED_LOG.format(**keys, seeds=seeds)
-    else:
-        job_log = root / wp.JOB_LOG.format(**keys)
+    job_log = root / wp.JOB_LOG.format(**keys)
     rs = RunStatus(suite, dataset, method, seed)
     summary, log_txt = rd / "summary.json", rd / "log.txt"
     if summary.is_file():

@@ -26,22 +26,53 @@ RUN_DIR = "results/runs/{scale}/{suite}/{dataset}/{method}/seed{seed}"
 SUMMARY = RUN_DIR + "/summary.json"
 BENCHMARK = "results/benchmarks/{scale}/{suite}/{dataset}/{method}/seed{seed}.tsv"
 JOB_LOG = "logs/{scale}/runs/{suite}/{dataset}/{method}/seed{seed}.log"
-# A packed cell's job (packed_methods): its seeds' run directories are RUN_DIR's, as unpacked.
-PACKED_BENCHMARK = "results/benchmarks/{scale}/{suite}/{dataset}/{method}/seeds{seeds}.tsv"
-PACKED_LOG = "logs/{scale}/runs/{suite}/{dataset}/{method}/seeds{seeds}.log"
 
 
-def names(value: Any, registered: Iterable[str], kind: str) -> list[str]:
-    """`value` ("all" or a list) checked against `registered`; one-line error otherwise."""
+def names(value: Any, registered: Iterable[str], kind: str,
+          every: Iterable[str] | None = None) -> list[str]:
+    """`value` ("all" or a list) checked against `registered`; one-line error otherwise.
+    "all" is `every` where given (a suite's methods: `suite_methods`), else `registered`."""
     from odtbench.errors import UnknownChoiceError
 
     registered = list(registered)
     if value == "all":
-        return registered
+        return list(every) if every is not None else registered
     for name in value:
         if name not in registered:
             raise UnknownChoiceError(kind, name, registered)
     return list(value)
+
+
+# The study's toy figure (Fig. 2) and the suite's four methods in it (docs/toy.md).
+TOY_METHODS = ("ODT", "DDPG+ODT", "TD3+ODT", "TD3")
+
+
+def _study_table_methods() -> dict[str, set[str]]:
+    """{suite: the methods of the study's table for it} (odtbench/reference/paper_results.csv;
+    its `domain` is the suite's name with "_" for "-")."""
+    import csv
+    from importlib import resources
+
+    text = resources.files("odtbench").joinpath("reference/paper_results.csv").read_text()
+    out: dict[str, set[str]] = {}
+    for row in csv.DictReader(text.splitlines()):
+        out.setdefault(row["domain"].replace("_", "-"), set()).add(row["method"])
+    return out
+
+
+def suite_methods(suite: str) -> list[str]:
+    """What `methods: all` plans for `suite`, in legend order: the study's methods of its
+    table (the toy: its Fig. 2 methods; a suite the study has no table for: its seven
+    compared methods), then the floors of the suite (TD3-scratch on MuJoCo). The study's
+    ablation kinds run in reports/ablations.html only."""
+    from odtbench.methods import get_method, list_methods
+
+    registered = list_methods()
+    study = _study_table_methods().get(suite) or (
+        set(TOY_METHODS) if suite == "toy" else
+        {m for m in registered if get_method(m).role == "study"})
+    floors = [m for m in registered if suite in get_method(m).floor_suites]
+    return [m for m in registered if m in study] + floors
 
 
 def seed_list(value: int | list) -> list[int]:
@@ -66,30 +97,10 @@ def plan(config: Mapping[str, Any], scale: str, suite: str) -> dict[str, list]:
     block = suite_config(config, scale, suite)
     datasets = names(block["datasets"], [t.dataset for t in list_tasks(suite)], f"{suite} dataset")
     methods = names(config["methods"] if config.get("methods") is not None else block["methods"],
-                    known_methods(config), "method")
+                    known_methods(config), "method", suite_methods(suite))
     seeds = next(s for s in (config.get("seeds"), block.get("seeds"),
                              config["scales"][scale]["seeds"]) if s is not None)
     return {"datasets": datasets, "methods": methods, "seeds": seed_list(seeds)}
-
-
-def packed_methods(config: Mapping[str, Any], scale: str, suite: str) -> list[str]:
-    """The planned methods of `suite` at `scale` whose seeds one job trains packed: where
-    `pack_seeds` is on (the suite's block, else the scale's), the run is on the CPU, two or
-    more seeds are planned and the method packs (odtbench.packing; the MLP methods, PDT,
-    the ablation kinds and the toy run one job per seed)."""
-    from odtbench.config import resolve
-    from odtbench.packing import pack_refusal
-
-    block = suite_config(config, scale, suite)
-    if not block.get("pack_seeds", config["scales"][scale].get("pack_seeds", False)):
-        return []
-    p = plan(config, scale, suite)
-    if config.get("device", "cpu") != "cpu" or len(p["seeds"]) < 2:
-        return []
-    external = external_methods(config)
-    hp = config.get("hyperparameters") or {}
-    return [m for m in p["methods"] if m not in external and pack_refusal(
-        resolve(f"{suite}/{p['datasets'][0]}", m, scale, 0, hp.get(m, {}))) is None]
 
 
 def configured_suites(config: Mapping[str, Any], scale: str) -> list[str]:
@@ -320,6 +331,6 @@ def ablation_runs(plan: Mapping[str, Any], figure: str | None = None) -> list[tu
     return list(seen)
 
 
-__all__ = ["load_config", "plan", "packed_methods", "configured_suites", "suite_config", "names", "seed_list",
+__all__ = ["load_config", "plan", "suite_methods", "configured_suites", "suite_config", "names", "seed_list",
            "external_methods", "known_methods", "schema_error", "STATS", "RUN_DIR", "SUMMARY", "BENCHMARK",
-           "JOB_LOG", "PACKED_BENCHMARK", "PACKED_LOG", "VARIANT_SEP", "variant_name", "split_variant", "ablation_plan", "ablation_runs"]
+           "JOB_LOG", "VARIANT_SEP", "variant_name", "split_variant", "ablation_plan", "ablation_runs"]

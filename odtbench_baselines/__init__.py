@@ -1,9 +1,11 @@
-"""The study's baselines (TD3+BC, IQL, PDT) as method specs, a plug-in of the suite.
+"""The study's baselines (TD3+BC, IQL, PDT) and the floor (TD3-scratch) as method specs, a
+plug-in of the suite.
 
 `BASELINES` is this distribution's "odtbench.methods" entry point (pyproject.toml); the
 registry loads it on its first lookup, so TD3+BC, IQL and PDT are found like the DT methods (`odtbench list methods`, the workflow's config, the
 reports). This module holds only the specs and their hyperparameters (no torch import, so
-listing methods stays fast); the code is in `td3bc`, `iql`, `mlp_loop`, `pdt`, `pdt_loop`.
+listing methods stays fast); the code is in `td3bc`, `iql`, `mlp_loop`, `pdt`, `pdt_loop`,
+`td3_scratch`.
 
 Every key below is the method's own (prefixed `mlp_`, `td3bc_`, `iql_`, `pdt_`) except the
 protocol keys every method shares with the DT family: `online_budget`, `eval_episodes`,
@@ -24,8 +26,8 @@ from odtbench.methods.registry import MethodSpec
 
 # --- typed schemas: the keys each baseline reads (odtbench.hyperparameters) --------------
 @dataclass(frozen=True, kw_only=True)
-class MLPHyperparameters(Protocol):
-    """The MLP protocol of TD3+BC and IQL (docs/methods/mlp-protocol.md)."""
+class MLPOnlineHyperparameters(Protocol):
+    """The MLP protocol's online part: all TD3-scratch has (docs/methods/mlp-protocol.md)."""
 
     mlp_hidden: int
     mlp_layers: int
@@ -33,10 +35,16 @@ class MLPHyperparameters(Protocol):
     mlp_batch_size: int
     mlp_discount: float
     mlp_tau: float
-    mlp_pretrain_steps: int
-    mlp_pretrain_eval_every: int
     mlp_eval_every: int
     mlp_checkpoint_every: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class MLPHyperparameters(MLPOnlineHyperparameters):
+    """The MLP protocol of TD3+BC and IQL (docs/methods/mlp-protocol.md)."""
+
+    mlp_pretrain_steps: int
+    mlp_pretrain_eval_every: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +59,20 @@ class TD3BCHyperparameters(MLPHyperparameters):
     td3bc_noise_clip: float
     td3bc_policy_freq: int
     td3bc_expl_noise: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class TD3ScratchHyperparameters(MLPOnlineHyperparameters):
+    """TD3 online only, the floor (docs/methods/td3-scratch.md)."""
+
+    td3_actor_lr: float
+    td3_critic_lr: float
+    td3_policy_noise: float
+    td3_noise_clip: float
+    td3_policy_freq: int
+    td3_expl_noise: float
+    td3_start_steps: int  # uniform-random actions before the first update, at most...
+    td3_start_share: float  # ... this share of online_budget
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,6 +164,31 @@ IQL_SUITES: dict[str, dict[str, Any]] = {
     "adroit": {"iql_expectile": 0.7, "iql_temperature": 0.5, "iql_dropout": 0.1},
 }
 
+# TD3-scratch: Fujimoto et al. 2018, the published code's defaults (github.com/sfujim/TD3,
+# main.py / TD3.py); the mlp_* sizes are the MLP protocol's, without its pretraining keys
+TD3_CODE = "TD3 published code (Fujimoto et al. 2018; sfujim/TD3 main.py, TD3.py)"
+_OFFLINE_ONLY = ("mlp_pretrain_steps", "mlp_pretrain_eval_every")
+TD3_SCRATCH_PRESET: dict[str, Any] = {
+    **{k: v for k, v in MLP_COMMON.items() if k not in _OFFLINE_ONLY},
+    "td3_actor_lr": 3e-4, "td3_critic_lr": 3e-4,
+    "td3_policy_noise": 0.2, "td3_noise_clip": 0.5, "td3_policy_freq": 2,
+    "td3_expl_noise": 0.1,
+    # start_timesteps 25e3 of its 1M steps; a budget B starts with min(25K, 5 % of B): 25K is
+    # 5 % of the study's 500K, so the paper scale runs the code's value
+    "td3_start_steps": 25_000, "td3_start_share": 0.05,
+}
+TD3_SCRATCH_SOURCES = {
+    **{k: TD3_CODE for k in ("td3_actor_lr", "td3_critic_lr", "td3_policy_noise",
+                             "td3_noise_clip", "td3_policy_freq", "td3_expl_noise",
+                             "td3_start_steps")},
+    "mlp_hidden": TD3_CODE + ": 256-256", "mlp_batch_size": TD3_CODE,
+    "mlp_discount": TD3_CODE, "mlp_tau": TD3_CODE,
+    "td3_start_share": "the share 25K is of the study's 500K budget (docs/methods/td3-scratch.md)",
+    "mlp_replay_size": "never evicts: the published code's 1M buffer holds any budget up to 1M",
+}
+TD3_SCRATCH_SCALES: dict[str, dict[str, Any]] = {
+    s: {k: v for k, v in layer.items() if k not in _OFFLINE_ONLY} for s, layer in MLP_SCALES.items()}
+
 # --- PDT: Xie et al. 2023, official code defaults (docs/methods/pdt.md §4) -----------------
 PDT_PRESET: dict[str, Any] = {
     # the DT keys, reset to PDT's defaults (the domain rows of Tab. 9 are TD3+ODT's)
@@ -176,25 +223,36 @@ PDT_SCALES: dict[str, dict[str, Any]] = {
 
 BASELINES = (
     MethodSpec(
-        name="TD3+BC", family="mlp", paper_name="TD3+BC", runner="odtbench_baselines.td3bc:run",
+        name="TD3+BC", family="mlp", role="study",
+        paper_name="TD3+BC", runner="odtbench_baselines.td3bc:run",
         hyperparameters=TD3BCHyperparameters,
         preset=TD3BC_PRESET, scale_presets=MLP_SCALES,
         description="TD3 + behaviour cloning (Fujimoto & Gu 2021), alpha 2.5, normalised "
                     "states; 1M offline steps, then one update per online step",
     ),
     MethodSpec(
-        name="IQL", family="mlp", paper_name="IQL", runner="odtbench_baselines.iql:run",
+        name="IQL", family="mlp", role="study",
+        paper_name="IQL", runner="odtbench_baselines.iql:run",
         hyperparameters=IQLHyperparameters,
         preset=IQL_PRESET, suite_presets=IQL_SUITES, scale_presets=MLP_SCALES,
         description="Implicit Q-learning (Kostrikov et al. 2022): expectile V, AWR policy; "
                     "1M offline steps, then one update per online step",
     ),
     MethodSpec(
-        name="PDT", family="pdt", paper_name="PDT", runner="odtbench_baselines.pdt_loop:run",
+        name="PDT", family="pdt", role="study",
+        paper_name="PDT", runner="odtbench_baselines.pdt_loop:run",
         description="Pretrained Decision Transformer (Xie et al. 2023): reward-free "
                     "future-conditioned pretraining, return-guided latent online",
         hyperparameters=PDTHyperparameters,
         preset=PDT_PRESET, suite_presets=PDT_SUITES, scale_presets=PDT_SCALES,
+    ),
+    MethodSpec(
+        name="TD3-scratch", family="mlp", role="floor", floor_suites=("mujoco",),
+        runner="odtbench_baselines.td3_scratch:run",
+        hyperparameters=TD3ScratchHyperparameters, preset=TD3_SCRATCH_PRESET,
+        preset_sources=TD3_SCRATCH_SOURCES, scale_presets=TD3_SCRATCH_SCALES,
+        description="the floor: TD3 (Fujimoto et al. 2018) online only, from an empty buffer, "
+                    "raw states; uniform-random start steps, then one update per step",
     ),
 )
 

@@ -1,4 +1,5 @@
-"""The offline->online protocol of the MLP baselines (TD3+BC, IQL).
+"""The offline->online protocol of the MLP baselines (TD3+BC, IQL), and the online-only one of
+the floor (TD3-scratch: `MLPMethod.offline_data` False, docs/methods/td3-scratch.md).
 
 1. Offline pretraining: `mlp_pretrain_steps` updates (1M at paper scale, the codebases'
    default that the study ran) on batches drawn uniformly from the offline transitions,
@@ -27,6 +28,12 @@ the transitions saved before it; a resume re-inserts them in order through the F
 An agent (TD3BCAgent, IQLAgent) provides: `update(batch) -> dict of floats` (with "q_mean"),
 `actor_updates`, `explore(obs, rng) -> action`, `act(states, actions, rtg, deterministic)`
 (the rollout interface; reads states[:, -1]), `state_dict()` / `load_state_dict()`.
+
+An online-only method (`offline_data=False`) starts from an empty buffer: no offline
+transition enters it and there is no pretraining (one evaluation of the initial policy at 0
+transitions is the "before" score). Its first `start_steps(hp)` online actions are uniform in
+the action box and no update runs until the buffer holds the transition after them (TD3's
+published code: `start_timesteps`).
 """
 
 from __future__ import annotations
@@ -91,15 +98,19 @@ class MLPMethod:
     name: str
     preprocess: Callable[[list[Trajectory], Mapping[str, Any], Any], Preprocessing]
     make_agent: Callable[..., Any]
+    # False: online only, from an empty buffer, no pretraining (the floor, TD3-scratch)
+    offline_data: bool = True
+    # online transitions acted uniformly at random, with no update, before the policy acts
+    start_steps: Callable[[Mapping[str, Any]], int] | None = None
 
 
 def _check_hp(hp: Mapping[str, Any]) -> None:
     for key in ("mlp_pretrain_eval_every", "mlp_eval_every", "mlp_checkpoint_every",
                 "mlp_batch_size", "online_budget", "max_episode_len", "eval_episodes"):
-        if int(hp[key]) < 1:
+        if key in hp and int(hp[key]) < 1:  # an online-only method has no pretraining keys
             raise OdtbenchError(f"hyperparameter {key} must be >= 1, got {hp[key]}; fix the "
                                 "preset or the --set override")
-    if int(hp["mlp_pretrain_steps"]) < 0:
+    if int(hp.get("mlp_pretrain_steps", 0)) < 0:
         raise OdtbenchError(f"mlp_pretrain_steps must be >= 0, got {hp['mlp_pretrain_steps']}")
 
 
@@ -120,13 +131,27 @@ class MLPRun:
         assert isinstance(space, gym.spaces.Box), "MLP baselines act in continuous (Box) spaces"
         S = trajs[0].observations.shape[1]
         A = trajs[0].actions.shape[1]
-        total = int(self.hp["mlp_pretrain_steps"]) + int(self.hp["online_budget"])
-        self.agent = method.make_agent(self.hp, S, A, np.asarray(space.low, np.float32),
-                                       np.asarray(space.high, np.float32), total)
-        self.n_offline = sum(len(t) for t in trajs)
+        self.low = np.asarray(space.low, np.float32)
+        self.high = np.asarray(space.high, np.float32)
+        if method.offline_data:
+            self.n_pretrain = int(self.hp["mlp_pretrain_steps"])
+            self.pretrain_every = int(self.hp["mlp_pretrain_eval_every"])
+        else:  # the initial policy's one evaluation stands for the pretraining phase
+            self.n_pretrain, self.pretrain_every = 0, 1
+        budget = int(self.hp["online_budget"])
+        self.start_steps = int(method.start_steps(self.hp)) if method.start_steps else 0
+        if not 0 <= self.start_steps < budget:
+            raise OdtbenchError(f"{method.name}: {self.start_steps} random start steps leave no "
+                                f"update in the online budget of {budget}; lower the start "
+                                "steps or raise online_budget")
+        total = self.n_pretrain + budget - self.start_steps
+        self.agent = method.make_agent(self.hp, S, A, self.low, self.high, total)
+        # an online-only method never sees an offline transition (only the data's shapes)
+        self.n_offline = sum(len(t) for t in trajs) if method.offline_data else 0
         self.buffer = FIFOReplayBuffer(S, A, replay_capacity(self.hp, self.n_offline))
         self._offline_slots = offline_slots(self.n_offline, self.buffer.capacity, cfg.seed)
-        self._fill_offline(trajs)
+        if self.n_offline:
+            self._fill_offline(trajs)
         self.core = RunCore(ctx, MLPRunState(), self.agent, self.norm)
 
     @property
@@ -201,7 +226,7 @@ class MLPRun:
         return self  # the ProgressUnits below
 
     def pretrain_total(self) -> int:
-        return int(self.hp["mlp_pretrain_steps"])
+        return self.n_pretrain
 
     def phase_done(self) -> int:
         st = self.state
@@ -214,7 +239,7 @@ class MLPRun:
         """Evaluations in the phase's last k units: every `every` units and at the end."""
         hp, st = self.hp, self.state
         if st.phase == "pretrain":
-            total, every = int(hp["mlp_pretrain_steps"]), int(hp["mlp_pretrain_eval_every"])
+            total, every = self.n_pretrain, self.pretrain_every
         else:
             total, every = int(hp["online_budget"]), int(hp["mlp_eval_every"])
         done = total - k
@@ -230,7 +255,7 @@ class MLPRun:
 
     def pretrain(self) -> None:
         hp, st, core = self.hp, self.state, self.core
-        total, every = int(hp["mlp_pretrain_steps"]), int(hp["mlp_pretrain_eval_every"])
+        total, every = self.n_pretrain, self.pretrain_every
         while st.phase == "pretrain":
             done = st.pretrain_steps
             n = min(total - done, int(hp["mlp_checkpoint_every"]), every - done % every)
@@ -252,13 +277,17 @@ class MLPRun:
         o = self._norm(obs)
         m: dict[str, float] = {}
         for t in range(int(hp["max_episode_len"])):
-            a = self.agent.explore(o, self.np_rng)
+            if st.online_transitions < self.start_steps:  # TD3's uniform random start
+                a = self.np_rng.uniform(self.low, self.high).astype(np.float32)
+            else:
+                a = self.agent.explore(o, self.np_rng)
             nxt, r, term, trunc, _ = env.step(a)
             o2 = self._norm(nxt)
             trunc = bool(trunc) or t + 1 == int(hp["max_episode_len"])
             self.buffer.add(o, a, float(r) * self.online_reward_scale, o2, bool(term), trunc)
             st.online_transitions += 1
-            m = self._updates(1)
+            # one update per step once the policy acts (from the first step with offline data)
+            m = self._updates(1) if st.online_transitions > self.start_steps else m
             n = st.online_transitions
             if n % every == 0 or n == budget:
                 self.core.check(m, f"online transition {n}")

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from odtbench.agents.td3 import TD3, Batch, TD3Config
+from odtbench.agents.td3 import TD3, ActorLoss, Batch, TD3Config, td3_actor_loss
 from odtbench.config import RunConfig
 from odtbench.data.trajectories import Trajectory
 from odtbench_baselines.mlp_loop import MLPMethod, Preprocessing, run_mlp
@@ -41,21 +41,24 @@ def td3bc_actor_loss(q1_pi: torch.Tensor, pi: torch.Tensor, batch: Batch,
     return -lam * q1_pi.mean() + F.mse_loss(pi, batch["actions"])
 
 
-class TD3BCAgent:
-    """TD3 + the BC actor loss, exposing the MLP-loop agent interface (see mlp_loop)."""
+class MLPTD3Agent:
+    """The suite's MLP TD3 (`odtbench.agents.td3`) behind the MLP loop's agent interface (see
+    mlp_loop), configured from one method's keys: `<prefix>actor_lr`, `critic_lr`,
+    `policy_noise`, `noise_clip`, `policy_freq`, `expl_noise` (TD3+BC: td3bc_; TD3-scratch:
+    td3_) and the shared `mlp_*` sizes."""
 
-    def __init__(self, hp: Mapping[str, Any], obs_dim: int, act_dim: int,
-                 low: np.ndarray, high: np.ndarray):
+    def __init__(self, hp: Mapping[str, Any], obs_dim: int, act_dim: int, low: np.ndarray,
+                 high: np.ndarray, prefix: str, actor_loss: ActorLoss = td3_actor_loss):
         cfg = TD3Config(hidden=(int(hp["mlp_hidden"]),) * int(hp["mlp_layers"]),
-                        actor_lr=float(hp["td3bc_actor_lr"]), critic_lr=float(hp["td3bc_critic_lr"]),
+                        actor_lr=float(hp[prefix + "actor_lr"]),
+                        critic_lr=float(hp[prefix + "critic_lr"]),
                         gamma=float(hp["mlp_discount"]), tau=float(hp["mlp_tau"]),
-                        policy_noise=float(hp["td3bc_policy_noise"]),
-                        noise_clip=float(hp["td3bc_noise_clip"]),
-                        policy_delay=int(hp["td3bc_policy_freq"]),
+                        policy_noise=float(hp[prefix + "policy_noise"]),
+                        noise_clip=float(hp[prefix + "noise_clip"]),
+                        policy_delay=int(hp[prefix + "policy_freq"]),
                         batch_size=int(hp["mlp_batch_size"]),
-                        expl_noise=float(hp["td3bc_expl_noise"]))
-        loss = functools.partial(td3bc_actor_loss, alpha=float(hp["td3bc_alpha"]))
-        self.td3 = TD3(obs_dim, act_dim, low, high, cfg, actor_loss=loss)
+                        expl_noise=float(hp[prefix + "expl_noise"]))
+        self.td3 = TD3(obs_dim, act_dim, low, high, cfg, actor_loss=actor_loss)
 
     @property
     def actor_updates(self) -> int:
@@ -80,6 +83,15 @@ class TD3BCAgent:
 
     def load_state_dict(self, state: dict) -> None:
         self.td3.load_state_dict(state)
+
+
+class TD3BCAgent(MLPTD3Agent):
+    """TD3 + the BC actor loss."""
+
+    def __init__(self, hp: Mapping[str, Any], obs_dim: int, act_dim: int,
+                 low: np.ndarray, high: np.ndarray):
+        loss = functools.partial(td3bc_actor_loss, alpha=float(hp["td3bc_alpha"]))
+        super().__init__(hp, obs_dim, act_dim, low, high, "td3bc_", loss)
 
 
 def preprocess(trajs: list[Trajectory], hp: Mapping[str, Any], task: Any) -> Preprocessing:

@@ -295,16 +295,11 @@ def test_runtime_from_snakemake_benchmarks(tmp_path):
     other = tmp_path / "smoke" / "toy" / "bandit" / "ODT" / "seed0.tsv"
     other.parent.mkdir(parents=True)
     other.write_text(head + "1\t0:00:01\t1\t1\t1\t1\t0\t0\t1\t1\n")
-    packed = tmp_path / "smoke" / "mujoco" / "hopper-medium" / "TD3" / "seeds0-1-2.tsv"
-    packed.parent.mkdir(parents=True)
-    packed.write_text(head + "60\t0:01:00\t300\t1\t1\t1\t0\t0\t99\t59\n")  # one job, 3 seeds
     b = read_benchmarks(tmp_path, "mujoco")
-    assert len(b) == 5 and set(b["method"]) == {"ODT", "TD3+ODT", "TD3"}
+    assert len(b) == 4 and set(b["method"]) == {"ODT", "TD3+ODT"}
     r = runtime_by_method(b).set_index("method")
     assert r.loc["TD3+ODT", "mean_s"] == pytest.approx(30.5)
     assert r.loc["ODT", "jobs"] == 2 and r.loc["ODT", "max_rss_mb"] == pytest.approx(100.5)
-    assert (r.loc["TD3", "jobs"], r.loc["TD3", "seeds"]) == (1, 3)
-    assert r.loc["TD3", "seed_s"] == pytest.approx(20.0) and r.loc["ODT", "seed_s"] == pytest.approx(10.5)
     assert read_benchmarks(tmp_path / "absent", "mujoco").empty
 
 
@@ -318,3 +313,31 @@ def test_toy_notes_name_the_differences_from_the_study():
     assert "Decision Transformer (embed 64, 1 layer" in notes and "2 × 128 MLP" in notes
     assert "N(0, 0.1²)" in notes and "U(−0.01, 0.01)" in notes and "Batch 16" in notes
     assert "no table for" not in notes
+
+
+# ----------------------------------------------------------------------------- the floor
+
+def test_the_floor_is_a_labelled_reference_never_ranked():
+    """TD3-scratch shows as "TD3 from scratch (floor)": last column, never bold even when best,
+    a dashed black line in the curves, and left out of the rliable aggregates."""
+    from odtbench.analysis.curves import plot_curves
+
+    cells = pd.DataFrame({"dataset": ["d1"] * 3, "method": ["TD3-scratch", "ODT", "TD3+ODT"],
+                          "final": [60.0, 10.0, 40.0], "increase": [55.0, 1.0, 30.0]})
+    t = tables.paper_table(cells)
+    assert t.columns == ["ODT", "TD3+ODT", "TD3-scratch"]
+    assert t.styles() == {("d1", "TD3+ODT"): "bold", ("Average", "TD3+ODT"): "bold"}
+    assert "<th>TD3 from scratch (floor)</th>" in tables.to_html(t)
+    assert any("floor" in n for n in t.footnotes)
+    s = _scores({("a-medium", "TD3+ODT"): [1, 2], ("a-medium", "ODT"): [0, 1],
+                 ("a-medium", "TD3-scratch"): [9, 9]})
+    out = agg.compute_aggregates(s, reps=10)
+    assert out["groups"]["all"]["methods"] == ["ODT", "TD3+ODT"]
+    assert "TD3-scratch" not in out["groups"]["all"]["probability_of_improvement"]
+    assert any("TD3 from scratch (floor) left out" in n for n in out["groups"]["all"]["notes"])
+    stats = pd.DataFrame({"dataset": "hopper-random", "method": ["ODT", "TD3-scratch"] * 2,
+                          "x": [0, 0, 10, 10], "mean": [1.0, 2.0, 3.0, 4.0], "std": 0.5})
+    fig = plot_curves(stats, suite="mujoco")
+    floor = next(ln for ln in fig.axes[0].get_lines() if ln.get_label() == "TD3 from scratch (floor)")
+    assert floor.get_linestyle() == "--" and floor.get_color() == "#000000"
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["ODT", "TD3 from scratch (floor)"]

@@ -75,7 +75,7 @@ def _replace(argv: list[str], flag: str, value: str) -> list[str]:
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (_replace(RUN, "--method", "nope"), "unknown method 'nope'; valid choices: AWAC, AWR, DDPG+ODT, IQL, IQL+ODT, ODT, PDT, PPO, SAC, SAC+ODT, TD3, TD3+BC, TD3+ODT"),
+    (_replace(RUN, "--method", "nope"), "unknown method 'nope'; valid choices: AWAC, AWR, DDPG+ODT, IQL, IQL+ODT, ODT, PDT, PPO, SAC, SAC+ODT, TD3, TD3+BC, TD3+ODT, TD3-scratch"),
     (_replace(RUN, "--task", "toy/nope"), "unknown task 'toy/nope'; valid choices: "),
     (_replace(RUN, "--scale", "huge"), "unknown scale 'huge'; valid choices: paper, quick, smoke"),
     ([*RUN, "--set", "lr_actor"], "malformed --set 'lr_actor'"),

@@ -151,3 +151,15 @@ def test_stand_in_success_rate_report_says_so(tmp_path):
     assert "score_mean" not in text and "episodes: 3" in text
     assert "with one task the Median equals the Mean" in text
     assert "the bootstrap's own random seed is 0" in text
+
+
+def test_mujoco_report_shows_the_floor_labelled_and_unranked(tmp_path):
+    runs = tmp_path / "runs"
+    _mujoco_runs(runs)
+    for seed in (0, 1):  # the floor above every method: still not bold, not in the aggregates
+        make_fake_run(runs, dataset="hopper-random", method="TD3-scratch", seed=seed, final=90.0)
+    html = render_report("mujoco", runs, tmp_path / "mujoco.html", reps=20).read_text()
+    assert "<th>TD3 from scratch (floor)</th>" in html
+    assert "<b>90.00" not in html and "90.00" in html
+    assert "Dashed black: TD3 from scratch (floor)" in html
+    assert "TD3 from scratch (floor) left out" in html

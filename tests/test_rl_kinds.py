@@ -4,6 +4,7 @@ agent's use of them, and the presets, sources and refusals around them."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -11,9 +12,13 @@ import pytest
 import torch
 
 from odtbench.config import resolve
-from odtbench.errors import OdtbenchError
+from odtbench.errors import OdtbenchError, UnknownChoiceError
+from odtbench.hyperparameters import DTHyperparameters
 from odtbench.methods import DTAgent, get_method, list_methods
 from odtbench.methods import rl_losses as L
+from odtbench.methods.rl_kinds import kind_names, load_kind, register_kind, unregister_kind
+from odtbench.methods.rl_kinds.base import RLKind
+from odtbench.nets import SquashedGaussian
 
 torch.set_num_threads(1)
 NEW_METHODS = ("SAC+ODT", "SAC", "IQL+ODT", "AWAC", "AWR", "PPO")
@@ -244,10 +249,103 @@ def test_new_methods_are_listed_with_their_sources():
         resolve("mujoco/hopper-random", "SAC", "smoke", overrides={"ppo_clip": 0.1})
 
 
-@pytest.mark.parametrize("method", ["SAC+ODT", "PPO"])
-def test_packed_seeds_refuse_the_new_kinds(method):
-    from odtbench.packing import check_packable
+# ------------------------------------------------------------------ adding a kind
+# A worked example of a new RL kind, defined here and registered only for the test: adding a
+# kind to the library is this class in its own module under odtbench/methods/rl_kinds/, one
+# register_kind line, its page under docs/methods/ and a test like this one.
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _MeanQHyperparameters(DTHyperparameters):
+    meanq_scale: float  # the kind's own key
 
-    cfgs = [resolve("mujoco/hopper-random", method, "smoke", seed=s) for s in (0, 1)]
-    with pytest.raises(OdtbenchError, match="not packed"):
-        check_packable(cfgs)
+
+class _MeanQ(RLKind):
+    """Twin Q critic on the target DT's next actions with the members' mean (not their min)
+    as the target; L_RL = -scale * mean_real mean_i Q_i(s, a*); counts its rounds."""
+
+    schema = _MeanQHyperparameters
+    target_actor = True
+
+    def __init__(self, name, agent, hp):
+        super().__init__(name, agent, hp)
+        self.rounds = 0
+
+    def build_critics(self, hp):
+        return {"critic": self.q_critic(hp)}
+
+    def critic_loss(self, batch):
+        with torch.no_grad():
+            next_actions, _ = self.next_actions(batch)
+            q_next = self.critics["critic"].target(batch["next_states"], next_actions).mean(dim=0)
+            y = self.bootstrap(batch, q_next)
+        return self.q_td_loss(batch, y)
+
+    def rl_term(self, batch, out, stats):
+        acts = out.mean if isinstance(out, SquashedGaussian) else out
+        q = self.critics["critic"].net(batch["states"], acts, detach_params=True).mean(dim=0)
+        stats["meanq_q"] = L.mean_real(q.detach(), batch["mask"])
+        return -self.hp["meanq_scale"] * L.mean_real(q, batch["mask"])
+
+    def begin_round(self):
+        self.rounds += 1
+
+    def diagnostics(self):
+        return {"meanq_rounds": float(self.rounds)}
+
+    def state_dict(self):
+        return {"meanq_rounds": self.rounds}
+
+    def load_state_dict(self, state):
+        self.rounds = int(state["meanq_rounds"])
+
+
+@pytest.fixture
+def meanq_kind():
+    register_kind("meanq", f"{__name__}:_MeanQ")
+    try:
+        yield
+    finally:
+        unregister_kind("meanq")
+
+
+def test_a_kind_defined_outside_the_library_trains_through_dt_agent(meanq_kind):
+    torch.manual_seed(0)
+    hp = _hp("TD3+ODT", rl_kind="meanq", meanq_scale=0.5)
+    agent = DTAgent(hp, S, A)
+    assert isinstance(agent.kind, _MeanQ) and agent.kind.hp == {"meanq_scale": 0.5}
+    critic0 = [p.detach().clone() for p in agent.critic.parameters()]
+    actor0 = [p.detach().clone() for p in agent.actor.parameters()]
+    seeds = iter(range(100))
+    agent.begin_update_round()
+    for _ in range(3):
+        m = agent.train_unit(lambda: _batch(seed=next(seeds)), rl_coeff=0.1, sup_coeff=1.0)
+        assert {"critic_loss", "q_mean", "rl_loss", "meanq_q", "actor_loss"} <= set(m)
+        assert all(torch.isfinite(v).all() for v in m.values()), m
+    # both the critic and the actor learnt, and the Polyak targets followed
+    assert not any(torch.equal(p, q) for p, q in zip(agent.critic.parameters(), critic0, strict=True))
+    assert not all(torch.equal(p, q) for p, q in zip(agent.actor.parameters(), actor0, strict=True))
+    assert not torch.equal(agent.actor_target.head.linear.weight, agent.actor.head.linear.weight)
+    assert agent.kind_diagnostics() == {"meanq_rounds": 1.0}
+    # its checkpoint: the critic's three entries and the kind's own, restored exactly
+    state = agent.state_dict()
+    assert {"critic", "critic_target", "critic_opt", "meanq_rounds"} <= set(state)
+    assert "value" not in state
+    torch.manual_seed(7)
+    other = DTAgent(hp, S, A)
+    other.load_state_dict(state)
+    assert other.kind.rounds == 1
+    b = _batch(seed=200)
+    torch.manual_seed(1)
+    mine = agent.critic_step(b)["critic_loss"]
+    torch.manual_seed(1)
+    assert torch.equal(other.critic_step(b)["critic_loss"], mine)
+    # its key is required, its name listed with the registered kinds
+    with pytest.raises(OdtbenchError, match="meanq_scale"):
+        DTAgent({k: v for k, v in hp.items() if k != "meanq_scale"}, S, A)
+    assert "meanq" in kind_names()
+
+
+def test_every_registered_kind_loads_and_the_unknown_one_is_named():
+    for name in kind_names():
+        assert issubclass(load_kind(name), RLKind)
+    with pytest.raises(UnknownChoiceError, match="rl_kind"):
+        load_kind("trpo")

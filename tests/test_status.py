@@ -108,22 +108,6 @@ def test_states_progress_scores_and_workflow_eta(tmp_path: Path, monkeypatch, ca
     assert len(err) == 1 and "unknown suite at scale smoke 'mujoco'" in err[0]
 
 
-def test_a_packed_cells_seeds_read_the_cells_job_log(tmp_path: Path) -> None:
-    config = _workflow(tmp_path)
-    config["scales"]["smoke"]["pack_seeds"] = True
-    config["scales"]["smoke"]["suites"] = {
-        "mujoco": {"datasets": ["hopper-random"], "methods": ["TD3+ODT"], "seeds": 2, "runtime": 5}}
-    now = float(int(time.time()))
-    keys = {"scale": "smoke", "suite": "mujoco", "dataset": "hopper-random", "method": "TD3+ODT"}
-    job_log = tmp_path / wp.PACKED_LOG.format(**keys, seeds="0-1")
-    job_log.parent.mkdir(parents=True)
-    job_log.write_text("odtbench: error: disk full; free space and re-run\n")
-    os.utime(job_log, (now - STALE_S - 60, now - STALE_S - 60))
-    runs = workflow_status(config, "smoke", ["mujoco"], root=tmp_path, now=now, table_path=None)
-    assert [(r.seed, r.state) for r in runs] == [(0, "failed"), (1, "failed")]
-    assert all("disk full" in r.detail for r in runs)
-
-
 def _timing_table(path: Path, rows: list[str]) -> Path:
     path.write_text("# a comment line\nscale,suite,dataset,method,runs,job_s,online_s,measured,machine\n"
                     + "".join(r + "\n" for r in rows))

@@ -9,7 +9,6 @@ against a copy of the package (PYTHONPATH), so touching its templates leaves the
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -42,9 +41,6 @@ def write(path, text):
 
 if args[0] == "dataset":
     write(opt("--stats"), "{{}}")
-elif args[0] == "run" and "--seeds" in args:  # packed: --out is the method folder
-    for seed in str(opt("--seeds")).split(","):
-        write(opt("--out") / f"seed{{seed}}" / "summary.json", json.dumps({{"argv": args}}))
 elif args[0] == "run":
     write(opt("--out") / "summary.json", json.dumps({{"argv": args}}))
 elif args[0] == "aggregate":
@@ -77,20 +73,19 @@ def _jobs(dry_run_output: str) -> dict[str, int]:
 
 
 def _run_outputs(dry_run_output: str) -> list[str]:
-    """Every run summary a dry run's jobs write (a packed job lists several)."""
+    """Every run summary a dry run's jobs write."""
     lines = re.findall(r"^\s*output: (.*)$", dry_run_output, flags=re.MULTILINE)
     return sorted({o for line in lines for o in line.split(", ")
                    if re.fullmatch(r"results/runs/\S+/summary\.json", o)})
 
 
 def _executed_workflow(wd: Path, methods: list[str], seeds: int, suite: str = "toy",
-                       dataset: str = "bandit", pack_seeds: bool = False) -> tuple[Path, dict]:
+                       dataset: str = "bandit") -> tuple[Path, dict]:
     """A copy of the workflow on a small smoke config of one suite, executed once with the
     stand-in."""
     _copy_workflow(wd)
     config = yaml.safe_load((REPO / "workflows/config.yaml").read_text())
     config["scale"] = "smoke"
-    config["scales"]["smoke"]["pack_seeds"] = pack_seeds
     config["scales"]["smoke"]["suites"] = {
         suite: {"datasets": [dataset], "methods": methods, "seeds": seeds}}
     (wd / "workflows/config.yaml").write_text(yaml.safe_dump(config))
@@ -125,7 +120,7 @@ def test_default_config_plans_the_toy_study(tmp_path):
 
 
 def test_paper_scale_plans_every_mujoco_dataset_method_and_seed(tmp_path):
-    from odtbench.methods import list_methods
+    """`methods: all` is the study's seven MuJoCo methods plus the floor, no ablation kind."""
     from odtbench.tasks import list_tasks
 
     _copy_workflow(tmp_path)
@@ -135,7 +130,9 @@ def test_paper_scale_plans_every_mujoco_dataset_method_and_seed(tmp_path):
     n_datasets = len(list_tasks("mujoco"))
     assert n_datasets == 12
     assert jobs["dataset"] == n_datasets
-    assert jobs["run"] == n_datasets * len(list_methods()) * 5
+    methods = {r.split("/")[5] for r in _run_outputs(res.stdout)}
+    assert methods == {"TD3+BC", "IQL", "ODT", "PDT", "TD3", "DDPG+ODT", "TD3+ODT", "TD3-scratch"}
+    assert jobs["run"] == n_datasets * len(methods) * 5
     assert jobs["aggregate"] == jobs["figures"] == jobs["report"] == 1
 
 
@@ -204,39 +201,6 @@ def test_a_dt_only_preset_change_schedules_no_mlp_run(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     assert _run_outputs(res.stdout) == ["results/runs/smoke/toy/bandit/ODT/seed0/summary.json"]
     assert _jobs(res.stdout) == {"run": 1, "aggregate": 1, "figures": 1, "report": 1}
-
-
-def test_packed_seeds_are_one_job_per_cell_and_rerun_per_cell(tmp_path):
-    """pack_seeds: ODT's and TD3+ODT's seeds train in one `odtbench run --seeds` job each, into
-    the same run directories; TD3+BC (an MLP method) keeps a job per seed; a changed
-    hyperparameter re-runs only its method's cell."""
-    wd, env = _executed_workflow(tmp_path, ["ODT", "TD3+ODT", "TD3+BC"], 2, suite="mujoco",
-                                 dataset="hopper-random", pack_seeds=True)
-    runs = wd / "results/runs/smoke/mujoco/hopper-random"
-    for method in ("ODT", "TD3+ODT"):
-        argvs = [json.loads((runs / method / f"seed{k}/summary.json").read_text())["argv"] for k in (0, 1)]
-        assert argvs[0] == argvs[1] and argvs[0][argvs[0].index("--seeds") + 1] == "0,1"
-        assert (wd / f"results/benchmarks/smoke/mujoco/hopper-random/{method}/seeds0-1.tsv").is_file()
-    argv = json.loads((runs / "TD3+BC/seed1/summary.json").read_text())["argv"]
-    assert "--seeds" not in argv and argv[argv.index("--seed") + 1] == "1"
-    (wd / "change.yaml").write_text(yaml.safe_dump({"hyperparameters": {"TD3+ODT": {"rl_coeff": 0.2}}}))
-    res = _snakemake(wd, "-n", "reports/mujoco.html", "--configfile", "change.yaml", env=env)
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert _run_outputs(res.stdout) == [f"results/runs/smoke/mujoco/hopper-random/TD3+ODT/seed{k}/summary.json"
-                                        for k in (0, 1)]
-    assert _jobs(res.stdout) == {"run_packed_mujoco": 1, "aggregate": 1, "figures": 1, "report": 1}
-    # off, or on a GPU (packed runs are CPU-only): a job per seed again
-    for args in (["pack_seeds_off.yaml"], ["device=cuda"]):
-        if args[0].endswith(".yaml"):
-            config = yaml.safe_load((wd / "workflows/config.yaml").read_text())
-            config["scales"]["smoke"]["pack_seeds"] = False
-            (wd / args[0]).write_text(yaml.safe_dump({"scales": config["scales"]}))
-            extra = ["--configfile", args[0]]
-        else:
-            extra = ["--config", *args]
-        res = _snakemake(wd, "-n", "--forceall", "reports/mujoco.html", *extra, env=env)
-        assert res.returncode == 0, res.stderr[-2000:]
-        assert _jobs(res.stdout)["run"] == 6 and "run_packed_mujoco" not in _jobs(res.stdout)
 
 
 def test_lint_is_clean(tmp_path):

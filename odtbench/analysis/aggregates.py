@@ -19,7 +19,7 @@ import pandas as pd
 from rliable import library as rly
 from rliable import metrics
 
-from odtbench.analysis.common import OURS, sort_methods
+from odtbench.analysis.common import FLOORS, OURS, sort_methods
 
 METRICS = ("median", "iqm", "mean", "optimality_gap")
 METRIC_LABELS = {"median": "Median", "iqm": "IQM", "mean": "Mean", "optimality_gap": "Optimality Gap"}
@@ -197,8 +197,11 @@ def aggregate_group(scores: pd.DataFrame, *, reps: int, seed: int = 0, ci: float
 def compute_aggregates(scores: pd.DataFrame, *, reps: int, seed: int = 0, ci: float = 0.95,
                        column: str = "final_score") -> dict:
     """Aggregates for the whole suite ("all") and per domain ("domain:<d>") when the suite has
-    more than one domain. JSON-serialisable."""
+    more than one domain. JSON-serialisable. A floor (TD3-scratch) is left out: it is a
+    reference line, not one of the methods the aggregates rank (each group's notes say so)."""
     suite = str(scores["suite"].iloc[0]) if len(scores) else None
+    floors = sorted(set(scores["method"]) & set(FLOORS)) if len(scores) else []
+    scores = scores[~scores["method"].isin(FLOORS)] if floors else scores
     out: dict[str, Any] = {"schema": SCHEMA, "suite": suite, "score_column": column, "reps": int(reps),
            "seed": int(seed), "ci": ci, "gamma": GAMMA, "groups": {}}
     out["groups"]["all"] = aggregate_group(scores, reps=reps, seed=seed, ci=ci, column=column)
@@ -208,4 +211,7 @@ def compute_aggregates(scores: pd.DataFrame, *, reps: int, seed: int = 0, ci: fl
             out["groups"][f"domain:{d}"] = aggregate_group(
                 scores[scores["domain"] == d], reps=reps, seed=seed, ci=ci, column=column,
                 profiles=False)
+    for group in out["groups"].values():
+        group["notes"] += [f"{FLOORS[m]} left out: the floor, a reference line in the curves "
+                           "and tables, not a compared method" for m in floors]
     return out

@@ -24,18 +24,35 @@ METHOD_COLORS = {
 }
 _EXTRA_COLORS = ("#17becf", "#2ca02c", "#e377c2", "#393b79", "#637939", "#8c6d31")
 OURS = "TD3+ODT"
+# Floors (method role "floor", docs/methods/td3-scratch.md): references a reader needs beside
+# the study's methods, not methods compared with them. Shown under their label, last, in black
+# dashed lines; never bold in a table row and never in the rliable aggregates.
+FLOORS = {"TD3-scratch": "TD3 from scratch (floor)"}
+FLOOR_COLOR = "#000000"
 # Dataset qualities, longest first so "medium-replay" wins over "medium".
 _VERSION = re.compile(r"-v\d+$")
 
 
 def sort_methods(methods: Iterable[str]) -> list[str]:
-    """Study's legend order first, then any other method alphabetically."""
+    """Study's legend order first, then any other method alphabetically, the floors last."""
     methods = set(methods)
     known = [m for m in METHOD_ORDER if m in methods]
-    return known + sorted(methods - set(known))
+    floors = [m for m in FLOORS if m in methods]
+    return known + sorted(methods - set(known) - set(floors)) + floors
+
+
+def is_floor(method: str) -> bool:
+    return method in FLOORS
+
+
+def method_label(method: str) -> str:
+    """The name a figure or table shows: a floor's label says it is the floor."""
+    return FLOORS.get(method, method)
 
 
 def method_color(method: str) -> str:
+    if method in FLOORS:
+        return FLOOR_COLOR
     if method in METHOD_COLORS:
         return METHOD_COLORS[method]
     return _EXTRA_COLORS[sum(map(ord, method)) % len(_EXTRA_COLORS)]

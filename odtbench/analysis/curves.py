@@ -15,7 +15,14 @@ from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from odtbench.analysis.common import close, method_color, save_figure, sort_methods
+from odtbench.analysis.common import (
+    close,
+    is_floor,
+    method_color,
+    method_label,
+    save_figure,
+    sort_methods,
+)
 from odtbench.analysis.reference import task_info
 from odtbench.results import RunRecord
 
@@ -140,17 +147,20 @@ def plot_curves(stats: pd.DataFrame, *, suite: str, datasets: Sequence[str] | No
 def draw_lines(ax: Axes, stats: pd.DataFrame, lines: Sequence[str], colors: Mapping[str, str],
                limits: tuple[float, float] | None = None) -> int:
     """One panel: each of `lines` (values of stats' `method` column) as its mean with a ± std
-    band (clipped to `limits`). Returns how many lines had data."""
+    band (clipped to `limits`); a floor as a dashed reference line under its floor label, its
+    band fainter. Returns how many lines had data."""
     drawn = 0
     for m in lines:
         s = stats[stats["method"] == m]
         if s.empty:
             continue
-        ax.plot(s["x"], s["mean"], color=colors[m], lw=1.5, label=m)
+        floor = is_floor(m)
+        ax.plot(s["x"], s["mean"], color=colors[m], lw=1.3 if floor else 1.5,
+                ls="--" if floor else "-", label=method_label(m), zorder=1.5 if floor else 2)
         lo, hi = s["mean"] - s["std"], s["mean"] + s["std"]
         if limits is not None:
             lo, hi = lo.clip(lower=limits[0]), hi.clip(upper=limits[1])
-        ax.fill_between(s["x"], lo, hi, color=colors[m], alpha=0.18, lw=0)
+        ax.fill_between(s["x"], lo, hi, color=colors[m], alpha=0.07 if floor else 0.18, lw=0)
         drawn += 1
     return drawn
 
@@ -166,17 +176,19 @@ def style_axis(ax: Axes, *, ylabel: str | None, xlabel: str | None) -> None:
 
 
 def shared_legend(fig: Figure, axes: Iterable[Axes], order: Sequence[str]) -> None:
-    """One legend for the figure, in `order`, of every line drawn in any panel."""
+    """One legend for the figure, in `order` (line names; a floor's shows its label), of every
+    line drawn in any panel."""
     seen: dict[str, Artist] = {}
     for ax in axes:
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
             seen.setdefault(lab, h)
-    handles = [seen[m] for m in order if m in seen]
+    labels = [method_label(m) for m in order if method_label(m) in seen]
+    handles = [seen[lab] for lab in labels]
     if handles:
         # about 1.1 inch per entry, so a one-panel figure wraps its legend instead of cutting it
         per_row = max(1, int(fig.get_size_inches()[0] / 1.1))
-        fig.legend(handles, [m for m in order if m in seen], loc="outside lower center",
-                   ncol=min(len(handles), 7, per_row), frameon=False)
+        fig.legend(handles, labels, loc="outside lower center",
+                   ncol=min(len(handles), 8, per_row), frameon=False)
 
 
 def write_curve_figures(stats: pd.DataFrame, out_stem: str | os.PathLike, *, suite: str,

@@ -1,6 +1,5 @@
 """Runtime per method from Snakemake `benchmark:` files (TSV: s, h:m:s, max_rss, ...), found
-anywhere below a root as `.../<suite>/<dataset>/<method>/seed<k>.tsv` (one job per seed) or
-`seeds<a>-<b>-....tsv` (one packed job for those seeds, workflow `pack_seeds`)."""
+anywhere below a root as `.../<suite>/<dataset>/<method>/seed<k>.tsv` (one job per seed)."""
 
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ import pandas as pd
 from odtbench.analysis.common import sort_methods
 from odtbench.errors import OdtbenchError
 
-_SEED = re.compile(r"^seeds?(\d+(?:-\d+)*)\.tsv$")
+_SEED = re.compile(r"^seed(\d+)\.tsv$")
 NUMERIC = ("s", "max_rss", "max_vms", "max_uss", "max_pss", "io_in", "io_out", "mean_load",
            "cpu_time")
 
@@ -36,14 +35,13 @@ def read_benchmarks(root: str | os.PathLike | None, suite: str) -> pd.DataFrame:
                                 "re-run the job") from None
         if "s" not in df.columns:
             raise OdtbenchError(f"{path}: column 's' missing; not a Snakemake benchmark file")
-        seeds = [int(k) for k in m.group(1).split("-")]
-        row = {"dataset": parts[-3], "method": parts[-2], "seed": seeds[0], "seeds": len(seeds),
+        row = {"dataset": parts[-3], "method": parts[-2], "seed": int(m.group(1)),
                "file": str(path)}
         for col in NUMERIC:
             if col in df.columns:
                 row[col] = pd.to_numeric(df[col], errors="coerce").mean()
         rows.append(row)
-    return pd.DataFrame(rows, columns=["dataset", "method", "seed", "seeds", "file", *NUMERIC])
+    return pd.DataFrame(rows, columns=["dataset", "method", "seed", "file", *NUMERIC])
 
 
 def runtime_by_method(bench: pd.DataFrame, scores: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -55,8 +53,6 @@ def runtime_by_method(bench: pd.DataFrame, scores: pd.DataFrame | None = None) -
         b = bench[bench["method"] == m]
         r = {"method": m, "jobs": len(b),
              "mean_s": b["s"].mean() if len(b) else None,
-             "seeds": int(b["seeds"].sum()) if len(b) else 0,
-             "seed_s": b["s"].sum() / b["seeds"].sum() if len(b) else None,
              "total_h": b["s"].sum() / 3600 if len(b) else None,
              "max_rss_mb": b["max_rss"].max() if len(b) and b["max_rss"].notna().any() else None,
              "mean_cpu_s": b["cpu_time"].mean() if len(b) and b["cpu_time"].notna().any() else None,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from odtbench.analysis.common import sort_methods
+from odtbench.analysis.common import FLOORS, is_floor, method_label, sort_methods
 from odtbench.errors import OdtbenchError
 from odtbench.results import atomic_write_text
 
@@ -129,8 +129,10 @@ def paper_table(cells: pd.DataFrame, *, kind: str = "final_increase", title: str
                                 float(sub["final"].mean()), "", mark))
         rows.append("Average")
         grid.append(avg_row)
+    # the study's rule ranks the compared methods only: a floor is a reference, never bold
     for row in grid:
-        for cell, style in zip(row, best_marks([c.value for c in row]), strict=True):
+        ranked = [None if is_floor(m) else c.value for m, c in zip(methods, row, strict=True)]
+        for cell, style in zip(row, best_marks(ranked), strict=True):
             cell.style = style
     notes = [f"Bold: best final score in the row; underlined: above {UNDERLINE_FRACTION:.0%} of "
              "the best (the study's rule)."]
@@ -143,6 +145,12 @@ def paper_table(cells: pd.DataFrame, *, kind: str = "final_increase", title: str
     if diverged:
         notes.append("‡: includes diverged run(s) (critic |Q| past the bound), counted with the "
                      "scores they reached, as the study reports such runs (see the runs table).")
+    floors = [m for m in methods if is_floor(m)]
+    if floors:
+        notes.append(", ".join(FLOORS[m] for m in floors) + ": trained online only, from an "
+                     "empty buffer, with the same budget and evaluation (its 'before' is its "
+                     "untrained policy); the floor the offline data should lift the methods "
+                     "above, not ranked with them (docs/methods/td3-scratch.md).")
     if average and any(c.mark == "*" for c in grid[-1]):
         notes.append("*: averaged over the datasets this method has results for only.")
     return Table(title, methods, rows, grid, notes)
@@ -156,7 +164,7 @@ def to_markdown(t: Table) -> str:
         return f"**{s}**" if c.style == "bold" else f"<u>{s}</u>" if c.style == "underline" else s
 
     lines = [f"**{t.title}**", ""] if t.title else []
-    lines += ["| " + " | ".join([t.row_header, *t.columns]) + " |",
+    lines += ["| " + " | ".join([t.row_header, *map(method_label, t.columns)]) + " |",
               "|" + "---|" * (len(t.columns) + 1)]
     lines += ["| " + " | ".join([r, *(fmt(c) for c in row)]) + " |" for r, row in zip(t.rows, t.cells, strict=True)]
     lines += [""] + [f"{n}  " for n in t.footnotes]
@@ -174,7 +182,8 @@ def to_html(t: Table) -> str:
     out = ['<table class="paper">']
     if t.title:
         out.append(f"<caption>{e(t.title)}</caption>")
-    out.append("<thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in [t.row_header, *t.columns])
+    out.append("<thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in
+                                       [t.row_header, *map(method_label, t.columns)])
                + "</tr></thead><tbody>")
     for r, row in zip(t.rows, t.cells, strict=True):
         cls = ' class="avg"' if r.startswith("Average") else ""
@@ -201,7 +210,8 @@ def to_latex(t: Table) -> str:
         return rf"\textbf{{{s}}}" if c.style == "bold" else rf"\underline{{{s}}}" if c.style == "underline" else s
 
     lines = [r"\begin{tabular}{l" + "r" * len(t.columns) + "}", r"\toprule",
-             " & ".join(_tex(h) for h in [t.row_header, *t.columns]) + r" \\", r"\midrule"]
+             " & ".join(_tex(h) for h in [t.row_header, *map(method_label, t.columns)]) + r" \\",
+             r"\midrule"]
     for r, row in zip(t.rows, t.cells, strict=True):
         if r.startswith("Average"):
             lines.append(r"\midrule")
@@ -246,7 +256,8 @@ def side_by_side(ours: pd.DataFrame, paper: pd.DataFrame, *, datasets: Sequence[
                 continue
             scored = a if a is not None and not pd.isna(a.final) else None
             rows.append({
-                "dataset": (labels or {}).get(d, d), "paper_dataset": pd_name or "—", "method": m,
+                "dataset": (labels or {}).get(d, d), "paper_dataset": pd_name or "—",
+                "method": method_label(m),
                 "ours": (_cell_text("final_increase", scored.final, scored.increase, None)
                          if scored is not None else "—"),
                 "runs": f"{a.n}/{a.n_runs}" if a is not None else "0",

@@ -2,11 +2,12 @@
 
 Actor loss (paper Eq. 2):  L = sup_coeff * L_sup + rl_coeff * L_RL,  L_RL = -Q1(s_t, DT(context_t)).
 Critic loss (paper Eq. 3): TD3 with a Polyak-averaged target DT giving the next action.
-Those are rl_kind 'td3' and 'ddpg' (ODT is 'none'). The study's ablations (paper App. C)
-swap the RL term and the critic, `_rl_term` and `_critic_loss` by rl_kind, with the
-equations in `odtbench/methods/rl_losses.py` and on each method's page:
-'sac' (SAC+ODT, SAC: twin soft critics), 'iql' (IQL+ODT: twin Q + expectile V), 'awac'
-(twin Q), 'awr' and 'ppo' (a V critic on TD(lambda) targets).
+Those are rl_kind 'td3' and 'ddpg' (ODT is 'none'). The RL term and the critics are the
+kind's (`odtbench.methods.rl_kinds`: one module per kind, registered by name); this agent
+holds what every kind shares (the DT, its target, optimiser and warm-up, the temperature,
+Polyak steps, `act`, the policy delay) and calls its kind. The study's ablations (paper
+App. C) are the kinds 'sac' (SAC+ODT, SAC: twin soft critics), 'iql' (IQL+ODT: twin Q +
+expectile V), 'awac' (twin Q), 'awr' and 'ppo' (a V critic on TD(lambda) targets).
 
 Where this code follows the authors' code rather than the paper's text (section numbers refer
 to docs/methods/dt-family.md; its §8 is the full ledger):
@@ -39,24 +40,20 @@ the eager fp32 path, bit for bit the same numbers as before the options existed.
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
-from odtbench.hyperparameters import RL_KINDS, STOCHASTIC_RL_KINDS
-from odtbench.methods import rl_losses as L
 from odtbench.methods.actor_parts import ActorOptimizer, EntropyTemperature, WithActorParts
+from odtbench.methods.rl_kinds import kind_entry, load_kind
+from odtbench.methods.rl_kinds.base import ACTION_BOUND, Critic, RLKind, frozen_copy
 from odtbench.nets import DecisionTransformer, QEnsemble, SquashedGaussian
 from odtbench.optim import FlatParameters, polyak_
 
-Q_KINDS = ("td3", "ddpg", "sac", "awac", "iql")  # a twin (or single) Q critic
-V_KINDS = ("iql", "awr", "ppo")  # a state-value critic V(s)
-ACTION_BOUND = 1.0 - 1e-6
 HP_KEYS = (
     "embed_dim", "n_layer", "n_head", "dropout", "embed_dropout", "context_len", "stochastic", "entropy_reg",
     "init_temperature", "lr_actor", "weight_decay", "warmup_steps", "grad_clip",
@@ -114,41 +111,9 @@ class SpeedOptions:
                 if getattr(self, f.name) != f.default]
 
 
-_M = TypeVar("_M", bound=torch.nn.Module)
-
-
-def _frozen_copy(module: _M) -> _M:
-    target = copy.deepcopy(module).eval()  # targets never use dropout
-    target.requires_grad_(False)
-    return target
-
-
-def _empty_ratio_acc() -> dict[str, Any]:
-    return {"sum": 0.0, "max": 0.0, "log_max": 0.0, "n": 0}
-
-
-def _kind_hyperparameters(kind: str, hp: Mapping[str, Any]) -> dict[str, float]:
-    """The keys of an ablation kind's own schema (odtbench.hyperparameters), as floats;
-    'lambda' is AWR's or PPO's TD(lambda)."""
-    keys = {"iql": ("iql_expectile", "iql_temperature", "iql_max_weight"),
-            "awac": ("awac_lambda", "awac_max_weight"),
-            "awr": ("awr_beta", "awr_max_weight", "awr_lambda"),
-            "ppo": ("ppo_clip", "ppo_lambda")}.get(kind, ())
-    missing = [k for k in keys if k not in hp]
-    if missing:
-        raise OdtbenchError(f"rl_kind {kind!r} needs hyperparameters {', '.join(missing)}; "
-                            "build them with odtbench.config.resolve")
-    out = {k: float(hp[k]) for k in keys}
-    for k in ("awr_lambda", "ppo_lambda"):
-        if k in out:
-            out["lambda"] = out[k]
-    return out
-
-
-def policy_delayed_unit(agent: Any, sample: Callable[[], Any], rl_coeff: float,
-                        sup_coeff: float) -> dict[str, Tensor]:
-    """TD3's policy delay for any agent with `critic_step`, `actor_step` and
-    `actor_update_interval` (DTAgent, PackedDTAgent): d critic steps on fresh batches, the
+def policy_delayed_unit(agent: DTAgent, sample: Callable[[], Mapping[str, Tensor]],
+                        rl_coeff: float, sup_coeff: float) -> dict[str, Tensor]:
+    """TD3's policy delay: d = `actor_update_interval` critic steps on fresh batches, the
     actor step on the first batch right after its critic step."""
     metrics: dict[str, Tensor] = {}
     for b in range(agent.actor_update_interval):
@@ -160,7 +125,7 @@ def policy_delayed_unit(agent: Any, sample: Callable[[], Any], rl_coeff: float,
 
 
 class DTAgent(WithActorParts):
-    """DT actor (+ twin/single critic) with the study's supervised, TD3 and DDPG updates.
+    """DT actor with the study's supervised update plus its RL kind's critics and term.
 
     Batches follow the segment-sampler contract (left padding): states, next_states (B,K,S);
     actions (B,K,A); rewards, dones, mask (B,K); rtg (B,K+1) already times reward_scale.
@@ -173,12 +138,9 @@ class DTAgent(WithActorParts):
             raise OdtbenchError(f"DTAgent hyperparameters lack {', '.join(missing)}; build them "
                                 "with odtbench.config.resolve or pass every key")
         self.rl_kind = str(hp["rl_kind"])
-        if self.rl_kind not in RL_KINDS:
-            raise UnknownChoiceError("rl_kind", self.rl_kind, RL_KINDS)
-        if self.rl_kind == "ddpg" and (int(hp["n_critics"]) != 1 or float(hp["policy_noise"]) != 0):
-            raise OdtbenchError("rl_kind 'ddpg' needs n_critics=1 and policy_noise=0; use "
-                                "rl_kind 'td3' for twin critics with target smoothing")
-        if self.rl_kind in STOCHASTIC_RL_KINDS and not bool(hp["stochastic"]):
+        kind_cls = load_kind(self.rl_kind)
+        kind_cls.check(self.rl_kind, hp)
+        if kind_entry(self.rl_kind).needs_log_pi and not bool(hp["stochastic"]):
             raise OdtbenchError(f"rl_kind {self.rl_kind!r} needs log pi, i.e. the stochastic "
                                 "head: set stochastic=true")
         self.device = torch.device(device)
@@ -197,38 +159,17 @@ class DTAgent(WithActorParts):
             int(hp["n_head"]), float(hp["dropout"]), self.stochastic,
             embed_dropout=float(hp["embed_dropout"]),
         ).to(self.device)
-        self.actor_target = _frozen_copy(self.actor)
+        self.actor_target = frozen_copy(self.actor)
         # Each network's parameters live in one flat buffer (and its gradients in another):
         # optimiser, clipping and Polyak steps are then one op each, not one per tensor
         # (docs/performance.md). Gradients are zeroed in place to keep the views bound.
         self._actor_flat = FlatParameters(self.actor)
         self._actor_target_flat = FlatParameters(self.actor_target, with_grad=False)
 
-        self.critic: QEnsemble | None = None
-        self.critic_target: QEnsemble | None = None
-        self.critic_opt: torch.optim.Optimizer | None = None
-        if self.rl_kind in Q_KINDS:
-            self.critic = QEnsemble(self.state_dim, self.act_dim, int(hp["n_critics"]),
-                                    int(hp["critic_hidden"]), bool(hp["critic_layernorm"]),
-                                    ).to(self.device)
-            self.critic_target = _frozen_copy(self.critic)
-            self._critic_flat = FlatParameters(self.critic)
-            self._critic_target_flat = FlatParameters(self.critic_target, with_grad=False)
-        # V(s): the critic's MLP with no action input (one member)
-        self.value: QEnsemble | None = None
-        self.value_target: QEnsemble | None = None
-        self.value_opt: torch.optim.Optimizer | None = None
-        if self.rl_kind in V_KINDS:
-            self.value = QEnsemble(self.state_dim, 0, 1, int(hp["critic_hidden"]),
-                                   bool(hp["critic_layernorm"])).to(self.device)
-            self.value_target = _frozen_copy(self.value)
-            self._value_flat = FlatParameters(self.value)
-            self._value_target_flat = FlatParameters(self.value_target, with_grad=False)
-        self._kind_hp = _kind_hyperparameters(self.rl_kind, hp)
-        # PPO: pi_old, the actor as it was at the start of the update round (begin_update_round),
-        # and the importance ratios of the actor steps since the last diagnostics row
-        self.actor_old: DecisionTransformer | None = None
-        self._ratio_acc: dict[str, Any] = _empty_ratio_acc()
+        # the kind builds its critics after the actor: their initial weights draw from the
+        # global generator after the DT's
+        self.kind: RLKind = kind_cls(self.rl_kind, self, hp)
+        self.critics: dict[str, Critic] = self.kind.critics
 
         # foreach=True: multi-tensor kernels, bit-identical to torch's CPU default (a Python
         # loop over parameters); fused=True only as a speed option (it rounds differently).
@@ -265,15 +206,8 @@ class DTAgent(WithActorParts):
             grad_clip=self.grad_clip, kind=str(hp["actor_optimizer"]),
             segments=self._actor_flat.sizes, adam_kernel=kernel, keep_grads=True,
             clip_foreach=True)
-        adam_kw: dict[str, Any] = {kernel: True}  # the same kernel as the Adams
-        if self.critic is not None:
-            self.critic_opt = torch.optim.AdamW([self._critic_flat.param], lr=float(hp["lr_critic"]),
-                                                weight_decay=float(hp["critic_weight_decay"]),
-                                                **adam_kw)
-        if self.value is not None:  # the critic's optimiser and settings
-            self.value_opt = torch.optim.AdamW([self._value_flat.param], lr=float(hp["lr_critic"]),
-                                               weight_decay=float(hp["critic_weight_decay"]),
-                                               **adam_kw)
+        for critic in self.critics.values():  # AdamW, the same kernel as the Adams
+            critic.reset_optimizer(float(hp["lr_critic"]), float(hp["critic_weight_decay"]), kernel)
         self.temperature.reset_optimizer()
 
     @property
@@ -298,26 +232,39 @@ class DTAgent(WithActorParts):
 
     @property
     def uses_critic(self) -> bool:
-        """False for rl_kind 'none' (ODT): `critic_step` is then a no-op the loop may skip."""
-        return self.critic is not None or self.value is not None
+        """False without critics (rl_kind 'none', ODT): `critic_step` is then a no-op the
+        loop may skip."""
+        return bool(self.critics)
 
-    def _critic_parts(self) -> tuple[QEnsemble, QEnsemble, torch.optim.Optimizer] | None:
-        """(critic, its target, its optimiser), or None without a critic (ODT)."""
-        if self.critic is None or self.critic_target is None or self.critic_opt is None:
-            return None
-        return self.critic, self.critic_target, self.critic_opt
+    # the kind's critics under the names tests, probes and checkpoints read ("critic": the
+    # Q ensemble, "value": V(s)); None where the kind has no such critic
+    def _part(self, name: str, part: str) -> Any:
+        critic = self.critics.get(name)
+        return None if critic is None else getattr(critic, part)
 
-    def _require_critic(self, what: str) -> QEnsemble:
-        if self.critic is None:
-            raise OdtbenchError(f"{what} needs a Q critic but rl_kind is {self.rl_kind!r}; set "
-                                f"rl_kind to one of {', '.join(Q_KINDS)}")
-        return self.critic
+    @property
+    def critic(self) -> QEnsemble | None:
+        return self._part("critic", "net")
 
-    def _v(self, net: QEnsemble | None, states: Tensor) -> Tensor:
-        """V(s) of the value net (or its target), shape (...)."""
-        if net is None:
-            raise OdtbenchError(f"rl_kind {self.rl_kind!r} has no value critic")
-        return net(states, states[..., :0])[0]
+    @property
+    def critic_target(self) -> QEnsemble | None:
+        return self._part("critic", "target")
+
+    @property
+    def critic_opt(self) -> torch.optim.Optimizer | None:
+        return self._part("critic", "opt")
+
+    @property
+    def _critic_flat(self) -> FlatParameters | None:
+        return self._part("critic", "flat")
+
+    @property
+    def value(self) -> QEnsemble | None:
+        return self._part("value", "net")
+
+    @property
+    def value_target(self) -> QEnsemble | None:
+        return self._part("value", "target")
 
     # ------------------------------------------------------------------ critic
     @torch.no_grad()
@@ -336,66 +283,14 @@ class DTAgent(WithActorParts):
         return next_actions.clamp(-ACTION_BOUND, ACTION_BOUND), log_prob
 
     def _critic_loss(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """(L_Q, mean Q over real entries), paper Eq. 3 with the authors' quirks (docs/methods/dt-family.md §3).
-
-        By rl_kind: td3/ddpg/awac y = r + gamma (1 - d) min_i Q_i'(s', a'); sac subtracts
-        T log pi(a'); iql bootstraps V(s') and adds the expectile loss of V; awr/ppo train
-        V alone on TD(lambda) targets (`_value_loss`; its "Q" is then V)."""
-        if self.critic is None:
-            if self.value is not None:
-                return self._value_loss(batch)
-            raise OdtbenchError("the critic loss needs a critic; ODT (rl_kind 'none') has none")
-        parts, mask = self._critic_parts(), batch["mask"]
-        assert parts is not None
-        critic, critic_target, _ = parts
-        with torch.no_grad():
-            if self.rl_kind == "iql":  # y = r + gamma (1 - d) V(s'): in-sample, no next action
-                q_next = self._v(self.value, batch["next_states"])
-            else:
-                next_actions, next_log_prob = self._target_next_actions(batch)
-                if self.rl_kind == "td3" and self.policy_noise > 0:
-                    noise = (torch.randn_like(next_actions) * self.policy_noise).clamp(
-                        -self.noise_clip, self.noise_clip)
-                    next_actions = (next_actions + noise).clamp(-ACTION_BOUND, ACTION_BOUND)
-                # y = r + gamma (1 - d) min_i Q_i'(s', a')     (paper Eq. 3; padded d = 2 is masked)
-                q_next = critic_target(batch["next_states"], next_actions).min(dim=0).values
-            if self.rl_kind == "sac":
-                assert next_log_prob is not None  # the stochastic head, checked in __init__
-                y = L.soft_td_target(batch["rewards"], batch["dones"], q_next, next_log_prob,
-                                     self.temperature.value(), self.gamma)
-            else:
-                y = batch["rewards"] + self.gamma * (1.0 - batch["dones"]) * q_next
-        q = critic(batch["states"], batch["actions"])  # (n_critics, B, K)
-        # L_Q = mean over all B*K of mask * sum_i (Q_i(s, a) - y)^2   (padding in denominator)
-        loss = (mask * (q - y).pow(2).sum(dim=0)).mean()
-        q_mean = (q.detach() * mask).sum() / (mask.sum() * q.shape[0])
-        if self.rl_kind == "iql":
-            # L_V = mean_real |tau - 1(u < 0)| u^2,  u = min_i Q_targ,i(s, a) - V(s)
-            with torch.no_grad():
-                q_data = critic_target(batch["states"], batch["actions"]).min(dim=0).values
-            u = q_data - self._v(self.value, batch["states"])
-            loss = loss + L.expectile_loss(u, self._kind_hp["iql_expectile"], mask)
-        return loss, q_mean
-
-    def _lambda_targets(self, batch: Mapping[str, Tensor]) -> Tensor:
-        """TD(lambda) targets G_t of V inside the segment, bootstrapped by the target V."""
-        with torch.no_grad():
-            next_v = self._v(self.value_target, batch["next_states"])
-            return L.lambda_returns(batch["rewards"], batch["dones"], next_v,
-                                    self._kind_hp["lambda"], self.gamma)
-
-    def _value_loss(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """(L_V = mean_real (V(s_t) - G_t)^2, mean V over real entries): AWR's and PPO's critic."""
-        mask = batch["mask"]
-        v = self._v(self.value, batch["states"])
-        loss = L.mean_real((v - self._lambda_targets(batch)).pow(2), mask)
-        return loss, L.mean_real(v.detach(), mask)
+        """(L of the kind's critics, mean Q (or V) over real entries), paper Eq. 3 for TD3
+        with the authors' quirks (docs/methods/dt-family.md §3); the kind's module for the others."""
+        return self.kind.critic_loss(batch)
 
     def critic_step(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """One TD3/DDPG critic update (docs/methods/dt-family.md §3); returns detached tensors.
-
-        With rl_kind 'none' (ODT) there is no critic and this is a no-op returning {}."""
-        opts = [o for o in (self.critic_opt, self.value_opt) if o is not None]
+        """One update of the kind's critics (docs/methods/dt-family.md §3); returns detached
+        tensors. Without critics (rl_kind 'none', ODT) a no-op returning {}."""
+        opts = [c.opt for c in self.critics.values()]
         if not opts:
             return {}
         loss, q_mean = self._critic_loss_fn(batch)
@@ -420,101 +315,25 @@ class DTAgent(WithActorParts):
             entropy = out.entropy().mean()
             temperature = self.log_temperature.exp().detach()
             sup = -(log_lik + self.entropy_reg * temperature * entropy)
-            policy_actions = out.mean  # tanh(mu) for the RL term
             stats.update(entropy=entropy.detach(), temperature=temperature)
         else:
             # L_sup = mean over real positions and action dims of (a_hat_t - a_t)^2
             sup = ((out - actions).pow(2).mean(dim=-1) * mask).sum() / n_real
-            policy_actions = out  # unclamped tanh output, with gradient
-        rl = None
-        if with_rl and self.rl_kind in ("td3", "ddpg"):
-            critic = self._require_critic("a non-zero rl_coeff")
-            # L_RL = -mean_real Q1(s_t, a*_t): Q1 only, every real position (paper Eq. 2)
-            q1 = critic.q1(states, policy_actions, detach_params=True)
-            rl = -(q1 * mask).sum() / n_real
-        elif with_rl:
-            if not self.uses_critic:
-                raise OdtbenchError("a non-zero rl_coeff needs a critic but rl_kind is 'none'")
-            rl = self._rl_term(batch, out, stats)
+        # L_RL: the kind's (td3/ddpg: -mean_real Q1(s_t, a*_t), paper Eq. 2)
+        rl = self.kind.rl_term(batch, out, stats) if with_rl else None
         return sup, rl, stats
 
-    def _rl_term(self, batch: Mapping[str, Tensor], out: Tensor | SquashedGaussian,
-                 stats: dict[str, Tensor]) -> Tensor:
-        """L_RL of the ablation kinds (paper App. C; docs/methods/<method>.md)."""
-        states, actions, mask, kind = batch["states"], batch["actions"], batch["mask"], self.rl_kind
-        hp = self._kind_hp
-        if kind == "sac":  # mean_real(T log pi(a~) - min_i Q_i(s, a~)), a~ ~ pi reparameterised
-            assert isinstance(out, SquashedGaussian)
-            sampled, log_prob = out.rsample_with_log_prob()
-            q_min = self._q_min(states, sampled)
-            return L.sac_actor_loss(log_prob, q_min, self.temperature.value().detach(), mask)
-        # log pi(a_data | ctx), or the deterministic head's surrogate -||a_hat - a||^2
-        log_lik = (out.log_prob(actions) if isinstance(out, SquashedGaussian)
-                   else -(out - actions).pow(2).sum(dim=-1))
-        with torch.no_grad():
-            if kind == "iql":  # A = min_i Q_targ,i(s, a) - V(s), w = min(exp(beta A), 100)
-                assert self.critic_target is not None
-                adv = (self.critic_target(states, actions).min(dim=0).values
-                       - self._v(self.value, states))
-                weights = L.exp_weights(adv, hp["iql_temperature"], hp["iql_max_weight"])
-            elif kind == "awac":  # A = min Q(s, a) - min Q(s, a~), a~ ~ pi; w = exp(A / lambda)
-                assert isinstance(out, SquashedGaussian)
-                adv = self._q_min(states, actions) - self._q_min(states, out.rsample())
-                weights = L.exp_weights(adv, 1.0 / hp["awac_lambda"], hp["awac_max_weight"])
-            else:  # awr, ppo: A = G^lambda - V(s)
-                adv = self._lambda_targets(batch) - self._v(self.value, states)
-                if kind == "awr":
-                    weights = L.exp_weights(adv, 1.0 / hp["awr_beta"], hp["awr_max_weight"])
-        if kind != "ppo":
-            return L.weighted_log_lik_loss(weights, log_lik, mask)
-        old_log_prob = self._old_log_prob(batch, log_lik)
-        rl, _ = L.ppo_clipped_loss(log_lik, old_log_prob, adv, hp["ppo_clip"], mask)
-        # the recorded ratio in float64 from the log-ratio: a float32 ratio overflows at
-        # exp(88), and the study's point (Fig. 10) is how large it gets
-        log_ratio = (log_lik.detach() - old_log_prob).double().masked_fill(mask == 0, 0.0)
-        ratio = log_ratio.exp()
-        stats["ppo_ratio_mean"] = L.mean_real(ratio, mask.double())
-        stats["ppo_ratio_max"] = ratio.masked_fill(mask == 0, 0.0).max()
-        stats["ppo_log_ratio_max"] = log_ratio.masked_fill(mask == 0, -torch.inf).max()
-        return rl
-
-    def _q_min(self, states: Tensor, actions: Tensor) -> Tensor:
-        """min_i Q_i(s, a) with the critic's parameters detached (gradients reach the actions)."""
-        critic = self._require_critic("this rl_kind")
-        return critic(states, actions, detach_params=True).min(dim=0).values
-
-    @torch.no_grad()
-    def _old_log_prob(self, batch: Mapping[str, Tensor], log_lik: Tensor) -> Tensor:
-        """log pi_old(a | ctx) of the batch under the round's snapshot (eval mode); before the
-        first round (pretraining diagnostics) pi itself, i.e. a ratio of 1."""
-        if self.actor_old is None:
-            return log_lik.detach()
-        out = self._dt(self.actor_old, batch["states"], batch["actions"],
-                       self._rtg_input(batch["rtg"][:, :-1]), batch["mask"])
-        assert isinstance(out, SquashedGaussian)
-        return out.log_prob(batch["actions"])
-
     def begin_update_round(self) -> None:
-        """The loop calls this before each online iteration's updates: PPO's pi_old becomes
-        the actor as it is now (a no-op for the other kinds)."""
-        if self.rl_kind != "ppo":
-            return
-        if self.actor_old is None:
-            self.actor_old = _frozen_copy(self.actor)
-        else:
-            self.actor_old.load_state_dict(self.actor.state_dict())
+        """The loop calls this before each online iteration's updates: the kind's round hook
+        (PPO's pi_old becomes the actor as it is now)."""
+        self.kind.begin_round()
 
-    def ratio_diagnostics(self) -> dict[str, float | None]:
-        """PPO's pi/pi_old over the actor steps since the last call (diagnostics.csv): the mean
-        of the per-update means, the max of the per-update maxima (float64; past 1e308 they
-        are inf, written empty) and the max of log(pi/pi_old); {} for the other kinds. Resets."""
-        if self.rl_kind != "ppo":
-            return {}
-        acc, self._ratio_acc = self._ratio_acc, _empty_ratio_acc()
-        if not acc["n"]:
-            return dict.fromkeys(("ppo_ratio_mean", "ppo_ratio_max", "ppo_log_ratio_max"))
-        return {"ppo_ratio_mean": float(acc["sum"]) / acc["n"], "ppo_ratio_max": float(acc["max"]),
-                "ppo_log_ratio_max": float(acc["log_max"])}
+    def kind_diagnostics(self) -> dict[str, float | None]:
+        """The kind's diagnostics.csv columns since the last call (PPO's pi/pi_old; {} for
+        the kinds without any). Resets."""
+        return self.kind.diagnostics()
+
+    ratio_diagnostics = kind_diagnostics  # the name PPO's tests use
 
     def _actor_loss(self, batch: Mapping[str, Tensor], rl_coeff: float,
                     sup_coeff: float) -> tuple[Tensor, dict[str, Tensor]]:
@@ -565,24 +384,13 @@ class DTAgent(WithActorParts):
         # the clip's global norm over all DT parameters is the flat gradient's norm
         self.actor_optimizer.step(loss)
         # SAC's temperature also moves by ODT's rule (docs/methods/sac-odt.md)
-        if self.stochastic and (self.entropy_reg or self.rl_kind == "sac"):
+        if self.stochastic and (self.entropy_reg or self.kind.moves_temperature):
             self.temperature.step(stats["entropy"])
-        if self.critic is not None:  # the target DT only serves critic targets
-            polyak_([self._critic_target_flat.param], [self._critic_flat.param], self.tau)
+        for critic in self.critics.values():
+            critic.polyak(self.tau)
+        if self.kind.target_actor:  # the target DT only serves critic targets
             polyak_([self._actor_target_flat.param], [self._actor_flat.param], self.tau)
-        if self.value is not None:
-            polyak_([self._value_target_flat.param], [self._value_flat.param], self.tau)
-        if "ppo_ratio_mean" in stats:
-            # kept out of the update's metrics: an overflowing ratio is what PPO does here
-            # (paper Fig. 10), not a reason to stop the run; device tensors, no host sync
-            acc = self._ratio_acc
-            mean, mx, log_mx = (stats.pop(k) for k in ("ppo_ratio_mean", "ppo_ratio_max",
-                                                       "ppo_log_ratio_max"))
-            acc["sum"] = acc["sum"] + mean
-            first = acc["n"] == 0
-            acc["max"] = mx if first else torch.maximum(acc["max"], mx)
-            acc["log_max"] = log_mx if first else torch.maximum(acc["log_max"], log_mx)
-            acc["n"] += 1
+        self.kind.after_actor_step(stats)
         stats["actor_loss"] = loss.detach()
         return stats
 
@@ -596,11 +404,8 @@ class DTAgent(WithActorParts):
     def reset_targets(self) -> None:
         """Hard-copy online nets into the targets (the authors' new trainer per phase)."""
         self.actor_target.load_state_dict(self.actor.state_dict())
-        parts = self._critic_parts()
-        if parts is not None:
-            parts[1].load_state_dict(parts[0].state_dict())
-        if self.value is not None and self.value_target is not None:
-            self.value_target.load_state_dict(self.value.state_dict())
+        for critic in self.critics.values():
+            critic.reset_target()
 
     # --------------------------------------------------------------- inference
     def _tensor(self, x: Any) -> Tensor:
@@ -642,10 +447,12 @@ class DTAgent(WithActorParts):
     def q_values(self, states: Any, actions: Any) -> Tensor:
         """Q1(s, a) for probes; inputs (..., S) and (..., A), output (...). AWR and PPO have
         no Q: their V(s) stands in (the diagnostics' q_s0 and q_mc_corr are then V's)."""
-        if self.critic is None and self.value is not None:
-            return self._v(self.value, self._tensor(states))
-        critic = self._require_critic("q_values")
-        return critic.q1(self._tensor(states), self._tensor(actions))
+        if "critic" in self.critics:
+            return self.critics["critic"].net.q1(self._tensor(states), self._tensor(actions))
+        if "value" in self.critics:
+            return RLKind.v(self.critics["value"].net, self._tensor(states))
+        raise OdtbenchError(f"q_values needs a Q critic but rl_kind is {self.rl_kind!r}; use a "
+                            "method with an RL gradient")
 
     # -------------------------------------------------------------- checkpoint
     def state_dict(self) -> dict[str, Any]:
@@ -655,16 +462,9 @@ class DTAgent(WithActorParts):
             "actor_opt": self.actor_opt.state_dict(), "scheduler": self.scheduler.state_dict(),
             **self.temperature.state_dict(),  # log_temperature, temperature_opt
         }
-        parts = self._critic_parts()
-        if parts is not None:
-            critic, critic_target, critic_opt = parts
-            state.update(critic=critic.state_dict(), critic_target=critic_target.state_dict(),
-                         critic_opt=critic_opt.state_dict())
-        if self.value is not None and self.value_target is not None and self.value_opt is not None:
-            state.update(value=self.value.state_dict(), value_target=self.value_target.state_dict(),
-                         value_opt=self.value_opt.state_dict())
-        if self.rl_kind == "ppo":  # pi_old is rebuilt at each round's start; the ratios are not
-            state["ppo_ratio"] = dict(self._ratio_acc)
+        for name, critic in self.critics.items():  # critic*, value*: by the kind's critics
+            state.update(critic.state_dict(name))
+        state.update(self.kind.state_dict())
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -677,15 +477,6 @@ class DTAgent(WithActorParts):
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.temperature.load_state_dict(state)
-        parts = self._critic_parts()
-        if parts is not None:
-            critic, critic_target, critic_opt = parts
-            critic.load_state_dict(state["critic"])
-            critic_target.load_state_dict(state["critic_target"])
-            critic_opt.load_state_dict(state["critic_opt"])
-        if self.value is not None and self.value_target is not None and self.value_opt is not None:
-            self.value.load_state_dict(state["value"])
-            self.value_target.load_state_dict(state["value_target"])
-            self.value_opt.load_state_dict(state["value_opt"])
-        if self.rl_kind == "ppo":
-            self._ratio_acc = dict(state["ppo_ratio"])
+        for name, critic in self.critics.items():
+            critic.load_state_dict(name, state)
+        self.kind.load_state_dict(state)

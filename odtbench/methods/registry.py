@@ -30,6 +30,10 @@ from odtbench.hyperparameters import (
 ENTRY_POINT_GROUP = "odtbench.methods"
 # The study's legend order (paper figures and tables); others follow in registration order.
 LEGEND_ORDER = ("TD3+BC", "IQL", "ODT", "PDT", "TD3", "DDPG+ODT", "TD3+ODT")
+# What a method is to the study: a method its tables compare, one of its ablation kinds (run
+# in reports/ablations.html only), a floor (a reference the tables need beside them, drawn
+# and labelled as such and never ranked with the study's methods), or "" (a plug-in's own).
+ROLES = ("study", "ablation", "floor", "")
 DT_RUNNER = "odtbench.loop:run"
 
 
@@ -53,10 +57,19 @@ class MethodSpec:
     # Where a preset value comes from, per key (config.json's sources), where the method's
     # name alone does not say it: e.g. an original algorithm's published default.
     preset_sources: dict[str, str] = field(default_factory=dict)
+    role: str = ""  # one of ROLES
+    # A floor's suites: where `methods: all` plans it beside the study's methods.
+    floor_suites: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name or not self.family:
             raise OdtbenchError(f"method spec {self!r} needs a non-empty name and family")
+        if self.role not in ROLES:
+            raise OdtbenchError(f"method {self.name!r}: role {self.role!r} is not one of "
+                                f"{', '.join(repr(r) for r in ROLES)}")
+        if self.floor_suites and self.role != "floor":
+            raise OdtbenchError(f"method {self.name!r} lists floor_suites but its role is "
+                                f"{self.role!r}; set role='floor' or drop floor_suites")
         module, _, attr = self.runner.partition(":")
         if not module or not attr:
             raise OdtbenchError(f"method {self.name!r}: runner {self.runner!r} must look like "
@@ -147,7 +160,8 @@ def get_method(name: str) -> MethodSpec:
 # The study's four DT methods: presets of one agent (docs/methods/; paper §4.2).
 DT_METHODS = (
     MethodSpec(
-        name="ODT", family="dt", hyperparameters=DTHyperparameters, paper_name="ODT",
+        name="ODT", family="dt", role="study",
+        hyperparameters=DTHyperparameters, paper_name="ODT",
         preset={"stochastic": True, "entropy_reg": True, "rl_kind": "none",
                 "rl_coeff": 0.0, "sup_coeff": 1.0},
         description="Online Decision Transformer: squashed-Gaussian DT, supervised NLL with "
@@ -155,20 +169,23 @@ DT_METHODS = (
                     "unused critic; skipping it changes nothing the actor sees)",
     ),
     MethodSpec(
-        name="TD3+ODT", family="dt", hyperparameters=DTHyperparameters, paper_name="TD3+ODT",
+        name="TD3+ODT", family="dt", role="study",
+        hyperparameters=DTHyperparameters, paper_name="TD3+ODT",
         preset={"stochastic": False, "entropy_reg": False, "rl_kind": "td3",
                 "rl_coeff": 0.1, "sup_coeff": 1.0},
         description="deterministic DT; supervised MSE plus 0.1 x TD3 actor gradient (the study)",
     ),
     MethodSpec(
-        name="DDPG+ODT", family="dt", hyperparameters=DTHyperparameters, paper_name="DDPG+ODT",
+        name="DDPG+ODT", family="dt", role="study",
+        hyperparameters=DTHyperparameters, paper_name="DDPG+ODT",
         preset={"stochastic": False, "entropy_reg": False, "rl_kind": "ddpg",
                 "n_critics": 1, "policy_noise": 0.0, "actor_update_interval": 1,
                 "rl_coeff": 0.1, "sup_coeff": 1.0},
         description="as TD3+ODT with a DDPG critic: one critic, no target smoothing, no delay",
     ),
     MethodSpec(
-        name="TD3", family="dt", hyperparameters=DTHyperparameters, paper_name="TD3",
+        name="TD3", family="dt", role="study",
+        hyperparameters=DTHyperparameters, paper_name="TD3",
         preset={"stochastic": False, "entropy_reg": False, "rl_kind": "td3",
                 "rl_coeff": 0.1, "sup_coeff": 0.0},
         description="TD3 gradient only during online finetuning of a DT actor; pretraining "
@@ -198,7 +215,8 @@ _RL_ONLY_ON_ODT_HEAD_SOURCES = {"stochastic": _SRC_ODT_HEAD, "entropy_reg": _SRC
                                 "actor_update_interval": _SRC_D1}
 ABLATION_METHODS = (
     MethodSpec(
-        name="SAC+ODT", family="dt", hyperparameters=DTHyperparameters, paper_name="SAC+ODT",
+        name="SAC+ODT", family="dt", role="ablation",
+        hyperparameters=DTHyperparameters, paper_name="SAC+ODT",
         preset={"stochastic": True, "entropy_reg": False, "rl_kind": "sac",
                 "actor_update_interval": 1, "rl_coeff": 0.1, "sup_coeff": 1.0},
         preset_sources={"rl_coeff": "paper Fig. 9 (coefficient 0.1)",
@@ -209,7 +227,8 @@ ABLATION_METHODS = (
                     "soft critics, entropy temperature (paper Fig. 9)",
     ),
     MethodSpec(
-        name="SAC", family="dt", hyperparameters=DTHyperparameters, paper_name="SAC",
+        name="SAC", family="dt", role="ablation",
+        hyperparameters=DTHyperparameters, paper_name="SAC",
         preset={"stochastic": True, "entropy_reg": False, "rl_kind": "sac",
                 "actor_update_interval": 1, "rl_coeff": 0.1, "sup_coeff": 0.0},
         preset_sources={"sup_coeff": _SRC_RL_ONLY, "rl_coeff": _SRC_ALPHA,
@@ -218,7 +237,8 @@ ABLATION_METHODS = (
         description="SAC gradient only during online finetuning of a stochastic DT (paper Fig. 8)",
     ),
     MethodSpec(
-        name="IQL+ODT", family="dt", hyperparameters=IQLODTHyperparameters, paper_name="IQL+ODT",
+        name="IQL+ODT", family="dt", role="ablation",
+        hyperparameters=IQLODTHyperparameters, paper_name="IQL+ODT",
         preset={"stochastic": False, "entropy_reg": False, "rl_kind": "iql",
                 "actor_update_interval": 1, "rl_coeff": 0.1, "sup_coeff": 1.0,
                 "iql_expectile": 0.7, "iql_temperature": 3.0, "iql_max_weight": 100.0},
@@ -234,7 +254,8 @@ ABLATION_METHODS = (
                     "term, expectile V, Q on r + gamma V(s') (paper App. C, Fig. 11)",
     ),
     MethodSpec(
-        name="AWAC", family="dt", hyperparameters=AWACHyperparameters, paper_name="AWAC",
+        name="AWAC", family="dt", role="ablation",
+        hyperparameters=AWACHyperparameters, paper_name="AWAC",
         preset={**_RL_ONLY_ON_ODT_HEAD, "rl_kind": "awac", "awac_lambda": 1.0, "awac_max_weight": 20.0},
         preset_sources={**_RL_ONLY_ON_ODT_HEAD_SOURCES,
                         "awac_lambda": "AWAC (Nair et al. 2020) lambda 1.0; the authors' code "
@@ -244,7 +265,8 @@ ABLATION_METHODS = (
                     "(paper Fig. 8): Q-based advantage, exp(A / lambda)-weighted NLL",
     ),
     MethodSpec(
-        name="AWR", family="dt", hyperparameters=AWRHyperparameters, paper_name="AWR",
+        name="AWR", family="dt", role="ablation",
+        hyperparameters=AWRHyperparameters, paper_name="AWR",
         preset={**_RL_ONLY_ON_ODT_HEAD, "rl_kind": "awr", "awr_beta": 1.0, "awr_max_weight": 20.0,
                 "awr_lambda": 0.98},
         preset_sources={**_RL_ONLY_ON_ODT_HEAD_SOURCES,
@@ -257,7 +279,8 @@ ABLATION_METHODS = (
                     "Fig. 8): V on TD(lambda) targets, exp(A / beta)-weighted NLL",
     ),
     MethodSpec(
-        name="PPO", family="dt", hyperparameters=PPOHyperparameters, paper_name="PPO",
+        name="PPO", family="dt", role="ablation",
+        hyperparameters=PPOHyperparameters, paper_name="PPO",
         preset={**_RL_ONLY_ON_ODT_HEAD, "rl_kind": "ppo", "ppo_clip": 0.2, "ppo_lambda": 0.98,
                 "dropout": 0.0, "embed_dropout": 0.0},
         preset_sources={"dropout": _SRC_PPO_DROPOUT, "embed_dropout": _SRC_PPO_DROPOUT,

@@ -20,7 +20,7 @@ import pandas as pd
 import odtbench
 from odtbench.analysis import tables
 from odtbench.analysis.aggregates import METRIC_LABELS, METRICS, compute_aggregates
-from odtbench.analysis.common import OURS, close, figure_data_uri, paper_domain
+from odtbench.analysis.common import FLOORS, OURS, close, figure_data_uri, paper_domain
 from odtbench.analysis.reference import PAPER_TABLE, comparability_notes
 from odtbench.analysis.runtime import read_benchmarks, runtime_by_method
 from odtbench.analysis.suite import (
@@ -104,6 +104,7 @@ def _figures(suite: str, records: list, aggregates: dict, figures_dir: Path | No
     run file and the aggregates were stored ones (stored_ok), else drawn now."""
     out, drawn = [], suite_figures(suite, records, aggregates)
     newest = _newest_run_file(records)
+    floors = [FLOORS[m] for m in FLOORS if any(r.config["method"] == m for r in records)]
     for name, fig in drawn.items():
         stored = figures_dir / f"{name}.svg" if figures_dir is not None else None
         fresh = stored if (stored_ok and stored is not None and stored.is_file()
@@ -111,6 +112,12 @@ def _figures(suite: str, records: list, aggregates: dict, figures_dir: Path | No
         uri = _file_uri(fresh) if fresh is not None else figure_data_uri(fig)
         close(fig)
         caption = FIGURE_CAPTIONS.get(name, "").format(score=score, score_lc=score.lower())
+        if floors and name == "curves":
+            caption += (f" Dashed black: {', '.join(floors)}, TD3 trained online only from an "
+                        "empty buffer with the same budget and evaluation — the level the "
+                        "offline data should lift a method above (docs/methods/td3-scratch.md).")
+        elif floors and name in ("aggregates", "profiles", "improvement"):
+            caption += f" {', '.join(floors)} is left out (a reference, not a compared method)."
         out.append({"name": name, "uri": uri, "caption": caption})
     return out
 

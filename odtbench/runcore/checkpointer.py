@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from odtbench.agents.protocol import Learner
 from odtbench.checkpoint import load as load_checkpoint
 from odtbench.checkpoint import rng_state, save_atomic, set_rng_state
 from odtbench.runcore.state import RunState
@@ -24,12 +25,12 @@ class Checkpointer:
         self.path = out / "checkpoint" / CKPT_NAME
         self.generators = generators  # every torch stream the run draws from, in a fixed order
 
-    def save(self, state: RunState, agent: Any, extras: dict[str, Any]) -> None:
+    def save(self, state: RunState, agent: Learner, extras: dict[str, Any]) -> None:
         payload = {"state": state.to_dict(), "agent": agent.state_dict(),
                    "rng": rng_state(*self.generators), **extras}
         save_atomic(payload, self.path)
 
-    def load(self, state_type: type[RunState], agent: Any) -> tuple[RunState, dict[str, Any]] | None:
+    def load(self, state_type: type[RunState], agent: Learner) -> tuple[RunState, dict[str, Any]] | None:
         """(state, payload) of the last checkpoint, with the agent and RNGs restored; None if
         there is none."""
         payload = load_checkpoint(self.path)

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from odtbench.agents.protocol import Agent, CriticProbe
 from odtbench.diagnostics import OnlineEpisodeStats, critic_vs_returns
 from odtbench.progress import Progress
 from odtbench.runcore.checkpointer import Checkpointer
@@ -107,7 +108,7 @@ class Loop(Protocol):
 class RunCore:
     """State, counters, evaluation, checkpoints and the driver of one run."""
 
-    def __init__(self, ctx: RunContext, state: RunState, agent: Any, norm: StateNorm,
+    def __init__(self, ctx: RunContext, state: RunState, agent: Agent, norm: StateNorm,
                  generators: list[torch.Generator] | None = None,
                  speed_options: list[str] | None = None):
         self.ctx, self.state, self.agent, self.norm = ctx, state, agent, norm
@@ -222,7 +223,7 @@ class RunCore:
         st, agent = self.state, self.agent
         d: dict[str, Any] = {k: row[k] for k in ("phase", "iteration", "online_transitions",
                                                   "gradient_steps")}
-        if getattr(agent, "uses_critic", False):
+        if isinstance(agent, CriticProbe) and agent.uses_critic:
             qs = [agent.q_values(self.norm(t.observations), t.actions).cpu().numpy()
                   for t in eval_trajs]
             d.update(critic_vs_returns(qs, [t.rewards for t in eval_trajs], self.hp["gamma"]))

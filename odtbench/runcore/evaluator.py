@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from odtbench.agents.protocol import CollectingPolicy, Policy
 from odtbench.data.trajectories import Trajectory
 from odtbench.diagnostics import OnlineEpisodeStats
 from odtbench.evaluation import RolloutResult, eval_seeds, online_seeds, rollout
@@ -38,7 +38,7 @@ class Evaluator:
     def __init__(self, ctx: RunContext, norm: StateNorm):
         self.ctx, self.norm = ctx, norm
 
-    def episodes(self, agent: Any) -> RolloutResult:
+    def episodes(self, agent: Policy) -> RolloutResult:
         hp = self.ctx.hp
         return rollout(agent, self.ctx.eval_envs, eval_seeds(self.ctx.seed, hp["eval_episodes"]),
                        state_mean=self.norm.mean, state_std=self.norm.std,
@@ -58,7 +58,7 @@ class Collector:
         self.ctx, self.norm = ctx, norm
         self.on_episode = on_episode  # called with the transitions so far (progress display)
 
-    def collect(self, agent: Any, state: RunState) -> list[Trajectory]:
+    def collect(self, agent: CollectingPolicy, state: RunState) -> list[Trajectory]:
         hp, ctx = self.ctx.hp, self.ctx
         stochastic = bool(agent.stochastic)
         new: list[Trajectory] = []

@@ -53,7 +53,7 @@ rule report:
         aggregates="results/{suite}/aggregates.json",
         figures="reports/{suite}",
         summaries=lambda wc: planned(SUMMARY, wc.suite),
-        benchmarks=lambda wc: planned_benchmarks(wc.suite),
+        benchmarks=lambda wc: planned(BENCHMARK, wc.suite),
         datasets=lambda wc: dataset_files(wc.suite),
         code=REPORT_CODE,
     output:

@@ -226,49 +226,6 @@ def planned(pattern, suite):
     )
 
 
-@cache
-def packed(suite):
-    """The methods of `suite` whose seeds one job trains (pack_seeds; odtbench.workflow_plan)."""
-    try:
-        return wp.packed_methods(config, SCALE, suite)
-    except OdtbenchError as err:
-        stop(err)
-
-
-def packed_path(pattern, suite, seeds):
-    """A packed cell's job file (PACKED_LOG, PACKED_BENCHMARK), {scale}/{dataset}/{method} left
-    as wildcards."""
-    from odtbench.packing import seeds_text
-
-    return expand(pattern, suite=suite, seeds=seeds_text(seeds), allow_missing=True)[0]
-
-
-def planned_benchmarks(suite):
-    """The benchmark file of every planned job of `suite`: one per seed, one per packed cell."""
-    p, packs = plan(SCALE, suite), packed(suite)
-    files = [
-        f
-        for m in p["methods"]
-        if m not in packs
-        for f in expand(
-            BENCHMARK,
-            scale=SCALE,
-            suite=suite,
-            dataset=p["datasets"],
-            method=m,
-            seed=p["seeds"],
-        )
-    ]
-    for m in packs:
-        files += expand(
-            packed_path(wp.PACKED_BENCHMARK, suite, p["seeds"]),
-            scale=SCALE,
-            dataset=p["datasets"],
-            method=m,
-        )
-    return files
-
-
 def dataset_files(suite):
     return expand(
         STATS, scale=SCALE, suite=suite, dataset=plan(SCALE, suite)["datasets"]
@@ -278,12 +235,6 @@ def dataset_files(suite):
 def run_resource(wildcards, key):
     """mem_mb / runtime of one run, from its suite's block at the run's scale."""
     return suite_config(wildcards.scale, wildcards.suite)[key]
-
-
-def packed_resource(wildcards, suite, n_seeds, key):
-    """mem_mb / runtime of a packed cell's job: n_seeds runs' data, agents and buffers in one
-    process, and at most their time."""
-    return n_seeds * suite_config(wildcards.scale, suite)[key]
 
 
 def package_files(*modules):
