@@ -8,6 +8,7 @@
 # workflows/schemas/config.schema.yaml and the names in it against odtbench's registries;
 # any problem stops here with one line. docs/workflow.md explains paths and rerun rules.
 
+import os
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -44,6 +45,11 @@ except OdtbenchError as err:
 hold_workflow_lock()  # clears a killed workflow's Snakemake locks when no other one runs here
 
 
+# every job's `odtbench run` reads the live logger from the environment: no param, so choosing
+# one never re-runs a finished run (odtbench/livelog.py)
+os.environ["ODTBENCH_LOGGER"] = config.get("logger", "none")
+
+
 wildcard_constraints:
     scale="|".join(config["scales"]),
     suite=r"[\w-]+",  # no dot: reports/{suite}/ must not match reports/{suite}.html
@@ -59,6 +65,7 @@ include: "workflows/rules/analysis.smk"
 
 onstart:
     check_device_here()
+    check_logger_here()
 
 
 # Default target: the report of every suite configured at the chosen scale.

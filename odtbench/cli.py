@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from odtbench.errors import OdtbenchError, UnknownChoiceError
+from odtbench.errors import OdtbenchError, Terminated, UnknownChoiceError
 
 if TYPE_CHECKING:
     from odtbench.config import RunConfig
@@ -107,6 +107,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # written before all of them are known to be good.
     cfg = resolve(args.task, args.method, _check_scale(args.scale), args.seed,
                   parse_overrides(args.set))
+    _choose_logger(args.logger)
     set_threads(args.threads)
     runner = get_method(cfg.method).load_runner()
     kwargs: dict[str, Any] = {}
@@ -141,6 +142,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"{cfg.method} on {cfg.task_key} seed {cfg.seed} ({cfg.scale}): {summary.get('status')}, "
           f"final score {final_txt} -> {out}")
     return 0
+
+
+def _choose_logger(name: str | None) -> None:
+    """The run's live logger (--logger, else $ODTBENCH_LOGGER, else none), checked before any
+    compute: a missing package stops here with the pip command. The run's Recorder reads it
+    from the environment (odtbench.livelog)."""
+    import os
+
+    from odtbench.livelog import LOGGER_ENV, check_logger
+
+    os.environ[LOGGER_ENV] = check_logger(name)
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -204,8 +216,10 @@ def _guard_stale(out: Path, cfg: RunConfig, *, replace: bool) -> None:
     if reason is None:
         return
     if not replace:
+        hint = (f", or name the values in the method ({cfg.method}@key=value) for a run "
+                "directory of their own") if reason.startswith("hyperparameter") else ""
         raise OdtbenchError(f"run directory {out} holds another run: {reason}; pass "
-                            "--replace-stale to discard it, or choose another --out")
+                            f"--replace-stale to discard it, or choose another --out{hint}")
     print(f"odtbench: discarding stale run in {out}: {reason}", file=sys.stderr)
     from odtbench.runlock import LOCK_NAME
 
@@ -414,6 +428,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--threads", type=_positive_int, default=1, metavar="N",
                    help="torch CPU threads (default 1, as every workflow job; more pays only "
                    "on idle cores with a large DT)")
+    r.add_argument("--logger", metavar="NAME",
+                   help="also log the curve and diagnostics rows live: none (default) | "
+                   "tensorboard | wandb | wandb-offline (extras: pip install "
+                   "'odtbench[tensorboard]' / 'odtbench[wandb]'); default $ODTBENCH_LOGGER")
     r.add_argument("--replace-stale", action="store_true",
                    help="discard a run directory left by other hyperparameters instead of "
                    "stopping (the workflow passes it: Snakemake "
@@ -507,10 +525,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("status", help="state, progress and ETA of the workflow's planned runs",
                         description="Every run workflows/config.yaml plans at a scale: not "
-                        "started / running / complete / diverged / failed, its progress and "
-                        "last score, and an ETA for the whole workflow. Reads the run "
-                        "directories and logs only; run it from the repository root, while "
-                        "Snakemake runs or after.")
+                        "started / running / complete / interrupted / diverged / failed, its "
+                        "progress and last score, its remaining time and where that comes from "
+                        "(its own rate, finished runs, the committed timing table, other "
+                        "methods, the declared ceiling), and an ETA for the whole workflow. "
+                        "Reads the run directories and logs only; run it from the repository "
+                        "root, while Snakemake runs or after.")
     st.add_argument("--scale", help="smoke | quick | paper (default: the config's scale)")
     st.add_argument("--suite", help="only this suite (default: every suite of the scale)")
     st.add_argument("--jobs", type=_positive_int, metavar="N",
@@ -518,11 +538,6 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--config", default="workflows/config.yaml", help="workflow config (default %(default)s)")
     st.set_defaults(func=cmd_status)
     return p
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (kill, Slurm's time limit, a stopped workflow): unwinds like Ctrl-C, so the
-    run's files stay as its atomic writes left them and it resumes from its checkpoint."""
 
 
 def _terminate(signum: int, frame: object) -> NoReturn:

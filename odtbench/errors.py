@@ -22,3 +22,8 @@ class UnknownChoiceError(OdtbenchError, KeyError):
 
 class DatasetError(OdtbenchError):
     """A dataset that is missing, corrupt or cannot be obtained."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, Slurm's time limit, a stopped workflow): unwinds like Ctrl-C, so the
+    run's files stay as its atomic writes left them and it resumes from its checkpoint."""

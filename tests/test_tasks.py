@@ -97,6 +97,37 @@ def test_make_env_and_source_override():
     assert get_task("mujoco/hopper-medium").source == "generated:d4rl/medium"  # registry unchanged
 
 
+def test_the_dataset_writer_makes_halfcheetah_without_settotalmass(tmp_path, monkeypatch):
+    """Minari's writer makes the env twice from its spec (spaces, reference-score env): both go
+    through the suite's maker (odtbench.suites.mjcf.warning_free_makes), so `dataset build`
+    prints no settotalmass warning."""
+    from pathlib import Path
+
+    import gymnasium as gym
+
+    from odtbench.data.minari_io import write_dataset
+    from odtbench.data.trajectories import Trajectory
+
+    plain, models = gym.make, []
+
+    def spy(env, **kwargs):
+        made = plain(env, **kwargs)
+        if "HalfCheetah" in str(getattr(env, "id", env)):
+            models.append(Path(made.unwrapped.fullpath).read_text())
+        return made
+
+    monkeypatch.setattr(gym, "make", spy)
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(4, 17))
+    traj = Trajectory(observations=obs[:-1], actions=rng.uniform(-1, 1, (3, 6)).astype(np.float32),
+                      rewards=np.zeros(3, np.float32), next_observations=obs[1:].copy(),
+                      terminations=np.zeros(3, bool), truncations=np.array([False, False, True]))
+    write_dataset("test/halfcheetah-v0", [traj], env_id="HalfCheetah-v5", root=tmp_path,
+                  ref_min_score=0.0, ref_max_score=1.0, description="test", algorithm_name="test")
+    assert len(models) >= 2  # Minari made its envs, all without the deprecated attribute
+    assert not [m for m in models if "settotalmass" in m]
+
+
 def test_halfcheetah_without_settotalmass_is_identical():
     """odtbench/suites/mjcf.py: compiled from a model without the deprecated attribute (what
     MuJoCo warns about, from C, uncapturable here), with the same masses and dynamics."""

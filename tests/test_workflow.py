@@ -158,10 +158,11 @@ def _dry_run_after_edits(done, files: list[str]) -> dict[str, int]:
 
 
 def test_a_finished_workflow_has_nothing_to_do(done):
-    """Resolved hyperparameters are stable between invocations, and the device is no
-    hyperparameter: nothing re-runs."""
+    """Resolved hyperparameters are stable between invocations, and the device and the live
+    logger are no hyperparameters: nothing re-runs."""
     wd, env = done
-    res = _snakemake(wd, "-n", "reports/toy.html", "--config", "device=cuda", env=env)
+    res = _snakemake(wd, "-n", "reports/toy.html", "--config", "device=cuda", "logger=tensorboard",
+                     env=env)
     assert res.returncode == 0, res.stderr[-2000:]
     assert _jobs(res.stdout) == {}
 
@@ -214,6 +215,7 @@ def test_lint_is_clean(tmp_path):
     (["--config", "scale=huge"], None, "scale: 'huge' is not one of ['smoke', 'quick', 'paper']"),
     (["--config", "methods=[ODT,nope]"], None, "unknown method 'nope'; valid choices: "),
     (["--config", "colour=red"], None, "'colour' was unexpected); valid keys: scale, seeds"),
+    (["--config", "logger=mlflow"], None, "logger: 'mlflow' is not one of ['none', 'tensorboard'"),
     ([], "scale: [quick\n", "workflows/config.yaml line 2, column 1: not valid YAML"),
 ])
 def test_bad_config_stops_with_one_line(tmp_path, args, config_text, needle):

@@ -52,12 +52,17 @@ def plot_diagnostics(table: pd.DataFrame, datasets: Sequence[str]) -> Figure | N
     if table.empty:
         return None
     datasets = [d for d in datasets if d in set(table["dataset"])]
-    fig = Figure(figsize=(3.0 * len(PANELS), 2.4 * len(datasets) + 0.6), layout="constrained")
-    axes = np.atleast_2d(fig.subplots(len(datasets), len(PANELS), squeeze=False))
+    # a panel no run has a number for (corr(Q, return) of one-step episodes) is left out
+    panels = [p for p in PANELS if p[0] in table.columns
+              and np.isfinite(pd.to_numeric(table[p[0]], errors="coerce")).any()]
+    if not panels:
+        return None
+    fig = Figure(figsize=(3.0 * len(panels), 2.4 * len(datasets) + 0.6), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(datasets), len(panels), squeeze=False))
     methods = sort_methods(table["method"].unique())
     for r, dataset in enumerate(datasets):
         sub = table[table["dataset"] == dataset]
-        for c, (col, title, ylim) in enumerate(PANELS):
+        for c, (col, title, ylim) in enumerate(panels):
             ax = axes[r, c]
             for method in methods:
                 m = sub[sub["method"] == method]

@@ -73,6 +73,17 @@ def _toy_notes(hyperparameters: list[dict]) -> list[str]:
     return notes
 
 
+def budget_note(hyperparameters: list[dict] | None) -> str:
+    """" (configured online_budget N, a floor: ...)" for the runs' hyperparameters, else ""."""
+    budgets = sorted({int(h["online_budget"]) for h in hyperparameters or []
+                      if isinstance(h.get("online_budget"), (int, float))})
+    if not budgets:
+        return ""
+    return (f" (configured online_budget {' / '.join(f'{b:,}' for b in budgets)}: a floor, "
+            "since a DT-family run ends with the online iteration that reaches it and that "
+            "iteration finishes its episodes)")
+
+
 def comparability_notes(scores: pd.DataFrame, hyperparameters: list[dict] | None = None,
                         recipes: dict[str, dict] | None = None) -> list[str]:
     """Reasons why these runs must not be read as a reproduction of the study's numbers
@@ -117,8 +128,8 @@ def comparability_notes(scores: pd.DataFrame, hyperparameters: list[dict] | None
     done = scores[scores["status"].isin(["complete", "diverged"])]
     budget = PAPER_BUDGET[domain]
     if len(done) and done["online_transitions"].max() < budget:
-        notes.append(f"Online budget up to {int(done['online_transitions'].max()):,} transitions; "
-                     f"the study used {budget:,}.")
+        notes.append(f"Runs ended after up to {int(done['online_transitions'].max()):,} online "
+                     f"transitions{budget_note(hyperparameters)}; the study used {budget:,}.")
     seeds = done.groupby(["dataset", "method"])["seed"].nunique()
     if len(seeds) and seeds.min() < PAPER_SEEDS:
         lo, hi = int(seeds.min()), int(seeds.max())

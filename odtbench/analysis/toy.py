@@ -123,9 +123,18 @@ def fig_actions(probes: dict[str, list[tuple[int, dict]]]) -> Figure:
         ax.set(title=m, xlabel="Epoch (0 = after pretraining)", ylim=(-1.05, 1.05))
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("Rollout action")
-    fig.suptitle(f"(b) Rollout actions per epoch (seeds pooled; n={[len(r) for r in probes.values()]})",
+    fig.suptitle(f"(b) Rollout actions per epoch (seeds pooled; {runs_per_method(probes)})",
                  fontsize="medium")
     return fig
+
+
+def runs_per_method(runs: dict[str, list]) -> str:
+    """"n=5 runs per method", or each method's count where they differ."""
+    counts = {m: len(r) for m, r in runs.items()}
+    if len(set(counts.values())) <= 1:
+        n = next(iter(counts.values()), 0)
+        return f"n={n} run{'s' if n != 1 else ''} per method"
+    return "runs: " + ", ".join(f"{m} {n}" for m, n in counts.items())
 
 
 def fig_critic(probes: dict[str, list[tuple[int, dict]]]) -> Figure:

@@ -127,7 +127,9 @@ def write_dataset(
     _check_space(root_path, trajectories)
     tmp_root = Path(tempfile.mkdtemp(prefix=f".tmp-write-{_owner_tag()}-", dir=root_path))
     try:
-        with _minari_root(tmp_root), warnings.catch_warnings():
+        from odtbench.suites.mjcf import warning_free_makes
+
+        with _minari_root(tmp_root), warnings.catch_warnings(), warning_free_makes():
             # Minari warns about unset optional metadata (permalink, email) and about env
             # specs with a callable entry point; neither matters for reading the data back.
             warnings.simplefilter("ignore", UserWarning)

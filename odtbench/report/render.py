@@ -52,7 +52,8 @@ FIGURE_CAPTIONS = {
     "improvement": f"Probability that {OURS} improves on each other method, P({OURS} > Y), with "
                    "95 % CIs.",
 }
-EVAL_KEYS = ("eval_episodes", "eval_rtg", "eval_context_len", "online_rtg", "online_budget",
+# online_budget is not here: the protocol's "Online budget" row shows it beside what the runs did
+EVAL_KEYS = ("eval_episodes", "eval_rtg", "eval_context_len", "online_rtg",
              "pretrain_updates", "pretrain_iters", "eval_every", "context_len", "max_episode_len")
 
 
@@ -210,6 +211,8 @@ def _protocol(suite: str, scores: pd.DataFrame, records: list, stats: dict, aggr
         "n_runs": len(scores), "n_expected": expected_n,
         "budget": {"online_min": done["online_transitions"].min() if len(done) else None,
                    "online_max": done["online_transitions"].max() if len(done) else None,
+                   "configured": sorted({int(h["online_budget"]) for h in hps
+                                         if isinstance(h.get("online_budget"), (int, float))}),
                    "grad_min": done["gradient_steps"].min() if len(done) else None,
                    "grad_max": done["gradient_steps"].max() if len(done) else None},
         "eval": {k: common_hp[k] for k in EVAL_KEYS if k in common_hp},

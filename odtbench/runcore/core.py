@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import numpy as np
@@ -20,6 +23,7 @@ import torch
 
 from odtbench.agents.protocol import Agent, CriticProbe
 from odtbench.diagnostics import OnlineEpisodeStats, critic_vs_returns
+from odtbench.errors import Terminated
 from odtbench.progress import Progress
 from odtbench.runcore.checkpointer import Checkpointer
 from odtbench.runcore.context import RunContext
@@ -27,11 +31,36 @@ from odtbench.runcore.evaluator import Evaluator, StateNorm
 from odtbench.runcore.recorder import Recorder
 from odtbench.runcore.state import RunState
 
-# Test hook: SIGKILL this process right after the given update (tests/test_loop.py).
+# Test hook: SIGKILL this process right after the given update (tests/test_loop.py); another
+# signal by name with ODTBENCH_KILL_SIGNAL=TERM / INT (tests/test_interrupted.py).
 KILL_ENV = "ODTBENCH_KILL_AT_UPDATE"
 _KILL_AT = int(os.environ.get(KILL_ENV, "-1"))
+_KILL_SIGNAL = getattr(signal, "SIG" + os.environ.get("ODTBENCH_KILL_SIGNAL", "KILL"), signal.SIGKILL)
 
 Metrics = dict[str, torch.Tensor]
+# log.txt's line when a run stops on Ctrl-C or SIGTERM: `odtbench status` reads it
+# ("interrupted", resumable; not "failed")
+INTERRUPTED_PREFIX = "interrupted"
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (a scheduler's or a user's `kill`) stops the run as Ctrl-C does, so it records
+    where it stopped; only where nobody else handles SIGTERM (the default action would end the
+    process without a word)."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield
+        return
+
+    def _raise(signum: int, frame: object) -> None:
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 class Diverged(Exception):
@@ -102,7 +131,7 @@ class RunCore:
         n = getattr(self.state, counter) + 1
         setattr(self.state, counter, n)
         if n == _KILL_AT:
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), _KILL_SIGNAL)
         self.progress.steps = n
         self.progress.update(self.loop.units.live_done() if self.loop else None)
 
@@ -224,6 +253,33 @@ class RunCore:
         self.ctx.log.info("resumed from checkpoint: %s", self.state.counters())
         return True
 
+    def where(self, units: ProgressUnits) -> str:
+        """Where the run stands, for the resume and interrupt lines: its phase and the units
+        done of that phase's total."""
+        st = self.state
+        if st.phase == "pretrain":
+            return f"pretraining, {units.phase_done()}/{units.pretrain_total()} updates"
+        if st.phase == "done":
+            return f"online, done ({st.online_transitions} transitions): writing its summary"
+        name = "online" if st.phase == "online" else st.phase.replace("_", " ")
+        return (f"{name}, {st.online_transitions}/{int(self.hp['online_budget'])} transitions, "
+                f"{st.gradient_steps} gradient steps")
+
+    def say_resumed(self, units: ProgressUnits, desc: str | None = None) -> None:
+        """One line on the terminal: the run goes on from its checkpoint, and where."""
+        what = desc or f"{self.ctx.cfg.method} on {self.ctx.cfg.task_key} seed {self.ctx.cfg.seed}"
+        print(f"odtbench: resuming {what} from its checkpoint at {self.where(units)}",
+              file=sys.stderr, flush=True)
+
+    def record_interrupt(self, exc: BaseException) -> None:
+        """log.txt's last word on a run stopped by Ctrl-C / SIGTERM: where it stopped (it
+        resumes from its last checkpoint)."""
+        how = ("SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+               if isinstance(exc, KeyboardInterrupt) else type(exc).__name__)
+        units = self.loop.units if self.loop is not None else None
+        at = f" at {self.where(units)}" if units is not None else ""
+        self.ctx.log.info("%s (%s)%s", INTERRUPTED_PREFIX, how, at)
+
     # ------------------------------------------------------------------ driver
     def execute(self, loop: Loop) -> dict[str, Any]:
         """Run `loop` under the run-directory lock, after the directory check (odtbench.rundir:
@@ -232,16 +288,22 @@ class RunCore:
         from odtbench.runlock import run_lock
 
         self.loop = loop
-        with run_lock(self.ctx.out):
+        with run_lock(self.ctx.out), sigterm_interrupts():
             ensure_prepared(self.ctx.out)
-            return self._execute(loop)
+            try:
+                return self._execute(loop)
+            except (KeyboardInterrupt, SystemExit) as exc:
+                self.record_interrupt(exc)
+                raise
 
     def _execute(self, loop: Loop) -> dict[str, Any]:
         self.restart_clock()
         done = self.recorder.finished()
         if done is not None:
             return done
-        if not self.load_checkpoint():
+        if self.load_checkpoint():
+            self.say_resumed(loop.units)
+        else:
             self.recorder.start(self.state, self.speed_options)
         cfg = self.ctx.cfg
         self.progress = Progress(f"{cfg.method} {cfg.task_key} s{cfg.seed}", self.ctx.log)
@@ -262,6 +324,7 @@ class RunCore:
             self.conclude(exc)
         finally:
             self.progress.close()
+            self.recorder.close()
         loop.finish()
         return self.recorder.finish(self.state)
 

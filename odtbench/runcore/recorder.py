@@ -1,11 +1,14 @@
 """The run-result files (docs/contracts.md): config.json, curve.csv, diagnostics.csv and,
-written last, summary.json. Every write goes through the one atomic writer."""
+written last, summary.json. Every write goes through the one atomic writer. Each curve and
+diagnostics row, once in its file, also goes to the optional live logger (odtbench.livelog:
+TensorBoard, W&B), so the files stay the source of truth."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from odtbench.livelog import LiveLogger
 from odtbench.results import atomic_write_json, provenance, write_curve, write_diagnostics
 from odtbench.runcore.context import RunContext
 from odtbench.runcore.state import RunState
@@ -17,6 +20,10 @@ class Recorder:
     def __init__(self, ctx: RunContext):
         self.ctx = ctx
         self.summary_path = ctx.out / "summary.json"
+        cfg = ctx.cfg
+        self.live = LiveLogger.from_env(ctx.out, ctx.log, {
+            "suite": cfg.suite, "dataset": cfg.dataset, "method": cfg.method_dir,
+            "seed": cfg.seed, "scale": cfg.scale, "hyperparameters": cfg.hyperparameters})
 
     def finished(self) -> dict[str, Any] | None:
         """The summary of a run that already ended, else None."""
@@ -27,16 +34,25 @@ class Recorder:
     def start(self, state: RunState, speed_options: list[str]) -> None:
         """config.json, and a valid (header-only) curve from the start: a run that diverges
         before its first evaluation still has the three contract files."""
-        atomic_write_json(self.ctx.out / "config.json", self.config_json(speed_options))
+        config = self.config_json(speed_options)
+        atomic_write_json(self.ctx.out / "config.json", config)
         write_curve(self.ctx.out / "curve.csv", state.curve)
+        self.live.meta["started_at"] = config["provenance"]["started_at"]
+        self.live.open(fresh=True)
 
     def curve_row(self, state: RunState, row: dict[str, Any]) -> None:
         state.curve.append(row)
         write_curve(self.ctx.out / "curve.csv", state.curve)
+        self.live.curve_row(row)
 
     def diagnostics_row(self, state: RunState, row: dict[str, Any]) -> None:
         state.diagnostics.append(row)
         write_diagnostics(self.ctx.out / "diagnostics.csv", state.diagnostics)
+        self.live.diagnostics_row(row)
+
+    def close(self) -> None:
+        """The live logger's end (its last events flushed); the run files need none."""
+        self.live.close()
 
     def write_json(self, name: str, obj: Any) -> None:
         atomic_write_json(self.ctx.out / name, obj)
@@ -47,6 +63,9 @@ class Recorder:
         prov = provenance()
         prov["device"] = ctx.device
         prov["speed_options"] = speed_options  # [] = the reference eager fp32 path
+        # how the run was watched, not what it computed: like the device, never a reason to
+        # re-run (odtbench.livelog)
+        prov["logger"] = self.live.name
         return {"schema": "odtbench.config/1", "suite": cfg.suite, "dataset": cfg.dataset,
                 "method": cfg.method, "seed": cfg.seed, "scale": cfg.scale,
                 "hyperparameters": cfg.hyperparameters, "hyperparameter_sources": cfg.sources,

@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -66,3 +68,28 @@ def make(env_id: str, **kwargs: Any):
     mujoco.mj_setTotalmass(raw.model, patch[1])
     mujoco.mj_setConst(raw.model, raw.data)
     return env
+
+
+@contextmanager
+def warning_free_makes() -> Iterator[None]:
+    """`gymnasium.make` as `make` while a library that makes envs from an id or spec runs:
+    Minari's dataset writer makes two (for the spaces and the reference-score env), which
+    would print the warning twice per dataset build. Same models, so the same spaces."""
+    import gymnasium as gym
+
+    plain = gym.make
+
+    def _make(env: Any, **kwargs: Any) -> Any:
+        spec = gym.spec(env) if isinstance(env, str) else env
+        if (not isinstance(spec, gym.envs.registration.EnvSpec) or "xml_file" in kwargs
+                or "xml_file" in (spec.kwargs or {}) or _patched(spec.name) is None):
+            return plain(env, **kwargs)
+        if spec.max_episode_steps is not None:
+            kwargs.setdefault("max_episode_steps", spec.max_episode_steps)
+        return make(spec.id, **{**(spec.kwargs or {}), **kwargs})
+
+    gym.make = _make  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        gym.make = plain

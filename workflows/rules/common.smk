@@ -241,6 +241,20 @@ def check_device_here():
         stop(err)
 
 
+def check_logger_here():
+    """The configured live logger's package is installed: called from `onstart`, so a missing
+    extra is one line saying how to install it before any job runs."""
+    from odtbench.errors import OdtbenchError
+    from odtbench.livelog import check_logger
+
+    if not getattr(workflow, "local_exec", True):
+        return  # a cluster's jobs check it where they run (one line in the job log)
+    try:
+        check_logger(config["logger"])
+    except OdtbenchError as err:
+        stop(err)
+
+
 def planned(pattern, suite):
     """`pattern` (SUMMARY, BENCHMARK) for every planned run of `suite` at the configured
     scale."""
