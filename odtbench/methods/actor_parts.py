@@ -37,6 +37,7 @@ class ActorOptimizer:
                  segments: list[int] | None = None, adam_kernel: str = "default",
                  keep_grads: bool = False, clip_foreach: bool | None = None):
         self.params = list(params)
+        self.kind = kind
         self.grad_clip = float(grad_clip or 0.0)
         self.keep_grads, self.clip_foreach = keep_grads, clip_foreach
         self.opt: torch.optim.Optimizer
