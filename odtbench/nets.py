@@ -199,10 +199,10 @@ class CausalTransformer(nn.Module):
         d = self.ln_f.normalized_shape[0]
         out: list[tuple[Dropout, tuple[int, ...]]] = [(self.embed_drop, (b, length, d))]
         for block in self.blocks:
-            attn = cast(_SelfAttention, block.attn)
-            out += [(attn.attn_drop, (b, attn.n_head, length, length)),
-                    (attn.resid_drop, (b, length, d)),
-                    (cast(Dropout, block.mlp[-1]), (b * length, d))]
+            blk = cast(_Block, block)
+            out += [(blk.attn.attn_drop, (b, blk.attn.n_head, length, length)),
+                    (blk.attn.resid_drop, (b, length, d)),
+                    (cast(Dropout, blk.mlp[-1]), (b * length, d))]
         return out
 
 

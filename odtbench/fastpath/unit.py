@@ -158,9 +158,9 @@ class FastUnit:
             for dst, src in ((aw0, aw), (am0, am), (av0, av), (atw0, atw)):
                 dst.copy_(src)
             if critic_bufs is not None:
-                for dst, src in zip(critic_bufs, (cw, cm, cv, ctw), strict=True):
-                    assert src is not None
-                    dst.copy_(src)
+                for dst, new in zip(critic_bufs, (cw, cm, cv, ctw), strict=True):
+                    assert new is not None
+                    dst.copy_(new)
             return metrics
 
         return unit
