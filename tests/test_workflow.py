@@ -156,10 +156,11 @@ def _dry_run_after_edits(done, files: list[str]) -> dict[str, int]:
 
 
 def test_a_finished_workflow_has_nothing_to_do(done):
-    """Resolved hyperparameters are stable between invocations, and the device is no
-    hyperparameter: nothing re-runs."""
+    """Resolved hyperparameters are stable between invocations, and neither the device nor
+    the update path (speed) is a hyperparameter: nothing re-runs."""
     wd, env = done
-    res = _snakemake(wd, "-n", "reports/toy.html", "--config", "device=cuda", env=env)
+    res = _snakemake(wd, "-n", "reports/toy.html", "--config", "device=cuda", "speed=fast",
+                     env=env)
     assert res.returncode == 0, res.stderr[-2000:]
     assert _jobs(res.stdout) == {}
 
