@@ -58,6 +58,9 @@ def _train(method: str, path: str) -> tuple[DTAgent, list[dict[str, float]]]:
     for u in range(UNITS):
         # the first units in the pretraining phase's coefficients, the rest online
         coeffs = (0.0, 1.0) if u < 5 else (rl, sup)
+        if u == 5:  # the phase switch: hard-reset targets, fresh optimisers (the toy's)
+            agent.reset_targets()
+            agent.reset_optimizers()
         m = agent.train_unit(lambda: next(data), *coeffs)
         metrics.append({k: float(v) for k, v in m.items()})
     return agent, metrics

@@ -85,7 +85,7 @@ class FastUnit:
         if critic is not None:
             nets.update(critic=critic.net, critic_target=critic.target)
             self.critic_flat, self.critic_target_flat = critic.flat, critic.target_flat
-            self.critic_opt = critic.opt
+        self.critic = critic  # its optimiser is read per call: reset_optimizers replaces it
         self.nets = _Nets(nets)
         self.layout = {name: _Layout(name, net) for name, net in nets.items()}
         opt = a.actor_opt
@@ -99,11 +99,11 @@ class FastUnit:
     # ------------------------------------------------------------------ the graph
     def _unit_fn(self, rl_coeff: float, sup_coeff: float) -> Callable[..., Any]:
         a, layout, nets = self.agent, self.layout, self.nets
-        has_critic, target_actor = self.critic_flat is not None, a.kind.target_actor
+        target_actor = a.kind.target_actor
         tau, grad_clip, lamb_kw = a.tau, a.grad_clip, self._lamb_kw
         adam_kw: dict[str, Any] = {}
-        if has_critic:
-            g = self.critic_opt.param_groups[0]
+        if self.critic is not None:
+            g = self.critic.opt.param_groups[0]
             adam_kw = dict(betas=g["betas"], eps=g["eps"])
 
         def critic_loss(cw: Tensor, ctw: Tensor, atw: Tensor, batch: Batch) -> Any:
@@ -215,10 +215,10 @@ class FastUnit:
         a_sc = torch.tensor(fs.lamb_scalars(group["lr"], step, group["betas"]),
                             dtype=torch.float32, device=dev)
         critic_bufs, c_sc = None, None
-        if self.critic_flat is not None:
+        if self.critic_flat is not None and self.critic is not None:
             cp = self.critic_flat.param
-            c_state = _adam_state(self.critic_opt, cp)
-            cg = self.critic_opt.param_groups[0]
+            c_state = _adam_state(self.critic.opt, cp)
+            cg = self.critic.opt.param_groups[0]
             t0 = int(c_state["step"].item())
             c_sc = torch.tensor([fs.adamw_scalars(cg["lr"], cg["weight_decay"], t0 + j + 1,
                                                   cg["betas"]) for j in range(len(batches))],
