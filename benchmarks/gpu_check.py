@@ -721,16 +721,16 @@ class Check:
 
     def update(self, method: str, variant: str, speed: dict[str, Any]) -> dict[str, Any]:
         """One update cell; tiny mode records the compiled ones as skipped (dynamo alone takes
-        minutes on a busy 2-core CI machine; tests/test_speed_options.py covers that path)."""
+        minutes on a busy 2-core CI machine; tests/test_fastpath.py covers that path)."""
         cfg = self.cfg
-        if self.args.tiny and speed.get("compile"):
+        if self.args.tiny and speed.get("path") == "fast":
             rec = {"status": "skipped", "reason": "tiny mode does not compile"}
             self.parts.append({"part": f"{method} {variant}", "slice_s": 0, "wall_s": 0.0, **rec})
         else:
             spec = {"size": cfg["size"], "repeats": cfg["repeats"], "min_time": cfg["min_time"],
                     "peak_n": cfg["peak_n"], "method": method, "variant": variant,
                     "speed": speed, "count_flops": variant == "base"}
-            slice_s = cfg["slices"]["compiled" if speed.get("compile") else "eager"]
+            slice_s = cfg["slices"]["compiled" if speed.get("path") == "fast" else "eager"]
             rec = self.part(f"{method} {variant}", "update", spec,
                             cfg["slices"]["best"] if variant == "best" else slice_s)
         return {"method": method, "variant": variant, "speed": speed, **rec}
