@@ -14,7 +14,11 @@ same generators, and passed in: the fast path's numbers equal the reference's to
 rounding (tests/test_fastpath.py). The optimisers' state stays in the reference's
 `torch.optim` objects (moments updated in place, step counters and the warm-up schedule on the
 host), so a checkpoint has one format for both paths and a run may resume on either.
-ODT's temperature step (a scalar Adam) stays eager, after the graph.
+ODT's temperature step (a scalar Adam) stays eager, after the graph. Step counters stay on
+the host and come in as float32 scalars: torch 2.13 drops in-place updates of 0-dim float64
+inputs inside a compiled graph. Not yet run on a GPU: there the buffers may need
+`torch._dynamo.mark_static_address` for CUDA graphs to take the in-place updates (the GPU
+check, benchmarks/gpu_check.sh, will say).
 """
 
 from __future__ import annotations
