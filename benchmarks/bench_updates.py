@@ -23,8 +23,8 @@ file and a Markdown table; `--table FILE` re-prints the table of an earlier run.
 
     python benchmarks/bench_updates.py                          # everything, 2 threads
     python benchmarks/bench_updates.py --sizes tiny small --skip-eval
-    python benchmarks/bench_updates.py --variants base compile  # each speed option on/off
-    python benchmarks/bench_updates.py --device cuda --variants base bf16 fused compile all
+    python benchmarks/bench_updates.py --variants base fused  # each speed option on/off
+    python benchmarks/bench_updates.py --device cuda --variants base bf16 fused all
 """
 
 from __future__ import annotations
@@ -60,11 +60,12 @@ TARGET_EVAL_LOCKSTEP = 5.0
 # Named sets of the agent's speed options (odtbench.methods.dt_agent.SpeedOptions).
 VARIANTS: dict[str, dict[str, Any]] = {
     "base": {},
-    "compile": {"compile": True},
     "bf16": {"bf16": True},
     "fused": {"fused_optim": True},
-    "cudagraphs": {"compile": True, "compile_mode": "reduce-overhead"},
-    "all": {"compile": True, "bf16": True, "fused_optim": True},
+    "all": {"bf16": True, "fused_optim": True},
+    # the compiled unit (odtbench.fastpath): only the loop's unit (train_unit) takes it;
+    # benchmarks/bench_fastpath.py times it against the reference
+    "fast": {"path": "fast"},
 }
 
 

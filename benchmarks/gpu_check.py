@@ -69,10 +69,11 @@ SINGLE: dict[str, dict[str, Any]] = {
     "bf16": {"bf16": True},
     "fused": {"fused_optim": True},
     "resident": {"resident_sampling": True},
-    "compile": {"compile": True},
-    "cudagraphs": {"compile": True, "compile_mode": "reduce-overhead"},
+    "fast": {"path": "fast"},  # the compiled unit (odtbench.fastpath), CUDA graphs on a GPU
 }
-COMPILED = ("compile", "cudagraphs")
+COMPILED = ("fast",)
+# The fast path runs without these (it would fall back to the reference path with them)
+NOT_WITH_FAST = ("bf16", "fused")
 # An option joins the best combination only if it beats base by more than this (noise).
 WIN_MARGIN = 0.97
 # Modules each part imports, and what to install when one is missing.
@@ -233,7 +234,7 @@ def part_update(spec: dict[str, Any]) -> dict[str, Any]:
                trials_ms=[1e3 * s for s in secs])
     row["updates_per_s"] = 1e3 / row["update_ms_median"]
     row["compile_s"] = max(0.0, row["first_call_s"] - row["update_ms_median"] / 1e3) \
-        if speed.get("compile") else 0.0
+        if speed.get("path") == "fast" else 0.0
     if dev.type == "cuda":
         row["max_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
     # The loop's own unit: d critic steps + 1 actor step + d sampled batches; resident_sampling
@@ -432,7 +433,7 @@ def _cost(r: dict[str, Any]) -> float:
 
 def choose_best(rows: dict[str, dict[str, Any]], device: str) -> tuple[dict[str, Any], list[str]]:
     """The speed options that each beat base by more than the noise margin, combined (only
-    the faster of compile / cudagraphs); judged on the loop's time per unit, sampling included.
+    the fast path without bf16 and fused, which it does not cover); judged on the loop's time per unit, sampling included.
     resident_sampling does nothing on the CPU, so it never joins there."""
     def cost(r: dict[str, Any] | None) -> float | None:
         return _cost(r) if r and r.get("status") == "ok" else None
@@ -442,10 +443,8 @@ def choose_best(rows: dict[str, dict[str, Any]], device: str) -> tuple[dict[str,
         return {}, []
     wins = [v for v in SINGLE if v != "base" and (c := cost(rows.get(v))) is not None
             and c < WIN_MARGIN * base and not (v == "resident" and device == "cpu")]
-    compiled = [v for v in wins if v in COMPILED]
-    if len(compiled) > 1:
-        keep = min(compiled, key=lambda v: cost(rows[v]))
-        wins = [v for v in wins if v not in COMPILED or v == keep]
+    if any(v in COMPILED for v in wins):
+        wins = [v for v in wins if v not in NOT_WITH_FAST]
     speed: dict[str, Any] = {}
     for v in wins:
         speed.update(SINGLE[v])
@@ -454,7 +453,7 @@ def choose_best(rows: dict[str, dict[str, Any]], device: str) -> tuple[dict[str,
 
 def speed_text(speed: dict[str, Any]) -> str:
     """SpeedOptions.parse's comma form ("" = the reference path)."""
-    return ",".join(f"{k}={v}" if k == "compile_mode" else k for k, v in speed.items() if v)
+    return ",".join(f"{k}={v}" if k == "path" else k for k, v in speed.items() if v)
 
 
 # ----------------------------------------------------------------------------- analysis
@@ -723,16 +722,16 @@ class Check:
 
     def update(self, method: str, variant: str, speed: dict[str, Any]) -> dict[str, Any]:
         """One update cell; tiny mode records the compiled ones as skipped (dynamo alone takes
-        minutes on a busy 2-core CI machine; tests/test_speed_options.py covers that path)."""
+        minutes on a busy 2-core CI machine; tests/test_fastpath.py covers that path)."""
         cfg = self.cfg
-        if self.args.tiny and speed.get("compile"):
+        if self.args.tiny and speed.get("path") == "fast":
             rec = {"status": "skipped", "reason": "tiny mode does not compile"}
             self.parts.append({"part": f"{method} {variant}", "slice_s": 0, "wall_s": 0.0, **rec})
         else:
             spec = {"size": cfg["size"], "repeats": cfg["repeats"], "min_time": cfg["min_time"],
                     "peak_n": cfg["peak_n"], "method": method, "variant": variant,
                     "speed": speed, "count_flops": variant == "base"}
-            slice_s = cfg["slices"]["compiled" if speed.get("compile") else "eager"]
+            slice_s = cfg["slices"]["compiled" if speed.get("path") == "fast" else "eager"]
             rec = self.part(f"{method} {variant}", "update", spec,
                             cfg["slices"]["best"] if variant == "best" else slice_s)
         return {"method": method, "variant": variant, "speed": speed, **rec}

@@ -115,6 +115,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         kwargs["device"] = check_device(args.device)
     elif args.device != "cpu":
         raise OdtbenchError(f"method {cfg.method!r} runs on the CPU only; drop --device {args.device}")
+    if "speed" in inspect.signature(runner).parameters:
+        from dataclasses import replace
+
+        from odtbench.methods.dt_agent import SPEED_ENV, SpeedOptions
+
+        kwargs["speed"] = replace(SpeedOptions.parse(os.environ.get(SPEED_ENV)), path=args.speed)
+    elif args.speed != "reference":
+        print(f"odtbench: speed {args.speed}: method {cfg.method!r} has no fast path; running "
+              "the reference path", file=sys.stderr)
     out = Path(args.out) if args.out else default_run_dir(cfg.task_key, cfg.method_dir, cfg.scale, cfg.seed)
     stale = _stale_reason(out, cfg)
     if stale is None and (out / "summary.json").exists():
@@ -425,6 +434,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one hyperparameter (JSON value, else string); repeatable")
     r.add_argument("--device", default="cpu", help="torch device for methods that support it (default cpu)")
+    r.add_argument("--speed", choices=("reference", "fast"), default="reference",
+                   help="update path: reference (eager, the default) or fast (each training "
+                   "unit one compiled function; equal to rounding; TD3+ODT, DDPG+ODT, TD3, "
+                   "ODT; docs/performance.md)")
     r.add_argument("--threads", type=_positive_int, default=1, metavar="N",
                    help="torch CPU threads (default 1, as every workflow job; more pays only "
                    "on idle cores with a large DT)")

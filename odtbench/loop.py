@@ -44,7 +44,8 @@ class DTRun:
         self.offline = prepare_offline(ctx.trajectories, self.hp["drop_lowest_return"])
         norm = StateNorm(self.offline.state_mean, self.offline.state_std)
         # Speed options (docs/performance.md): execution only, recorded in config.json; from
-        # the caller or $ODTBENCH_SPEED ("compile,bf16,..."); all off by default.
+        # the caller (`odtbench run --speed`) or $ODTBENCH_SPEED ("bf16,path=fast,...");
+        # the reference path, all off, by default.
         self.speed = speed if speed is not None else SpeedOptions.parse(os.environ.get(SPEED_ENV))
         # data resident on the GPU: batches draw from a generator there (its own stream)
         self.sample_gen = ctx.gen
@@ -55,7 +56,10 @@ class DTRun:
         S = self.offline.trajectories[0].observations.shape[1]
         A = self.offline.trajectories[0].actions.shape[1]
         self.agent = DTAgent(self.hp, S, A, device=device, speed=self.speed)
-        self.core = RunCore(ctx, RunState(), self.agent, norm, generators, self.speed.enabled)
+        # the path that runs: "fast" falls back to the reference where the kind has none
+        path = "fast" if self.agent.fast is not None else "reference"
+        self.core = RunCore(ctx, RunState(), self.agent, norm, generators, self.speed.enabled,
+                            speed=path)
         self.units = IterationUnits(self.core)
         self.collector = Collector(ctx, norm, on_episode=self.core.collecting)
         self.probe = ctx.task.make_probe()  # the toy's Fig. 2 record; None elsewhere

@@ -6,6 +6,8 @@ The networks of docs/methods/dt-family.md §1 (actor) and §3 (critic), as the a
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +23,9 @@ from odtbench.errors import OdtbenchError
 PAD_LOGIT = -1e4
 EMBED_DROPOUT = 0.1  # the authors' embd_pdrop: never set, GPT2Config's default (docs/fidelity.md)
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+# Dropout masks drawn before a forward, one per dropout layer in the order it draws them
+# (None for a layer with p = 0, which draws nothing)
+DropoutMasks = Sequence[Tensor | None]
 
 
 def _init_gpt2(module: nn.Module) -> None:
@@ -48,7 +53,11 @@ class Dropout(nn.Module):
         self.p = float(p)
         self._threshold = round(self.p * 2**31)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """`mask`: a `scaled_keep_mask` drawn beforehand (the fast path draws its masks
+        outside the compiled update, in this forward's order), else one is drawn here."""
+        if mask is not None:
+            return x * mask
         if not self.training or self.p == 0.0 or x.device.type != "cpu":
             return F.dropout(x, self.p, self.training)
         return x * self.scaled_keep_mask(x)
@@ -75,14 +84,18 @@ class _SelfAttention(nn.Module):
         self.resid_drop = Dropout(dropout)
         self.attn_drop = Dropout(dropout)
 
-    def forward(self, x: Tensor, pad_bias: Tensor | None) -> Tensor:
-        """pad_bias (B, 1, 1, L): -1e4 on padded keys, 0 elsewhere; None = no padding."""
+    def forward(self, x: Tensor, pad_bias: Tensor | None,
+                masks: DropoutMasks | None = None) -> Tensor:
+        """pad_bias (B, 1, 1, L): -1e4 on padded keys, 0 elsewhere; None = no padding.
+        masks: (attention, residual) masks drawn beforehand (see `DecisionTransformer`)."""
+        attn_mask, resid_mask = masks if masks is not None else (None, None)
         b, n, d = x.shape
         q, k, v = (
             t.view(b, n, self.n_head, d // self.n_head).transpose(1, 2)
             for t in self.qkv(x).split(d, dim=-1)
         )
-        cheap_dropout = self.training and self.attn_pdrop > 0 and x.device.type == "cpu"
+        cheap_dropout = attn_mask is not None or (
+            self.training and self.attn_pdrop > 0 and x.device.type == "cpu")
         if pad_bias is None and not cheap_dropout:
             # No padding: SDPA's causal fast path gives the same numbers as the -1e4 rule
             # (a masked logit's softmax weight is exactly 0 either way). Scale 1/sqrt(head_dim).
@@ -94,12 +107,14 @@ class _SelfAttention(nn.Module):
             # the causally masked logits (see PAD_LOGIT). Also the path of the cheap CPU
             # dropout masks (dropout after the softmax, as in SDPA).
             att = causal_attention_weights(q, k, pad_bias)
-            if cheap_dropout:
+            if attn_mask is not None:
+                att = att * attn_mask
+            elif cheap_dropout:
                 att = att * self.attn_drop.scaled_keep_mask(att)
             elif self.training and self.attn_pdrop > 0:
                 att = F.dropout(att, self.attn_pdrop, True)
             y = att @ v
-        return self.resid_drop(self.proj(y.transpose(1, 2).reshape(b, n, d)))
+        return self.resid_drop(self.proj(y.transpose(1, 2).reshape(b, n, d)), resid_mask)
 
 
 def causal_attention_weights(q: Tensor, k: Tensor, pad_bias: Tensor | None) -> Tensor:
@@ -132,9 +147,17 @@ class _Block(nn.Module):
             Dropout(dropout),
         )
 
-    def forward(self, x: Tensor, pad_bias: Tensor | None) -> Tensor:
-        x = x + self.attn(self.ln_1(x), pad_bias)
-        return x + self.mlp(self.ln_2(x).flatten(0, -2)).view_as(x)
+    def forward(self, x: Tensor, pad_bias: Tensor | None,
+                masks: DropoutMasks | None = None) -> Tensor:
+        """masks: (attention, residual, MLP) masks drawn beforehand, or None."""
+        x = x + self.attn(self.ln_1(x), pad_bias, None if masks is None else masks[:2])
+        h = self.ln_2(x).flatten(0, -2)
+        if masks is None:
+            return x + self.mlp(h).view_as(x)
+        *layers, drop = self.mlp
+        for layer in layers:
+            h = layer(h)
+        return x + drop(h, masks[2]).view_as(x)
 
 
 class CausalTransformer(nn.Module):
@@ -155,17 +178,32 @@ class CausalTransformer(nn.Module):
         self.ln_f = nn.LayerNorm(embed_dim, eps=1e-5)
         self.apply(_init_gpt2)
 
-    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None,
+                masks: DropoutMasks | None = None) -> Tensor:
         """x (B, L, D); key_padding_mask (B, L), 1 = real, 0 = padding, or None (no padding).
+        masks: every dropout mask of this forward in `dropout_mask_shapes` order, or None.
 
         Outputs at padded positions follow the authors' -1e4 rule (see PAD_LOGIT)."""
         pad_bias = None  # None -> SDPA's is_causal fast path
         if key_padding_mask is not None:
             pad_bias = ((1.0 - key_padding_mask.to(x.dtype)) * PAD_LOGIT)[:, None, None, :]
-        x = self.embed_drop(x)
-        for block in self.blocks:
-            x = block(x, pad_bias)
+        x = self.embed_drop(x, None if masks is None else masks[0])
+        for i, block in enumerate(self.blocks):
+            x = block(x, pad_bias, None if masks is None else masks[1 + 3 * i: 4 + 3 * i])
         return self.ln_f(x)
+
+    def dropout_mask_shapes(self, b: int, length: int) -> list[tuple[Dropout, tuple[int, ...]]]:
+        """The dropout layers of a training forward on (b, length) tokens with the shapes of
+        their masks, in the order the forward draws them: embeddings, then per block the
+        attention weights, the attention output and the MLP output."""
+        d = self.ln_f.normalized_shape[0]
+        out: list[tuple[Dropout, tuple[int, ...]]] = [(self.embed_drop, (b, length, d))]
+        for block in self.blocks:
+            blk = cast(_Block, block)
+            out += [(blk.attn.attn_drop, (b, blk.attn.n_head, length, length)),
+                    (blk.attn.resid_drop, (b, length, d)),
+                    (cast(Dropout, blk.mlp[-1]), (b * length, d))]
+        return out
 
 
 def _tanh_log_det_jacobian(u: Tensor) -> Tensor:
@@ -194,16 +232,17 @@ class SquashedGaussian:
         """log pi(a) for actions in (-1, 1) (callers clamp them to +-(1-1e-6))."""
         return self._log_prob_u(torch.atanh(action))
 
-    def rsample_with_log_prob(self) -> tuple[Tensor, Tensor]:
-        u = self.mu + self.std * torch.randn_like(self.mu)
+    def rsample_with_log_prob(self, eps: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """eps: the standard-normal draw (the fast path draws it beforehand), else drawn here."""
+        u = self.mu + self.std * (torch.randn_like(self.mu) if eps is None else eps)
         return torch.tanh(u), self._log_prob_u(u)  # log-prob from u avoids atanh(tanh(u))
 
     def rsample(self) -> Tensor:
         return self.rsample_with_log_prob()[0]
 
-    def entropy(self) -> Tensor:
+    def entropy(self, eps: Tensor | None = None) -> Tensor:
         """One-sample Monte-Carlo entropy estimate, -log pi(a~), a~ reparameterised."""
-        return -self.rsample_with_log_prob()[1]
+        return -self.rsample_with_log_prob(eps)[1]
 
 
 class GaussianHead(nn.Module):
@@ -255,8 +294,10 @@ class DecisionTransformer(nn.Module):
                                              embed_dropout=embed_dropout)
         self.head = (GaussianHead if stochastic else _TanhHead)(embed_dim, act_dim)
 
-    def forward(self, states: Tensor, actions: Tensor, rtg: Tensor,
-                mask: Tensor | None = None) -> Tensor | SquashedGaussian:
+    def forward(self, states: Tensor, actions: Tensor, rtg: Tensor, mask: Tensor | None = None,
+                masks: DropoutMasks | None = None) -> Tensor | SquashedGaussian:
+        """masks: the trunk's dropout masks drawn beforehand (`dropout_mask_shapes` with
+        length 3T), or None to draw them here."""
         b, t, _ = states.shape
         if rtg.dim() == 2:
             rtg = rtg.unsqueeze(-1)
@@ -264,7 +305,7 @@ class DecisionTransformer(nn.Module):
             (self.embed_return(rtg), self.embed_state(states), self.embed_action(actions)), dim=2
         ).reshape(b, 3 * t, -1)
         key_mask = None if mask is None else mask.repeat_interleave(3, dim=1)
-        h = self.transformer(self.embed_ln(tokens), key_mask)
+        h = self.transformer(self.embed_ln(tokens), key_mask, masks)
         return self.head(h.reshape(b, t, 3, -1)[:, :, 1])
 
 

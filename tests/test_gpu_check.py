@@ -96,11 +96,12 @@ def test_best_combines_the_options_that_win():
         return {"status": "ok", "loop_ms_per_unit_median": ms}
 
     rows = {"base": row(10), "bf16": row(11), "fused": row(9), "resident": row(8),
-            "compile": row(8), "cudagraphs": row(7)}
+            "fast": row(7)}
     speed, wins = gpu_check.choose_best(rows, "cuda")
-    assert wins == ["fused", "resident", "cudagraphs"]
-    assert gpu_check.speed_text(speed) == \
-        "fused_optim,resident_sampling,compile,compile_mode=reduce-overhead"
+    assert wins == ["resident", "fast"]  # the fast path does not combine with fused
+    assert gpu_check.speed_text(speed) == "resident_sampling,path=fast"
+    speed, wins = gpu_check.choose_best({**rows, "fast": row(12)}, "cuda")
+    assert wins == ["fused", "resident"]
     speed, wins = gpu_check.choose_best(rows, "cpu")  # resident sampling is a CPU no-op
     assert "resident" not in wins
     rows["base"] = {"status": "skipped"}

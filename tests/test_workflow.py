@@ -158,10 +158,11 @@ def _dry_run_after_edits(done, files: list[str]) -> dict[str, int]:
 
 
 def test_a_finished_workflow_has_nothing_to_do(done):
-    """Resolved hyperparameters are stable between invocations, and the device and the live
-    logger are no hyperparameters: nothing re-runs."""
+    """Resolved hyperparameters are stable between invocations, and the device, the live logger
+    and the update path (speed) are no hyperparameters: nothing re-runs."""
     wd, env = done
     res = _snakemake(wd, "-n", "reports/toy.html", "--config", "device=cuda", "logger=tensorboard",
+                     "speed=fast",
                      env=env)
     assert res.returncode == 0, res.stderr[-2000:]
     assert _jobs(res.stdout) == {}

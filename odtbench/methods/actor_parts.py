@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -14,6 +15,7 @@ from torch import Tensor
 from torch.optim.lr_scheduler import LambdaLR
 
 from odtbench.errors import UnknownChoiceError
+from odtbench.nets import DropoutMasks
 from odtbench.optim import Lamb, adam, linear_warmup
 
 ACTOR_OPTIMIZERS = ("lamb", "adam")
@@ -37,6 +39,7 @@ class ActorOptimizer:
                  segments: list[int] | None = None, adam_kernel: str = "default",
                  keep_grads: bool = False, clip_foreach: bool | None = None):
         self.params = list(params)
+        self.kind = kind
         self.grad_clip = float(grad_clip or 0.0)
         self.keep_grads, self.clip_foreach = keep_grads, clip_foreach
         self.opt: torch.optim.Optimizer
@@ -125,3 +128,12 @@ class WithActorParts:
 
 __all__ = ["ACTOR_OPTIMIZERS", "TEMPERATURE_LR", "ActorOptimizer", "EntropyTemperature",
            "WithActorParts"]
+
+
+@dataclass(frozen=True)
+class ActorNoise:
+    """The randomness of one actor forward, drawn before it: the DT's dropout masks (in
+    `DecisionTransformer.dropout_mask_shapes` order) and the stochastic head's entropy eps."""
+
+    masks: DropoutMasks
+    eps: Tensor | None = None

@@ -31,10 +31,11 @@ Two deliberate deviations that change nothing numerically:
 - `act` runs the given context unpadded; the authors left-pad to K, and a padded key gets
   logit -1e4, whose softmax weight is exactly 0 in float32 (checked by a test).
 
-Speed (docs/performance.md): the losses are pure functions (`_critic_loss`, `_actor_loss`) so
-that `SpeedOptions(compile=True)` can hand them to torch.compile; bf16 autocast and fused
-optimisers are further opt-in options. With every option off (the default) the agent runs
-the eager fp32 path, bit for bit the same numbers as before the options existed.
+Speed (docs/performance.md): the losses are pure functions of the batch (`_critic_loss`,
+`_actor_loss`, the kind's); speed "fast" (`odtbench.fastpath`) runs this same maths with the
+optimisers, clip and Polyak steps as one compiled function per training unit. bf16 autocast
+and fused optimisers are further opt-in options. With every option off (the default) the
+agent runs the eager fp32 path, bit for bit the same numbers as before the options existed.
 """
 
 from __future__ import annotations
@@ -48,10 +49,15 @@ import torch
 from torch import Tensor
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
-from odtbench.methods.actor_parts import ActorOptimizer, EntropyTemperature, WithActorParts
+from odtbench.methods.actor_parts import (
+    ActorNoise,
+    ActorOptimizer,
+    EntropyTemperature,
+    WithActorParts,
+)
 from odtbench.methods.rl_kinds import kind_entry, load_kind
 from odtbench.methods.rl_kinds.base import ACTION_BOUND, Critic, RLKind, frozen_copy
-from odtbench.nets import DecisionTransformer, QEnsemble, SquashedGaussian
+from odtbench.nets import DecisionTransformer, DropoutMasks, QEnsemble, SquashedGaussian
 from odtbench.optim import FlatParameters, polyak_
 
 HP_KEYS = (
@@ -62,17 +68,18 @@ HP_KEYS = (
 )
 
 
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 SPEED_ENV = "ODTBENCH_SPEED"  # the loop's default SpeedOptions, e.g. "bf16,fused_optim"
+SPEED_PATHS = ("reference", "fast")  # a run's `speed` (docs/performance.md)
 
 
 @dataclass(frozen=True)
 class SpeedOptions:
     """How the agent executes, never what it computes. All off = the reference eager fp32 path.
 
-    compile: torch.compile the two loss functions (forward and, through AOTAutograd, their
-      backward); compile_mode "reduce-overhead" adds CUDA graphs on a GPU. Compiled kernels may
-      reorder floating-point sums, and compiled dropout draws from its own random stream.
+    path: "reference" (this module's eager update, readable and the equivalence tests'
+      yardstick) or "fast" (`odtbench.fastpath`: each training unit one compiled function,
+      equal to the reference to float32 rounding; the DT methods with rl_kind td3, ddpg or
+      none, the others keep the reference path). Recorded in config.json as `speed`.
     bf16: bf16 autocast around the DT (trunk, embeddings, heads); the critic, the losses and
       every optimiser stay fp32.
     fused_optim: fused AdamW/Adam kernels for the critic and the temperature (LAMB is already
@@ -81,34 +88,33 @@ class SpeedOptions:
       device, so sampling never leaves it; a different random stream from the CPU one.
     """
 
-    compile: bool = False
-    compile_mode: str = "default"
+    path: str = "reference"
     bf16: bool = False
     fused_optim: bool = False
     resident_sampling: bool = False
 
     def __post_init__(self) -> None:
-        if self.compile_mode not in COMPILE_MODES:
-            raise UnknownChoiceError("compile mode", self.compile_mode, COMPILE_MODES)
+        if self.path not in SPEED_PATHS:
+            raise UnknownChoiceError("speed", self.path, SPEED_PATHS)
 
     @classmethod
     def parse(cls, text: str | None) -> SpeedOptions:
-        """From a comma list such as "compile,bf16,fused_optim,compile_mode=reduce-overhead"
-        (a CLI flag, $ODTBENCH_SPEED); "" or None gives the defaults."""
+        """From a comma list such as "bf16,fused_optim,path=fast" (a CLI flag,
+        $ODTBENCH_SPEED); "" or None gives the defaults."""
         names = {f.name for f in fields(cls)}
         kw: dict[str, Any] = {}
         for item in filter(None, (t.strip() for t in (text or "").split(","))):
             key, _, value = item.partition("=")
             if key not in names:
                 raise UnknownChoiceError("speed option", key, sorted(names))
-            kw[key] = value if key == "compile_mode" else value.lower() not in ("0", "false", "no")
+            kw[key] = value if key == "path" else value.lower() not in ("0", "false", "no")
         return cls(**kw)
 
     @property
     def enabled(self) -> list[str]:
-        """The options that differ from the defaults, for a run's record."""
+        """The options beyond `path` that differ from the defaults, for a run's record."""
         return [f"{f.name}={getattr(self, f.name)}" for f in fields(self)
-                if getattr(self, f.name) != f.default]
+                if f.name != "path" and getattr(self, f.name) != f.default]
 
 
 def policy_delayed_unit(agent: DTAgent, sample: Callable[[], Mapping[str, Tensor]],
@@ -186,14 +192,13 @@ class DTAgent(WithActorParts):
         constant = hp.get("train_rtg_constant")
         self.train_rtg_constant = None if constant is None else float(constant)
 
-        self._critic_loss_fn: Callable[..., Any] = self._critic_loss
-        self._actor_loss_fn: Callable[..., Any] = self._actor_loss
-        if self.speed.compile:
-            # dynamic=False: batch shapes are fixed within a phase; the actor loss is compiled
-            # once per distinct (rl_coeff, sup_coeff), i.e. once per phase.
-            mode = self.speed.compile_mode
-            self._critic_loss_fn = torch.compile(self._critic_loss, mode=mode, dynamic=False)
-            self._actor_loss_fn = torch.compile(self._actor_loss, mode=mode, dynamic=False)
+        # speed "fast": the compiled units of odtbench.fastpath (None where the kind or the
+        # options have none; the reference path then runs and the agent's log says so)
+        self.fast: Any = None
+        if self.speed.path == "fast":
+            from odtbench.fastpath import fast_unit_for
+
+            self.fast = fast_unit_for(self)
 
     def reset_optimizers(self) -> None:
         """Fresh optimiser and warm-up states for actor, critic and temperature (also what
@@ -220,8 +225,12 @@ class DTAgent(WithActorParts):
             return rtg
         return torch.full_like(rtg, self.train_rtg_constant)
 
-    def dt_forward(self, net: torch.nn.Module, *inputs: Tensor | None) -> Tensor | SquashedGaussian:
-        """Run a DT (online or target), under bf16 autocast when asked; outputs are fp32."""
+    def dt_forward(self, net: torch.nn.Module, *inputs: Tensor | None,
+            masks: DropoutMasks | None = None) -> Tensor | SquashedGaussian:
+        """Run a DT (online or target), under bf16 autocast when asked; outputs are fp32.
+        masks: its dropout masks drawn beforehand (the fast path), else drawn by the DT."""
+        if masks is not None:
+            return net(*inputs, masks=masks)
         if not self.speed.bf16:
             return net(*inputs)
         with torch.autocast(self.device.type, dtype=torch.bfloat16):
@@ -276,8 +285,8 @@ class DTAgent(WithActorParts):
         out = self.dt_forward(self.actor_target, batch["next_states"], shifted,
                        self.rtg_input(batch["rtg"][:, 1:]), None)
         log_prob = None
-        if isinstance(out, SquashedGaussian):
-            next_actions, log_prob = out.rsample_with_log_prob()
+        if isinstance(out, SquashedGaussian):  # (the fast path draws its eps beforehand)
+            next_actions, log_prob = out.rsample_with_log_prob(batch.get("target_eps"))
         else:
             next_actions = out
         return next_actions.clamp(-ACTION_BOUND, ACTION_BOUND), log_prob
@@ -293,7 +302,7 @@ class DTAgent(WithActorParts):
         opts = [c.opt for c in self.critics.values()]
         if not opts:
             return {}
-        loss, q_mean = self._critic_loss_fn(batch)
+        loss, q_mean = self._critic_loss(batch)
         for opt in opts:
             opt.zero_grad(set_to_none=False)  # in place: the gradient views stay bound
         loss.backward()
@@ -302,17 +311,20 @@ class DTAgent(WithActorParts):
         return {"critic_loss": loss.detach(), "q_mean": q_mean}
 
     # ------------------------------------------------------------------- actor
-    def _actor_terms(self, batch: Mapping[str, Tensor],
-                     with_rl: bool) -> tuple[Tensor, Tensor | None, dict[str, Tensor]]:
-        """(L_sup, L_RL or None, stats) of paper Eq. 2 on one batch (docs/methods/dt-family.md §4)."""
+    def _actor_terms(self, batch: Mapping[str, Tensor], with_rl: bool,
+                     noise: ActorNoise | None = None,
+                     ) -> tuple[Tensor, Tensor | None, dict[str, Tensor]]:
+        """(L_sup, L_RL or None, stats) of paper Eq. 2 on one batch (docs/methods/dt-family.md §4).
+        noise: the forward's randomness drawn beforehand (the fast path), else drawn here."""
         states, actions, mask = batch["states"], batch["actions"], batch["mask"]
         n_real = mask.sum()
-        out = self.dt_forward(self.actor, states, actions, self.rtg_input(batch["rtg"][:, :-1]), mask)
+        out = self.dt_forward(self.actor, states, actions, self.rtg_input(batch["rtg"][:, :-1]),
+                              mask, masks=None if noise is None else noise.masks)
         stats: dict[str, Tensor] = {}
         if isinstance(out, SquashedGaussian):
             # L_sup = -(mean_real log pi(a_t | ctx_t) + lambda_H * T * mean_all H), T detached
             log_lik = (out.log_prob(actions) * mask).sum() / n_real
-            entropy = out.entropy().mean()
+            entropy = out.entropy(None if noise is None else noise.eps).mean()
             temperature = self.log_temperature.exp().detach()
             sup = -(log_lik + self.entropy_reg * temperature * entropy)
             stats.update(entropy=entropy.detach(), temperature=temperature)
@@ -335,10 +347,10 @@ class DTAgent(WithActorParts):
 
     ratio_diagnostics = kind_diagnostics  # the name PPO's tests use
 
-    def _actor_loss(self, batch: Mapping[str, Tensor], rl_coeff: float,
-                    sup_coeff: float) -> tuple[Tensor, dict[str, Tensor]]:
+    def _actor_loss(self, batch: Mapping[str, Tensor], rl_coeff: float, sup_coeff: float,
+                    noise: ActorNoise | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """L = sup_coeff * L_sup + rl_coeff * L_RL (paper Eq. 2, docs/methods/dt-family.md §4)."""
-        sup, rl, stats = self._actor_terms(batch, with_rl=rl_coeff != 0)
+        sup, rl, stats = self._actor_terms(batch, with_rl=rl_coeff != 0, noise=noise)
         loss = sup_coeff * sup
         stats["sup_loss"] = sup.detach()
         if rl is not None:
@@ -380,7 +392,7 @@ class DTAgent(WithActorParts):
                    sup_coeff: float) -> dict[str, Tensor]:
         """The actor loss; grad-norm clip; LAMB step; temperature; Polyak targets."""
         self.actor.train()
-        loss, stats = self._actor_loss_fn(batch, rl_coeff, sup_coeff)
+        loss, stats = self._actor_loss(batch, rl_coeff, sup_coeff)
         # the clip's global norm over all DT parameters is the flat gradient's norm
         self.actor_optimizer.step(loss)
         # SAC's temperature also moves by ODT's rule (docs/methods/sac-odt.md)
@@ -398,7 +410,10 @@ class DTAgent(WithActorParts):
                    sup_coeff: float) -> dict[str, Tensor]:
         """One actor update and its d = `actor_update_interval` critic updates (TD3's policy
         delay, docs/methods/dt-family.md §4): d fresh batches from `sample()`, a critic step
-        on each, the actor step on the first right after its critic step."""
+        on each, the actor step on the first right after its critic step. Speed "fast": the
+        same unit as one compiled function (odtbench.fastpath)."""
+        if self.fast is not None:
+            return self.fast(sample, rl_coeff, sup_coeff)
         return policy_delayed_unit(self, sample, rl_coeff, sup_coeff)
 
     def reset_targets(self) -> None:

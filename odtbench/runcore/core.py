@@ -111,13 +111,14 @@ class RunCore:
 
     def __init__(self, ctx: RunContext, state: RunState, agent: Agent, norm: StateNorm,
                  generators: list[torch.Generator] | None = None,
-                 speed_options: list[str] | None = None):
+                 speed_options: list[str] | None = None, speed: str = "reference"):
         self.ctx, self.state, self.agent, self.norm = ctx, state, agent, norm
         self.checkpointer = Checkpointer(ctx.out, generators or [ctx.gen])
         self.recorder = Recorder(ctx)
         self.evaluator = Evaluator(ctx, norm)
         self.progress = Progress("", enabled=False)  # until `execute` opens the run's own
         self.speed_options = speed_options or []
+        self.speed = speed  # the update path that runs ("reference" | "fast"), for config.json
         self.loop: Loop | None = None
         self._t0 = time.perf_counter()
 
@@ -304,7 +305,7 @@ class RunCore:
         if self.load_checkpoint():
             self.say_resumed(loop.units)
         else:
-            self.recorder.start(self.state, self.speed_options)
+            self.recorder.start(self.state, self.speed_options, self.speed)
         cfg = self.ctx.cfg
         self.progress = Progress(f"{cfg.method} {cfg.task_key} s{cfg.seed}", self.ctx.log)
         if self.state.curve:  # resumed: the last evaluation before the restart

@@ -31,10 +31,10 @@ class Recorder:
             return json.loads(self.summary_path.read_text())
         return None
 
-    def start(self, state: RunState, speed_options: list[str]) -> None:
+    def start(self, state: RunState, speed_options: list[str], speed: str = "reference") -> None:
         """config.json, and a valid (header-only) curve from the start: a run that diverges
         before its first evaluation still has the three contract files."""
-        config = self.config_json(speed_options)
+        config = self.config_json(speed_options, speed)
         atomic_write_json(self.ctx.out / "config.json", config)
         write_curve(self.ctx.out / "curve.csv", state.curve)
         self.live.meta["started_at"] = config["provenance"]["started_at"]
@@ -57,12 +57,14 @@ class Recorder:
     def write_json(self, name: str, obj: Any) -> None:
         atomic_write_json(self.ctx.out / name, obj)
 
-    def config_json(self, speed_options: list[str]) -> dict[str, Any]:
+    def config_json(self, speed_options: list[str], speed: str = "reference") -> dict[str, Any]:
         ctx = self.ctx
         cfg, t = ctx.cfg, ctx.task
         prov = provenance()
         prov["device"] = ctx.device
-        prov["speed_options"] = speed_options  # [] = the reference eager fp32 path
+        # how it ran, like the device: provenance, which no staleness check compares
+        prov["speed"] = speed  # the update path: "reference" (eager) or "fast" (compiled)
+        prov["speed_options"] = speed_options  # [] = fp32, unfused
         # how the run was watched, not what it computed: like the device, never a reason to
         # re-run (odtbench.livelog)
         prov["logger"] = self.live.name

@@ -22,6 +22,8 @@ rule run:
         gpu=0 if config["device"] == "cpu" else 1,
         # a resource, not a param: moving to another device must not re-run finished runs
         device=config["device"],
+        # likewise the update path (reference | fast): equal to rounding, not a new run
+        speed=config.get("speed", "reference"),
     params:
         hyperparameters=lambda wc: resolved_hyperparameters(
             wc.scale, wc.suite, wc.dataset, wc.method
@@ -35,4 +37,4 @@ rule run:
         "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
         " odtbench run --threads {threads} --task {wildcards.suite}/{wildcards.dataset} --method {wildcards.method:q}"
         " --seed {wildcards.seed} --scale {wildcards.scale} --out {params.run_dir:q}"
-        " --device {resources.device:q} --replace-stale {params.overrides} > {log:q} 2>&1"
+        " --device {resources.device:q} --speed {resources.speed} --replace-stale {params.overrides} > {log:q} 2>&1"

@@ -26,8 +26,10 @@ class TD3(RLKind):
         a = self.agent
         with torch.no_grad():
             next_actions, _ = self.next_actions(batch)
-            if a.policy_noise > 0:  # target policy smoothing
-                noise = (torch.randn_like(next_actions) * a.policy_noise).clamp(
+            if a.policy_noise > 0:  # target policy smoothing (the fast path draws it beforehand)
+                drawn = batch.get("smoothing_noise")
+                noise = (torch.randn_like(next_actions) if drawn is None else drawn)
+                noise = (noise * a.policy_noise).clamp(
                     -a.noise_clip, a.noise_clip)
                 next_actions = (next_actions + noise).clamp(-ACTION_BOUND, ACTION_BOUND)
             target = self.critics["critic"].target

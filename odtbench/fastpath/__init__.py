@@ -1,0 +1,47 @@
+"""Speed "fast" (docs/performance.md): the DT agent's training unit as one compiled function.
+
+Kept apart from the readable reference (`odtbench.methods.dt_agent`), whose loss methods it
+runs: `FastUnit` adds only the compiled glue, the flat-buffer optimiser maths
+(`flat_steps`) and the drawing of randomness outside the graph. It covers the study's DT
+methods (rl_kind td3, ddpg, none: TD3+ODT, DDPG+ODT, TD3, ODT) with the LAMB actor
+optimiser; any other agent keeps the reference path and says so in one log line.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from odtbench.fastpath.unit import FastUnit
+
+# the host agent, a `odtbench.methods.dt_agent.DTAgent` (not imported: it imports this package)
+DTAgent = Any
+
+FAST_KINDS = ("td3", "ddpg", "none")
+
+
+def uncovered_reason(agent: DTAgent) -> str | None:
+    """Why `agent` has no fast path (None: it has one)."""
+    if agent.rl_kind not in FAST_KINDS:
+        return f"rl_kind {agent.rl_kind!r} has none (it covers {', '.join(FAST_KINDS)})"
+    if agent.actor_optimizer.kind != "lamb":
+        return f"actor optimiser {agent.actor_optimizer.kind!r} has none (it covers LAMB)"
+    if agent.speed.bf16 or agent.speed.fused_optim:
+        return "the bf16 and fused_optim options have none"
+    return None
+
+
+def fast_unit_for(agent: DTAgent) -> FastUnit | None:
+    """The agent's compiled unit, or None (after one line on stderr) where it has none."""
+    why = uncovered_reason(agent)
+    if why is not None:
+        print(f"odtbench: speed fast: {why}; running the reference path", file=sys.stderr,
+              flush=True)
+        return None
+    from odtbench.fastpath.unit import FastUnit
+
+    return FastUnit(agent)
+
+
+__all__ = ["FAST_KINDS", "fast_unit_for", "uncovered_reason"]
