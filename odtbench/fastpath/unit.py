@@ -234,7 +234,7 @@ class FastUnit:
             a._actor_target_flat.param.detach(), critic_bufs, batches, masks, eps, a_sc, c_sc)
 
         group["step"] = step
-        opt._opt_called = True  # type: ignore[attr-defined]  # the step ran, in the graph
+        opt._opt_called = True  # the step ran, in the graph
         a.scheduler.step()
         if critic_bufs is not None:
             c_state["step"] += len(batches)
