@@ -8,13 +8,13 @@
 # workflows/schemas/config.schema.yaml and the names in it against odtbench's registries;
 # any problem stops here with one line. docs/workflow.md explains paths and rerun rules.
 
-import os
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from odtbench.errors import OdtbenchError
+from odtbench.livelog import export_logger
 
 min_version("9.0")
 
@@ -47,7 +47,7 @@ hold_workflow_lock()  # clears a killed workflow's Snakemake locks when no other
 
 # every job's `odtbench run` reads the live logger from the environment: no param, so choosing
 # one never re-runs a finished run (odtbench/livelog.py)
-os.environ["ODTBENCH_LOGGER"] = config.get("logger", "none")
+export_logger(config.get("logger", "none"))
 
 
 wildcard_constraints:

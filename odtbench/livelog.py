@@ -204,4 +204,12 @@ class LiveLogger:
             self._fail("to close", exc)
 
 
-__all__ = ["LiveLogger", "check_logger", "LOGGER_ENV", "LOGGERS", "TB_DIR"]
+
+
+def export_logger(name: str) -> None:
+    """Hand the workflow's logger choice to every job it starts, through the environment (the
+    Snakefile calls this: no job param, so a choice never re-runs a finished run)."""
+    os.environ[LOGGER_ENV] = name
+
+
+__all__ = ["LiveLogger", "check_logger", "export_logger", "LOGGER_ENV", "LOGGERS", "TB_DIR"]

@@ -196,7 +196,7 @@ def test_a_dt_only_preset_change_schedules_no_mlp_run(tmp_path):
     """The MLP baselines resolve only their own keys, so editing a DT-family value (the toy
     preset's transformer width) re-runs the DT method's runs and not TD3+BC's."""
     wd, env = _executed_workflow(tmp_path, ["ODT", "TD3+BC"], 1)
-    config_py = wd / "pkg/odtbench/config.py"
+    config_py = wd / "pkg/odtbench/tasks.py"  # the toy's rows live with its task
     text = config_py.read_text()
     assert text.count('"embed_dim": 64, "n_layer": 1') == 1  # the TOY preset's row
     config_py.write_text(text.replace('"embed_dim": 64, "n_layer": 1', '"embed_dim": 32, "n_layer": 1'))

@@ -22,7 +22,8 @@ def stop(message):
     sys.exit(2)
 
 
-_WORKFLOW_FLOCK = []  # the open lock file of this Snakemake process, held until it exits
+# the open lock file of this Snakemake process, held until it exits
+_WORKFLOW_FLOCK = []
 
 
 def hold_workflow_lock():
