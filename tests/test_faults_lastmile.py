@@ -23,6 +23,7 @@ from test_faults import (
     _snakemake,
     _stdout,
     _workflow_copy,
+    finished,  # noqa: F401, F811  (a fixture, shared with test_faults)
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -247,7 +248,7 @@ def test_aggregate_publishes_its_pair_together(finished_in_workspace, capsys, mo
 
 # ------------------------------------------------------------------ summary against curve
 
-def test_a_curve_missing_its_last_row_does_not_aggregate(finished, tmp_path, capsys):
+def test_a_curve_missing_its_last_row_does_not_aggregate(finished, tmp_path, capsys):  # noqa: F811
     from odtbench.errors import OdtbenchError
     from odtbench.results import validate_run
 
@@ -262,7 +263,7 @@ def test_a_curve_missing_its_last_row_does_not_aggregate(finished, tmp_path, cap
     _one_line(rc, err, str(runs / "seed0"), "curve.csv")
 
 
-def test_the_final_score_must_match_the_curve_to_float_rounding(finished):
+def test_the_final_score_must_match_the_curve_to_float_rounding(finished):  # noqa: F811
     from odtbench.errors import OdtbenchError
     from odtbench.results import validate_run
 
@@ -274,14 +275,6 @@ def test_the_final_score_must_match_the_curve_to_float_rounding(finished):
     summ["final_score"] -= 1e-6  # float rounding itself passes
     (finished / "summary.json").write_text(json.dumps(summ))
     validate_run(finished)
-
-
-@pytest.fixture()
-def finished(toy_data, tmp_path, capsys):
-    out = tmp_path / "run"
-    rc, err = _run(out, capsys)
-    assert rc == 0, err
-    return out
 
 
 # ------------------------------------------------------------------ two workflows, one clone
