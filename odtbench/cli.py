@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from odtbench.errors import OdtbenchError, Terminated, UnknownChoiceError
+from odtbench.hyperparameters import DEFAULT_SCALE, SCALES
 
 if TYPE_CHECKING:
     from odtbench.config import RunConfig
@@ -26,9 +27,12 @@ if TYPE_CHECKING:
 RUNS_ROOT = Path("results/runs")
 PAPER_REPS = 10_000  # the study's stratified-bootstrap repetitions
 LIST_KINDS = ("methods", "tasks", "suites", "scales")
+SCALE_CHOICES = " | ".join(SCALES)
 SCALE_HELP = {
     "smoke": "seconds per run, tiny nets: proves the wiring (CI)",
-    "quick": "one CPU machine: small nets, reduced budgets, still shows the effect",
+    "quick": "one CPU machine in minutes per run: small nets, short budgets (a first look)",
+    "standard": "the default: quick's sizes, the budgets that show the study's MuJoCo effect, "
+                "10 evaluation episodes",
     "paper": "the study's hyperparameters and budgets exactly",
 }
 
@@ -51,8 +55,6 @@ def _nonneg_int(text: str) -> int:
 
 
 def _check_scale(scale: str) -> str:
-    from odtbench.config import SCALES
-
     if scale not in SCALES:
         raise UnknownChoiceError("scale", scale, SCALES)
     return scale
@@ -289,8 +291,6 @@ def _list_lines(kind: str) -> list[str]:
 
         counts = {s: len(list_tasks(s)) for s in list_suites()}
         return _columns([(s, f"{n} dataset{'' if n == 1 else 's'}") for s, n in counts.items()])
-    from odtbench.config import SCALES
-
     return _columns([(s, SCALE_HELP.get(s, "")) for s in SCALES])
 
 
@@ -429,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=_nonneg_int, required=True,
                    help="seed of the run (>= 0): data order, network init, exploration and "
                    "evaluation episodes; the workflow runs seeds 0..N-1")
-    r.add_argument("--scale", required=True, help="smoke | quick | paper")
+    r.add_argument("--scale", required=True, help=SCALE_CHOICES)
     r.add_argument("--out", help="run directory (default results/runs/SCALE/SUITE/DATASET/METHOD/seedN)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one hyperparameter (JSON value, else string); repeatable")
@@ -457,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "the method family's own keys) and print each with its source.")
     c.add_argument("--task", required=True, help="SUITE/DATASET, e.g. toy/bandit")
     c.add_argument("--method", required=True, help="e.g. TD3+BC (odtbench list methods)")
-    c.add_argument("--scale", required=True, help="smoke | quick | paper")
+    c.add_argument("--scale", required=True, help=SCALE_CHOICES)
     c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one hyperparameter, as for `odtbench run`; repeatable")
     c.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -470,25 +470,25 @@ def build_parser() -> argparse.ArgumentParser:
     db = dsub.add_parser("build", aliases=["generate"],
                          help="build (or find) the dataset of a task at a scale")
     db.add_argument("--task", required=True, help="SUITE/DATASET")
-    db.add_argument("--scale", required=True, help="smoke | quick | paper")
+    db.add_argument("--scale", required=True, help=SCALE_CHOICES)
     db.add_argument("--stats", help="also write the dataset statistics as JSON to this path")
     db.add_argument("--force", action="store_true", help="rebuild even if the dataset exists")
     db.set_defaults(func=cmd_dataset_build)
     ds = dsub.add_parser("stats", help="print the statistics of a built dataset")
     ds.add_argument("--task", required=True, help="SUITE/DATASET")
-    ds.add_argument("--scale", required=True, help="smoke | quick | paper")
+    ds.add_argument("--scale", required=True, help=SCALE_CHOICES)
     ds.set_defaults(func=cmd_dataset_stats)
 
     ls = sub.add_parser("list", help="list methods, tasks, suites or scales")
     ls.add_argument("kind", nargs="?", choices=LIST_KINDS, help="what to list (default: all)")
     ls.set_defaults(func=cmd_list)
 
-    def suite_parser(name: str, scale_help: str = "selects results/runs/SCALE (default quick)",
+    def suite_parser(name: str, scale_help: str = f"selects results/runs/SCALE (default {DEFAULT_SCALE})",
                      **kwargs: Any) -> argparse.ArgumentParser:
         """A subcommand over one suite's run files: --suite, --scale, --runs."""
         q = sub.add_parser(name, **kwargs)
         q.add_argument("--suite", required=True)
-        q.add_argument("--scale", default="quick", help=scale_help)
+        q.add_argument("--scale", default=DEFAULT_SCALE, help=scale_help)
         q.add_argument("--runs", help="runs root holding SUITE/... (default results/runs/SCALE)")
         return q
 
@@ -526,7 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Expand `ablations:` of the workflow config at a scale (or "
                         "read the expansion from --plan) and write each figure's run table "
                         "(--table) and/or reports/ablations.html (--out) from the run files.")
-    ab.add_argument("--scale", help="smoke | quick | paper (default: the config's scale)")
+    ab.add_argument("--scale", help=f"{SCALE_CHOICES} (default: the config's scale)")
     ab.add_argument("--config", default="workflows/config.yaml", help="workflow config (default %(default)s)")
     ab.add_argument("--plan", help="the expanded plan as JSON (the workflow passes it; overrides --config)")
     ab.add_argument("--figure", action="append", help="only this figure (repeatable; default all)")
@@ -544,7 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "methods, the declared ceiling), and an ETA for the whole workflow. "
                         "Reads the run directories and logs only; run it from the repository "
                         "root, while Snakemake runs or after.")
-    st.add_argument("--scale", help="smoke | quick | paper (default: the config's scale)")
+    st.add_argument("--scale", help=f"{SCALE_CHOICES} (default: the config's scale)")
     st.add_argument("--suite", help="only this suite (default: every suite of the scale)")
     st.add_argument("--jobs", type=_positive_int, metavar="N",
                     help="runs at a time for the ETA (default: as many as are running, at least 1)")

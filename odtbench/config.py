@@ -17,6 +17,7 @@ from odtbench.hyperparameters import (
     Protocol,
     build,
     check_value,
+    scale_layers,
     schema_types,
 )
 from odtbench.overrides import split_variant
@@ -76,6 +77,12 @@ SCALE_OVERRIDES: dict[str, dict[str, Any]] = {
         "online_budget": 40_000, "max_online_iters": 200, "eval_interval": 5,
         "eval_episodes": 5, "checkpoint_every_updates": 500,
     },
+    # Built on quick (SCALE_BASE): the quick sizes, the budgets at which the pilots saw the
+    # study's MuJoCo effect at those sizes, and the study's 10 evaluation episodes, so a final
+    # score is not one unlucky episode (docs/scales.md, evidence/ladder/README.md).
+    "standard": {
+        "online_budget": 100_000, "max_online_iters": 1000, "eval_episodes": 10,
+    },
     # Seconds per run: proves the wiring only.
     "smoke": {
         "embed_dim": 16, "n_layer": 1, "n_head": 1, "context_len": 5, "eval_context_len": 2,
@@ -86,6 +93,19 @@ SCALE_OVERRIDES: dict[str, dict[str, Any]] = {
         "eval_episodes": 2, "replay_size": 50, "checkpoint_every_updates": 5,
     },
 }
+# A scale's values for one domain, over the scale's own (the budget a domain needs to show the
+# effect at the scale's sizes): scale -> domain -> values, with the evidence for each.
+SCALE_DOMAIN_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
+    "standard": {
+        # halfcheetah-random: TD3+ODT leaves ODT's 2 from 55K on, 28 / 20 / 27 at 100K (seeds
+        # 0-2, the ladder's 100K rungs); the scale's 100K applies
+        # walker2d-random: TD3+ODT 33 at 200K on seed 0 with collapses between evaluations,
+        # ODT 6 at 300K (the ladder's 300K rungs): the longer budget
+        "walker2d": {"online_budget": 300_000},
+    },
+}
+SRC_SCALE_DOMAIN = "scale {scale} ({domain}; odtbench/config.py SCALE_DOMAIN_OVERRIDES)"
+
 # Context lengths and pretraining iterations are capped, not set, by a scale: a domain with
 # K = 1 (AntMaze umaze, Maze2D) keeps K = 1 at every scale.
 CAPPED_BY_SCALE = ("context_len", "eval_context_len", "pretrain_iters")
@@ -202,15 +222,19 @@ def resolve(task_key: str, method: str, scale: str, seed: int = 0,
     for row in task.hp.rules:  # the task's rules on the method's values (the toy's)
         if row.applies(given):
             lay.generic(row.values, row.source)
-    if task.hp.scales is not None:  # the task's own scale layer
-        lay.generic(task.hp.scales[scale], SRC_SCALE.format(scale=scale))
-    else:
-        scaled = dict(SCALE_OVERRIDES[scale])
+    for layer in scale_layers(scale):  # a scale built on another applies its base's first
+        if task.hp.scales is not None:  # the task's own scale layer
+            lay.generic(task.hp.scales.get(layer, {}), SRC_SCALE.format(scale=layer))
+            continue
+        scaled = dict(SCALE_OVERRIDES[layer])
         for k in CAPPED_BY_SCALE:  # a scale may shorten these, never lengthen a domain's value
             if k in scaled and k in hp:
                 scaled[k] = min(scaled[k], hp[k])
-        lay.generic(scaled, SRC_SCALE.format(scale=scale))
-    lay.own(spec.scale_presets.get(scale, {}), f"method preset {spec.name} (scale {scale})")
+        lay.generic(scaled, SRC_SCALE.format(scale=layer))
+        lay.generic(SCALE_DOMAIN_OVERRIDES.get(layer, {}).get(task.domain, {}),
+                    SRC_SCALE_DOMAIN.format(scale=layer, domain=task.domain))
+    for layer in scale_layers(scale):
+        lay.own(spec.scale_presets.get(layer, {}), f"method preset {spec.name} (scale {layer})")
     user = {**(overrides or {}), **swept}
     for k in sorted(user):
         if k not in lay.types:

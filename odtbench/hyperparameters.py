@@ -28,7 +28,24 @@ from odtbench.errors import OdtbenchError
 
 # Every scale a run's hyperparameters and a task's dataset are resolved at (docs/scales.md):
 # the one list (odtbench.config and odtbench.data.build read it).
-SCALES = ("smoke", "quick", "paper")
+SCALES = ("smoke", "quick", "standard", "paper")
+# The scale the workflow and the suite commands use unless told otherwise: the smallest that
+# shows the study's MuJoCo result (docs/scales.md).
+DEFAULT_SCALE = "standard"
+# A scale built on another: it trains on its base's datasets (the same files) and applies its
+# base's size layers before its own, so it states only what it changes.
+SCALE_BASE: dict[str, str] = {"standard": "quick"}
+
+
+def scale_layers(scale: str) -> tuple[str, ...]:
+    """The scales whose size layers a run at `scale` applies, base first."""
+    base = SCALE_BASE.get(scale)
+    return (*scale_layers(base), scale) if base else (scale,)
+
+
+def data_scale(scale: str) -> str:
+    """The scale whose dataset files a run at `scale` trains on."""
+    return scale_layers(scale)[0]
 
 
 @dataclass(frozen=True, kw_only=True)

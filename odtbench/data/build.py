@@ -24,7 +24,7 @@ import numpy as np
 from odtbench.data import minari_io
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import DatasetError, OdtbenchError, UnknownChoiceError
-from odtbench.hyperparameters import SCALES
+from odtbench.hyperparameters import SCALES, data_scale
 from odtbench.tasks import Task, get_task
 
 INFO_FILE = "odtbench_dataset.json"
@@ -46,15 +46,17 @@ def register_source(prefix: str, generate: Generator) -> None:
     _SOURCES[prefix] = generate
 
 
-def _check_scale(scale: str) -> None:
+def _check_scale(scale: str) -> str:
+    """The scale whose files `scale` trains on (a scale built on another shares its data)."""
     if scale not in SCALES:
         raise UnknownChoiceError("scale", scale, SCALES)
+    return data_scale(scale)
 
 
 def dataset_id(task_key: str | Task, scale: str) -> str:
     """The Minari id the task's data has (or will have) at `scale`."""
     task = task_key if isinstance(task_key, Task) else get_task(task_key)
-    _check_scale(scale)
+    scale = _check_scale(scale)
     if task.source_kind == "minari":
         return task.source_name
     if task.source == "generated:toy-bandit":
@@ -131,6 +133,7 @@ def build_dataset(task_key: str, scale: str, root: str | os.PathLike | None = No
     A ``minari:`` source is downloaded when missing and the network allows it, else this
     raises `DatasetError` naming how to get it and the generated equivalent.
     """
+    scale = _check_scale(scale)
     task = get_task(task_key, source=source)
     root_path = minari_io.resolve_root(root)
     did = dataset_id(task, scale)
@@ -232,6 +235,7 @@ def _atomic_write(path: Path, text: str) -> None:
 def load_task_dataset(task_key: str, scale: str, root: str | os.PathLike | None = None,
                       *, source: str | None = None) -> tuple[list[Trajectory], dict[str, Any]]:
     """The task's trajectories and build info; `DatasetError` saying how to build it if missing."""
+    scale = _check_scale(scale)
     task = get_task(task_key, source=source)
     root_path = minari_io.resolve_root(root)
     did = dataset_id(task, scale)
