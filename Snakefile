@@ -64,7 +64,6 @@ include: "workflows/rules/analysis.smk"
 
 
 onstart:
-    check_device_here()
     check_logger_here()
 
 

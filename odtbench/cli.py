@@ -509,7 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", help="figure directory (default reports/SUITE)")
     f.set_defaults(func=cmd_figures)
 
-    rp = suite_parser("report", "selects the SCALE paths below (default quick)",
+    rp = suite_parser("report", f"selects the SCALE paths below (default {DEFAULT_SCALE})",
                       help="render the HTML report of a suite",
                       description="Render one self-contained HTML file from the suite's run "
                       "files, aggregates, figures, dataset stats and Snakemake benchmarks.")

@@ -38,7 +38,7 @@ def test_list_names_the_registries(capsys):
     study = ["TD3+BC", "IQL", "ODT", "PDT", "TD3", "DDPG+ODT", "TD3+ODT"]
     assert [m for m in listed if m in study] == study
     _, out, _ = _run(["list", "scales"], capsys)
-    assert [line.split()[0] for line in out.splitlines()] == ["smoke", "quick", "paper"]
+    assert [line.split()[0] for line in out.splitlines()] == ["smoke", "quick", "standard", "paper"]
     _, out, _ = _run(["list", "tasks"], capsys)
     assert "toy/bandit" in out.split() and "mujoco/hopper-random" in out.split()
     _, out, _ = _run(["list"], capsys)

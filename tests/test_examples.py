@@ -181,4 +181,4 @@ def test_an_unknown_target_is_one_line(tmp_path):
                          text=True, timeout=300)
     errors = [ln for ln in res.stderr.splitlines() if ln.startswith("odtbench: error:")]
     assert res.returncode != 0 and "Traceback" not in res.stderr, res.stderr[-2000:]
-    assert len(errors) == 1 and "unknown suite at scale quick 'foo'" in errors[0]
+    assert len(errors) == 1 and "unknown suite at scale standard 'foo'" in errors[0]

@@ -174,6 +174,22 @@ def test_a_workflow_config_that_is_not_utf8_or_empty_is_one_line(content, needle
     _one_line(rc, err, "workflows/config.yaml", needle)
 
 
+def test_a_dry_run_for_a_missing_gpu_stops_with_one_line(tmp_path):
+    """`device: cuda` on a machine without one: `snakemake -n` of a local workflow stops before
+    any job with one line (Snakemake knows its executor once it builds the jobs; a cluster
+    executor leaves the check to each job: tests/test_slurm_profile.py)."""
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    wd = _workspace(tmp_path)
+    res = _snakemake(wd, "-n", "reports/toy.html", "--config", "device=cuda")
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("odtbench: error: ")]
+    assert res.returncode == 2 and len(lines) == 1, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr and "Exception" not in res.stderr, res.stderr[-2000:]
+    assert "cuda" in lines[0] and "device: cpu" in lines[0]
+    assert not (wd / "results").exists() and not (wd / "datasets").exists()
+
+
 def test_a_non_utf8_summary_is_one_line_in_status_and_aggregate(finished_in_workspace, capsys):
     wd, run = finished_in_workspace
     (run / "summary.json").write_bytes(b'{"status": "compl\xe9te"}')

@@ -83,3 +83,33 @@ def test_config_command_prints_each_key_with_its_source(capsys):
                  "--set", "n_layer=8"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("odtbench: error: TD3+BC has no hyperparameter 'n_layer'")
+
+
+@pytest.mark.parametrize("method", ["TD3+ODT", "ODT", "PDT", "IQL", "TD3-scratch"])
+def test_standard_is_quick_with_longer_budgets_and_ten_evaluation_episodes(method):
+    """A scale built on another (SCALE_BASE) applies its base's layers, then its own: standard
+    changes only the online budget (per domain), the iteration cap and the evaluation."""
+    from odtbench.config import SCALE_DOMAIN_OVERRIDES
+    from odtbench.hyperparameters import data_scale, scale_layers
+
+    assert scale_layers("standard") == ("quick", "standard") and data_scale("standard") == "quick"
+    changed = {"online_budget", "max_online_iters", "eval_episodes"}
+    for task, budget in (("mujoco/halfcheetah-random", 100_000), ("mujoco/walker2d-random", 300_000)):
+        quick = resolve(task, method, "quick")
+        std = resolve(task, method, "standard")
+        assert {k for k in quick.hyperparameters
+                if quick.hyperparameters[k] != std.hyperparameters[k]} <= changed
+        assert std.hyperparameters["online_budget"] == budget
+        assert std.hyperparameters["eval_episodes"] == 10
+        assert "scale standard" in std.sources["online_budget"]
+        for k in ("embed_dim", "mlp_hidden", "batch_size"):  # the sizes come from quick's layers
+            if k in std.sources:
+                assert std.sources[k] == quick.sources[k]
+    assert SCALE_DOMAIN_OVERRIDES["standard"]["walker2d"]["online_budget"] == 300_000
+
+
+def test_standard_trains_on_quicks_dataset_files():
+    from odtbench.data.build import dataset_id
+
+    for task in ("mujoco/halfcheetah-random", "adroit/hammer-cloned", "toy/bandit"):
+        assert dataset_id(task, "standard") == dataset_id(task, "quick")

@@ -28,13 +28,19 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = shutil.which("snakemake") or str(Path(sys.executable).with_name("snakemake"))
 
 MUJOCO = "reports/mujoco.html"
+MUJOCO_QUICK = "reports/mujoco.html --config scale=quick"
 MUJOCO_PAPER = "reports/mujoco.html --config scale=paper"
 MORE_MUJOCO = "reports/mujoco.html --configfile workflows/examples/more-mujoco.yaml"
 
 # (file, statement with placeholders, dry-run arguments after `snakemake -n`)
 STATED = [
-    ("README.md", "The quick MuJoCo suite is {runs} runs", MUJOCO),
-    ("README.md", "quick: hopper-random, {methods} methods x {seeds} seeds = {runs} runs", MUJOCO),
+    ("README.md", "The standard MuJoCo suite is {runs} runs ({datasets} datasets × {methods} "
+     "methods × {seeds} seeds", MUJOCO),
+    ("README.md", "standard: {datasets} datasets, {methods} methods x {seeds} seeds = {runs} runs",
+     MUJOCO),
+    ("README.md", "quick: hopper-random, {methods} methods x {seeds} seeds = {runs} runs",
+     MUJOCO_QUICK),
+    ("docs/scales.md", "the study's 7 methods and the floor, {seeds} seeds ({runs}\nruns)", MUJOCO),
     ("README.md", "# {datasets} datasets, {runs} runs", MORE_MUJOCO),
     ("README.md", "plans {datasets} datasets x {methods} methods x {seeds} seeds = {runs} runs",
      MUJOCO_PAPER),

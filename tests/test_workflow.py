@@ -111,14 +111,30 @@ def done(tmp_path_factory):
 
 
 def test_default_config_plans_the_toy_study(tmp_path):
-    """`snakemake --cores 2 reports/toy.html`: toy/bandit x the four methods x 5 seeds, quick."""
+    """`snakemake --cores 2 reports/toy.html`: toy/bandit x the four methods x 5 seeds, at the
+    default scale (standard: the toy keeps its own sizes)."""
     _copy_workflow(tmp_path)
     res = _snakemake(tmp_path, "-n", "reports/toy.html")
     assert res.returncode == 0, res.stderr[-2000:]
     runs = _run_outputs(res.stdout)
     assert {r.split("/")[5] for r in runs} == {"ODT", "DDPG+ODT", "TD3+ODT", "TD3"}
-    assert len(runs) == 20 and all(r.startswith("results/runs/quick/toy/bandit/") for r in runs)
+    assert len(runs) == 20 and all(r.startswith("results/runs/standard/toy/bandit/") for r in runs)
     assert _jobs(res.stdout) == {"dataset": 1, "run": 20, "aggregate": 1, "figures": 1, "report": 1}
+
+
+def test_the_main_command_plans_the_standard_mujoco_suite(tmp_path):
+    """`snakemake -n --cores 8 reports/mujoco.html`, no --config: the default scale (standard)
+    on the datasets that show the study's effect, its 7 methods and the floor, 3 seeds."""
+    _copy_workflow(tmp_path)
+    res = _snakemake(tmp_path, "-n", "--cores", "8", "reports/mujoco.html")
+    assert res.returncode == 0, res.stderr[-2000:]
+    runs = _run_outputs(res.stdout)
+    parts = [r.split("/") for r in runs]  # results/runs/<scale>/<suite>/<dataset>/<method>/seed<k>
+    assert {p[2] for p in parts} == {"standard"}
+    assert {p[4] for p in parts} == {"halfcheetah-random", "walker2d-random"}
+    assert {p[5] for p in parts} == {"TD3+BC", "IQL", "ODT", "PDT", "TD3", "DDPG+ODT", "TD3+ODT",
+                                     "TD3-scratch"}
+    assert {p[6] for p in parts} == {"seed0", "seed1", "seed2"} and len(runs) == 2 * 8 * 3
 
 
 def test_paper_scale_plans_every_mujoco_dataset_method_and_seed(tmp_path):
@@ -213,7 +229,7 @@ def test_lint_is_clean(tmp_path):
 
 
 @pytest.mark.parametrize("args, config_text, needle", [
-    (["--config", "scale=huge"], None, "scale: 'huge' is not one of ['smoke', 'quick', 'paper']"),
+    (["--config", "scale=huge"], None, "scale: 'huge' is not one of ['smoke', 'quick', 'standard', 'paper']"),
     (["--config", "methods=[ODT,nope]"], None, "unknown method 'nope'; valid choices: "),
     (["--config", "colour=red"], None, "'colour' was unexpected); valid keys: scale, seeds"),
     (["--config", "logger=mlflow"], None, "logger: 'mlflow' is not one of ['none', 'tensorboard'"),

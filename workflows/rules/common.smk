@@ -16,9 +16,15 @@ from odtbench import workflow_plan as wp
 STATS, SUMMARY, BENCHMARK, JOB_LOG = wp.STATS, wp.SUMMARY, wp.BENCHMARK, wp.JOB_LOG
 
 
-def stop(message):
-    """Print one line and leave (Snakemake's own report of an exception adds a traceback)."""
+def stop(message, now=False):
+    """Print one line and leave (Snakemake's own report of an exception adds a traceback).
+    `now`: from inside Snakemake's job building, which wraps even SystemExit in a report of
+    its own; before any job runs, so nothing is left half done."""
     print(f"odtbench: error: {' '.join(str(message).split())}", file=sys.stderr)
+    if now:
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(2)
     sys.exit(2)
 
 
@@ -224,22 +230,35 @@ def check_config():
         resolved_hyperparameters(SCALE, suite, dataset, method)
 
 
+_DEVICE_CHECKED = []
+
+
+def checked_device():
+    """The runs' device (a resource of the run jobs), checked on first use. Snakemake asks for it
+    while it builds the jobs, when it knows the executor, so a dry run stops too."""
+    if not _DEVICE_CHECKED:
+        _DEVICE_CHECKED.append(True)
+        check_device_here()
+    return config["device"]
+
+
 def check_device_here():
-    """The configured device exists on this machine; called from `onstart` (not in a dry run,
-    which may plan GPU runs anywhere) when jobs run locally. A cluster's login node may lack
-    the GPUs of its compute nodes: there each job checks its device (one line in its log).
+    """The configured device exists on this machine when the jobs run locally, in a dry run
+    too (the executor is known once jobs are built). A cluster's login node may lack the GPUs
+    of its compute nodes: with a cluster executor (`--executor slurm`, dry run or not) each
+    job checks its device where it runs (one line in its log).
     """
     from odtbench.errors import OdtbenchError
     from odtbench.hpcheck import check_device
 
-    if config["device"] == "cpu" or not getattr(workflow, "local_exec", True):
+    if config["device"] == "cpu" or not workflow.local_exec:
         return
     try:
         check_device(
             config["device"]
         )  # a GPU run without a GPU: one line, not one per job
     except OdtbenchError as err:
-        stop(err)
+        stop(err, now=True)
 
 
 def check_logger_here():

@@ -21,7 +21,7 @@ rule run:
         runtime=lambda wc: run_resource(wc, "runtime"),
         gpu=0 if config["device"] == "cpu" else 1,
         # a resource, not a param: moving to another device must not re-run finished runs
-        device=config["device"],
+        device=lambda wc: checked_device(),
         # likewise the update path (reference | fast): equal to rounding, not a new run
         speed=config.get("speed", "reference"),
     params:
