@@ -1,0 +1,149 @@
+"""The standard scale's MuJoCo verification (issue 27): copy the workflow's run files into
+evidence/, tabulate them, check the study's margins, and schedule the measured run times.
+
+    python benchmarks/verify_standard.py collect --runs RUNS_ROOT --to evidence/standard
+    python benchmarks/verify_standard.py table --runs evidence/standard [--md F]
+
+RUNS_ROOT is a checkout's `results/runs` (the runs of `snakemake --cores N reports/mujoco.html`
+at the standard scale). `collect` copies each run's config.json, curve.csv, diagnostics.csv and
+summary.json (no checkpoints, no logs), also of unfinished runs (they have no summary.json).
+`table` prints, per dataset and method, the final scores of seeds 0-2, their mean and range,
+each run's wall time (the last curve row's wall_time_s), the margins the issue asks for, and
+the wall time of the whole suite on 2 and 8 cores when its runs are scheduled longest first
+from the measured per-run times (an estimate from measurements: Snakemake's own order may
+differ).
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+SCALE, SUITE = "standard", "mujoco"
+RUN_FILES = ("config.json", "curve.csv", "diagnostics.csv", "summary.json")
+SEEDS = (0, 1, 2)  # chosen before the runs: the workflow config's `seeds: 3`
+# (dataset, better, worse, margin): the issue's bars; a margin also needs the seeds' ranges apart
+MARGINS = (("halfcheetah-random", "TD3+ODT", "ODT", 15.0),
+           ("halfcheetah-random", "TD3", "ODT", 0.0),
+           ("walker2d-random", "TD3+ODT", "ODT", 10.0))
+
+
+def collect(runs: Path, dest: Path) -> int:
+    root = runs / SCALE / SUITE
+    n = 0
+    for cfg in sorted(root.glob("*/*/seed*/config.json")):
+        src = cfg.parent
+        out = dest / SUITE / src.relative_to(root)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in RUN_FILES:
+            if (src / name).is_file():
+                shutil.copy2(src / name, out / name)
+        n += 1
+    print(f"copied {n} runs from {root} to {dest / SUITE}")
+    return 0
+
+
+def runs_table(root: Path) -> pd.DataFrame:
+    """One row per run: dataset, method, seed, final score (None while unfinished), the last
+    evaluated transitions and the wall time so far."""
+    rows = []
+    for cfg in sorted((root / SUITE).glob("*/*/seed*/config.json")):
+        d = cfg.parent
+        curve = pd.read_csv(d / "curve.csv")
+        summary = d / "summary.json"
+        final = json.loads(summary.read_text())["final_score"] if summary.is_file() else None
+        rows.append({"dataset": d.parent.parent.name, "method": d.parent.name,
+                     "seed": int(d.name.removeprefix("seed")), "final": final,
+                     "transitions": int(curve["online_transitions"].iloc[-1]),
+                     "last_score": float(curve["score_mean"].iloc[-1]),
+                     "wall_min": float(curve["wall_time_s"].iloc[-1]) / 60})
+    return pd.DataFrame(rows)
+
+
+def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
+    out = []
+    for (ds, m), g in runs.groupby(["dataset", "method"], sort=False):
+        done = g.dropna(subset=["final"]).sort_values("seed")
+        finals = " / ".join(f"{v:.2f}" for v in done["final"])
+        pending = sorted(set(g["seed"]) - set(done["seed"]))
+        out.append({"dataset": ds, "method": m, "final, seeds " + "/".join(map(str, SEEDS)): finals
+                    + (f" (seed {', '.join(map(str, pending))} running)" if pending else ""),
+                    "mean": done["final"].mean() if len(done) else float("nan"),
+                    "min": done["final"].min() if len(done) else float("nan"),
+                    "max": done["final"].max() if len(done) else float("nan"),
+                    "wall min per run": " / ".join(f"{w:.0f}" for w in done["wall_min"])})
+    return pd.DataFrame(out)
+
+
+def margins(summary: pd.DataFrame) -> list[str]:
+    lines = []
+    for ds, better, worse, margin in MARGINS:
+        rows = summary.set_index(["dataset", "method"])
+        if (ds, better) not in rows.index or (ds, worse) not in rows.index:
+            lines.append(f"{ds}: {better} vs {worse}: not run yet")
+            continue
+        b, w = rows.loc[(ds, better)], rows.loc[(ds, worse)]
+        complete = "running" not in b.iloc[0] + w.iloc[0]
+        gap = b["mean"] - w["mean"]
+        apart = b["min"] > w["max"]
+        ok = gap >= margin and (apart or margin == 0)
+        lines.append(f"{ds}: {better} mean {b['mean']:.2f} - {worse} mean {w['mean']:.2f} = "
+                     f"{gap:.2f} (bar: >= {margin:g}{', ranges apart' if margin else ''}; "
+                     f"ranges {'apart' if apart else 'overlap'}): "
+                     f"{'met' if ok else 'not met'}{'' if complete else ' so far (seeds running)'}")
+    return lines
+
+
+def schedule(minutes: list[float], cores: int) -> float:
+    """Makespan of running the given jobs longest first on `cores` single-core workers."""
+    free = [0.0] * cores
+    for m in sorted(minutes, reverse=True):
+        heapq.heappush(free, heapq.heappop(free) + m)
+    return max(free)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("collect")
+    c.add_argument("--runs", type=Path, required=True)
+    c.add_argument("--to", type=Path, required=True)
+    t = sub.add_parser("table")
+    t.add_argument("--runs", type=Path, required=True)
+    t.add_argument("--md", type=Path)
+    a = p.parse_args(argv)
+    if a.cmd == "collect":
+        return collect(a.runs, a.to)
+    runs = runs_table(a.runs)
+    if runs.empty:
+        print("(no runs yet)")
+        return 0
+    summary = summary_table(runs)
+    parts = [summary.to_markdown(index=False, floatfmt=".2f"), ""]
+    parts += [f"- {line}" for line in margins(summary)]
+    done = runs.dropna(subset=["final"])
+    for r in runs[runs["final"].isna()].itertuples():
+        parts.append(f"- running: {r.dataset} {r.method} seed {r.seed} at {r.transitions:,} "
+                     f"transitions, last score {r.last_score:.2f}, {r.wall_min:.0f} min so far")
+    n_planned = 2 * 8 * len(SEEDS)
+    parts += ["", f"{len(done)} of {n_planned} planned runs finished; their wall times sum to "
+              f"{done['wall_min'].sum() / 60:.1f} h of one core."]
+    if len(done) == n_planned:
+        for cores in (2, 8):
+            parts.append(f"- the whole suite on {cores} cores, longest first: "
+                         f"{schedule(list(done['wall_min']), cores) / 60:.1f} h")
+    text = "\n".join(parts)
+    if a.md:
+        a.md.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
