@@ -121,3 +121,15 @@ def test_profile_keys_and_single_node_script_parse():
     script = REPO / "scripts" / "slurm_single_node.sh"
     assert os.access(script, os.X_OK)
     subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+def test_a_dry_run_for_the_cluster_plans_gpu_runs_without_a_gpu_here(cluster):
+    """`snakemake -n --profile workflows/profiles/slurm ... device=cuda` on a login node without
+    a GPU plans the runs; the same dry run for local jobs stops with one line
+    (tests/test_faults_lastmile.py)."""
+    work, env, _ = cluster
+    p = subprocess.run([SNAKEMAKE, "-n", "--profile", str(PROFILE), "reports/toy.html",
+                        "--config", "scale=smoke", "device=cuda"],
+                       cwd=work, env=env, capture_output=True, text=True, timeout=180)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "odtbench: error" not in p.stderr and "rule run:" in p.stdout

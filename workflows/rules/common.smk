@@ -242,6 +242,16 @@ def checked_device():
     return config["device"]
 
 
+def jobs_run_here():
+    """Whether this Snakemake runs its jobs on this machine. A dry run swaps the executor for
+    Snakemake's dry-run one, which is local; the intended executor's trace left is
+    `use_threads`, which Snakemake forces on for a remote executor (snakemake/api.py).
+    """
+    if workflow.dryrun:
+        return not workflow.execution_settings.use_threads
+    return workflow.local_exec
+
+
 def check_device_here():
     """The configured device exists on this machine when the jobs run locally, in a dry run
     too (the executor is known once jobs are built). A cluster's login node may lack the GPUs
@@ -251,7 +261,7 @@ def check_device_here():
     from odtbench.errors import OdtbenchError
     from odtbench.hpcheck import check_device
 
-    if config["device"] == "cpu" or not workflow.local_exec:
+    if config["device"] == "cpu" or not jobs_run_here():
         return
     try:
         check_device(
