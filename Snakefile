@@ -64,6 +64,7 @@ include: "workflows/rules/analysis.smk"
 
 
 onstart:
+    check_device_here()  # also when no run job is planned (a dataset target); once per process
     check_logger_here()
 
 

@@ -236,9 +236,7 @@ _DEVICE_CHECKED = []
 def checked_device():
     """The runs' device (a resource of the run jobs), checked on first use. Snakemake asks for it
     while it builds the jobs, when it knows the executor, so a dry run stops too."""
-    if not _DEVICE_CHECKED:
-        _DEVICE_CHECKED.append(True)
-        check_device_here()
+    check_device_here()
     return config["device"]
 
 
@@ -261,8 +259,9 @@ def check_device_here():
     from odtbench.errors import OdtbenchError
     from odtbench.hpcheck import check_device
 
-    if config["device"] == "cpu" or not jobs_run_here():
+    if _DEVICE_CHECKED or config["device"] == "cpu" or not jobs_run_here():
         return
+    _DEVICE_CHECKED.append(True)
     try:
         check_device(
             config["device"]
