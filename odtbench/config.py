@@ -7,11 +7,11 @@ run against the study. Scales change sizes and budgets only, never the algorithm
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
-from odtbench.hpcheck import check_hyperparameters
+from odtbench.hpcheck import check_hyperparameters, check_memory
 from odtbench.hyperparameters import (
     SCALES,
     Protocol,
@@ -110,6 +110,8 @@ SRC_SCALE_DOMAIN = "scale {scale} ({domain}; odtbench/config.py SCALE_DOMAIN_OVE
 # K = 1 (AntMaze umaze, Maze2D) keeps K = 1 at every scale.
 CAPPED_BY_SCALE = ("context_len", "eval_context_len", "pretrain_iters")
 
+S = TypeVar("S", bound=Protocol)
+
 
 @dataclass
 class RunConfig:
@@ -123,6 +125,20 @@ class RunConfig:
     sources: dict[str, str] = field(default_factory=dict)
     # a sweep's run (`TD3+ODT@rl_coeff=0.01`): its method directory; "" = the method's own
     variant: str = ""
+    # The typed hyperparameters (the method's schema; `Protocol` for a method without one),
+    # built by `resolve`: what the code reads, through `typed_as`. `hyperparameters` is
+    # their record, with sources, for config.json.
+    typed: Protocol | None = field(default=None, compare=False, repr=False)
+
+    def typed_as(self, schema: type[S]) -> S:
+        """The run's typed hyperparameters as `schema` (the method's own or one it extends).
+        Built anew (and checked) where `hyperparameters` no longer holds them: a record
+        edited by hand after `resolve`, or a RunConfig made without it."""
+        t, rec = self.typed, self.hyperparameters
+        if isinstance(t, schema) and all(f.name in rec and rec[f.name] is getattr(t, f.name)
+                                         for f in fields(t)):
+            return t
+        return build(schema, self.hyperparameters, self.method)
 
     @property
     def method_dir(self) -> str:
@@ -245,7 +261,9 @@ def resolve(task_key: str, method: str, scale: str, seed: int = 0,
     before = dict(hp)
     lay.own({k: v for k, v in user.items() if k not in swept}, "user override")
     lay.own(swept, f"sweep value (run {variant})")
-    check_hyperparameters(hp, before)  # per-key range and choices (odtbench/hpcheck.py)
+    # per-key type, range and choices of the method's schema (odtbench/hpcheck.py)
+    schema = spec.hyperparameters or Protocol
+    check_hyperparameters(hp, before, schema)
     if hp.get("eval_context_len", 0) > hp.get("context_len", float("inf")):
         # the DT acts on at most context_len steps: stop now, not after pretraining
         raise OdtbenchError(f"eval_context_len {hp['eval_context_len']} exceeds context_len "
@@ -253,8 +271,9 @@ def resolve(task_key: str, method: str, scale: str, seed: int = 0,
                             "the DT is trained on at most context_len steps: raise context_len")
     for k, v in hp.items():
         check_value(k, v, lay.types[k], spec.name)
-    if spec.hyperparameters is not None:
-        build(spec.hyperparameters, hp, spec.name)  # complete, typed, and the schema's checks
+    typed = build(schema, hp, spec.name)  # complete, typed, and the schema's checks
+    check_memory(typed, spec.name)  # the sizes together fit this machine, before any file
     src = lay.src
     return RunConfig(task_key=task.key, method=spec.name, scale=scale, seed=int(seed),
-                     hyperparameters=hp, sources=src, variant=variant if swept else "")
+                     hyperparameters=hp, sources=src, variant=variant if swept else "",
+                     typed=typed)

@@ -5,7 +5,9 @@ their types. `odtbench.config.resolve` applies its layers (defaults, domain row,
 preset, scale, user) to those keys only, so a run records, and `--set` accepts, the keys of
 its own family and no other. The values of every layer live in `odtbench.config`, the
 tasks' rows (`odtbench.tasks.TaskHyperparameters`, given by each suite) and the method
-specs; a schema holds names and types only.
+specs; a schema holds names, types and each key's valid values (`Range`, `Choices`, with an
+upper bound for every number: docs/contracts.md, "Hyperparameter bounds"), and says what
+memory one update at its sizes needs (`memory_bytes`).
 
 Families: `Protocol` (what every method shares: the budget and the evaluation; also the
 schema of external methods), `TrajectoryTransformer` (the transformer and iteration keys
@@ -19,10 +21,10 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 from odtbench.errors import OdtbenchError
 
@@ -48,14 +50,110 @@ def data_scale(scale: str) -> str:
     return scale_layers(scale)[0]
 
 
+@dataclass(frozen=True)
+class Range:
+    """A numeric key's valid values, `low` to `high`, each end open or closed.
+
+    `ceiling` says why `high` is the most a run takes where it is a limit of what a machine
+    can hold or finish, not of the quantity itself (a probability's 1 needs no reason): such a
+    bound stops a typo such as `batch_size=100000000000` with one line, before torch would
+    die on it (docs/contracts.md, "Hyperparameter bounds")."""
+
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+    ceiling: str = ""
+
+    def contains(self, value: float) -> bool:
+        lo_ok = value > self.low if self.low_open else value >= self.low
+        hi_ok = value < self.high if self.high_open else value <= self.high
+        return lo_ok and hi_ok
+
+    def text(self, value: float | None = None) -> str:
+        """What is valid, said for `value`: a ceiling is named only to a value above it."""
+        low = f"{'>' if self.low_open else '>='} {_num(self.low)}"
+        if not self.ceiling:
+            return (f"in {'(' if self.low_open else '['}{_num(self.low)}, {_num(self.high)}"
+                    f"{')' if self.high_open else ']'}")
+        if value is None or self.contains(value) or (value <= self.low if self.low_open
+                                                       else value < self.low):
+            return low
+        return (f"{low} and {'<' if self.high_open else '<='} {_num(self.high)} "
+                f"({self.ceiling})")
+
+
+def _num(x: float) -> str:
+    """1048576, not 1.04858e+06; 1e+09 and 1e+38 as such."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e7 else f"{x:g}"
+
+
+@dataclass(frozen=True)
+class Choices:
+    """A string key's valid values: a tuple, or a function giving them (a registry's names,
+    plug-ins included, read when a run is resolved)."""
+
+    values: tuple[str, ...] | Callable[[], tuple[str, ...]]
+
+    def names(self) -> tuple[str, ...]:
+        return self.values if isinstance(self.values, tuple) else self.values()
+
+
+# The bounds the schemas' fields share. Upper bounds are what one run can hold or finish, far
+# beyond every preset (paper scale: width 512, K 20, batch 256, 1M steps), so no study value
+# meets them; the memory of sizes together is checked by `memory_bytes` (odtbench/hpcheck.py).
+_GIB_MATRIX = "a wider layer's weight matrix alone is over 1 GiB"
+WIDTH = Range(0, 16_384, low_open=True, ceiling=_GIB_MATRIX)
+DEPTH = Range(0, 256, low_open=True, ceiling="deeper than any network this suite trains")
+HEADS = Range(0, 256, low_open=True, ceiling="more heads than any width the suite holds")
+ENSEMBLE = Range(0, 64, low_open=True, ceiling="more critics than any ensemble in the study")
+CONTEXT = Range(0, 4_096, low_open=True,
+                ceiling="3 tokens a step: a longer context's attention does not fit in memory")
+BATCH = Range(0, 1_048_576, low_open=True,
+              ceiling="a larger batch's tensors do not fit in memory")
+# updates, iterations, transitions, steps: more than any run can finish
+_FOREVER = "a run of more would not finish"
+COUNT = Range(0, 1_000_000_000, low_open=True, ceiling=_FOREVER)
+COUNT0 = Range(0, 1_000_000_000, ceiling=_FOREVER)  # may be 0
+REPLAY = Range(0, 100_000_000, low_open=True,
+               ceiling="100x the official 1M-transition buffer; more does not fit in memory")
+LR = Range(0, 10, low_open=True, ceiling="a step 10x the weights diverges at once")
+# loss weights, temperatures, scales, decays, noise, clip norms
+_HUGE = "beyond float32 precision of the losses it scales"
+POSITIVE = Range(0, 1e6, low_open=True, ceiling=_HUGE)
+NONNEG = Range(0, 1e6, ceiling=_HUGE)
+Q_BOUND = Range(0, 1e38, low_open=True, ceiling="float32's largest value is 3.4e38")
+RETURN = Range(-1e12, 1e12, ceiling="a return float32 cannot resolve")
+LOG_STD = Range(-20, 20, ceiling="exp() of it over- or underflows float32")
+UNIT = Range(0, 1)
+OPEN_UNIT = Range(0, 1, low_open=True, high_open=True)
+HALF_OPEN_UNIT = Range(0, 1, high_open=True)
+
+
+def _rl_kinds() -> tuple[str, ...]:
+    """The registered RL kinds (odtbench.methods.rl_kinds, torch-free), plug-ins included."""
+    from odtbench.methods.rl_kinds import kind_names
+
+    return kind_names()
+
+
 @dataclass(frozen=True, kw_only=True)
 class Protocol:
     """The protocol every method shares (docs/methods/dt-family.md §5)."""
 
-    online_budget: int  # online transitions
-    eval_episodes: int
-    max_episode_len: int
-    divergence_q_bound: float  # |Q| beyond this ends the run as diverged
+    online_budget: Annotated[int, COUNT]  # online transitions
+    eval_episodes: Annotated[int, COUNT]
+    max_episode_len: Annotated[int, COUNT]
+    divergence_q_bound: Annotated[float, Q_BOUND]  # |Q| beyond this ends the run as diverged
+
+    # the sizes `memory_bytes` grows with (the keys its error names)
+    memory_keys: ClassVar[tuple[str, ...]] = ()
+
+    def memory_bytes(self) -> int:
+        """Float32 bytes one training update needs at least (weights and the activations
+        kept for the backward pass, counted from below): `odtbench.config.resolve` refuses
+        values whose update cannot fit in this machine's memory. 0: sizes of its own."""
+        return 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,31 +161,43 @@ class TrajectoryTransformer(Protocol):
     """A transformer over trajectory segments and its iteration protocol: what the DT family
     and PDT share (docs/methods/dt-family.md §1, §5)."""
 
-    embed_dim: int
-    n_layer: int
-    n_head: int
-    dropout: float
-    embed_dropout: float  # the embeddings' own dropout (docs/fidelity.md)
-    context_len: int
-    eval_context_len: int
-    batch_size: int
+    embed_dim: Annotated[int, WIDTH]
+    n_layer: Annotated[int, DEPTH]
+    n_head: Annotated[int, HEADS]
+    dropout: Annotated[float, HALF_OPEN_UNIT]
+    # the embeddings' own dropout (docs/fidelity.md)
+    embed_dropout: Annotated[float, HALF_OPEN_UNIT]
+    context_len: Annotated[int, CONTEXT]
+    eval_context_len: Annotated[int, CONTEXT]
+    batch_size: Annotated[int, BATCH]
     # LAMB with a linear warm-up, and the stochastic head's temperature
-    lr_actor: float
-    weight_decay: float
-    warmup_steps: int
-    grad_clip: float
-    init_temperature: float
-    reward_scale: float  # RTG scale at the input
+    lr_actor: Annotated[float, LR]
+    weight_decay: Annotated[float, NONNEG]
+    warmup_steps: Annotated[int, COUNT0]
+    grad_clip: Annotated[float, NONNEG]
+    init_temperature: Annotated[float, POSITIVE]
+    reward_scale: Annotated[float, POSITIVE]  # RTG scale at the input
     drop_lowest_return: bool
     # pretraining iterations, online iterations, trajectory FIFO, evaluation schedule
-    pretrain_iters: int
-    pretrain_updates: int
-    checkpoint_every_updates: int
-    online_updates_per_iter: int
-    min_transitions_per_iter: int
-    max_online_iters: int
-    replay_size: int
-    eval_interval: int
+    pretrain_iters: Annotated[int, COUNT]
+    pretrain_updates: Annotated[int, COUNT0]
+    checkpoint_every_updates: Annotated[int, COUNT]
+    online_updates_per_iter: Annotated[int, COUNT]
+    min_transitions_per_iter: Annotated[int, COUNT0]
+    max_online_iters: Annotated[int, COUNT]
+    replay_size: Annotated[int, COUNT]
+    eval_interval: Annotated[int, COUNT]
+
+    memory_keys: ClassVar[tuple[str, ...]] = (
+        "batch_size", "context_len", "embed_dim", "n_layer", "n_head")
+
+    def memory_bytes(self) -> int:
+        # per layer, per segment: the attention weights (heads x tokens^2) and the MLP's
+        # 4x-wide hidden layer (tokens x 4 embed_dim); 12 embed_dim^2 weights per layer
+        tokens = 3 * self.context_len  # (RTG, state, action) per step
+        acts = self.batch_size * self.n_layer * (self.n_head * tokens ** 2
+                                                 + 4 * tokens * self.embed_dim)
+        return 4 * (acts + 12 * self.n_layer * self.embed_dim ** 2)
 
     def __post_init__(self) -> None:
         if self.embed_dim % self.n_head:
@@ -98,32 +208,43 @@ class TrajectoryTransformer(Protocol):
 class DTHyperparameters(TrajectoryTransformer):
     """The DT family's agent and protocol (docs/methods/dt-family.md §6)."""
 
-    actor_optimizer: str  # "lamb" (the study), "adam" (the toy)
+    # "lamb" (the study), "adam" (the toy)
+    actor_optimizer: Annotated[str, Choices(("lamb", "adam"))]
     stochastic: bool
     entropy_reg: bool
     # critic and TD3
-    critic_hidden: int
+    critic_hidden: Annotated[int, WIDTH]
     critic_layernorm: bool
-    n_critics: int
-    lr_critic: float
-    critic_weight_decay: float
-    gamma: float
-    tau: float
-    policy_noise: float
-    noise_clip: float
-    actor_update_interval: int
-    expl_noise: float
-    rl_kind: str  # a registered RL kind (odtbench.methods.rl_kinds)
-    rl_coeff: float
-    sup_coeff: float
+    n_critics: Annotated[int, ENSEMBLE]
+    lr_critic: Annotated[float, LR]
+    critic_weight_decay: Annotated[float, NONNEG]
+    gamma: Annotated[float, UNIT]
+    tau: Annotated[float, UNIT]
+    policy_noise: Annotated[float, NONNEG]
+    noise_clip: Annotated[float, NONNEG]
+    actor_update_interval: Annotated[int, COUNT]
+    expl_noise: Annotated[float, NONNEG]
+    rl_kind: Annotated[str, Choices(_rl_kinds)]  # a registered kind (odtbench.methods.rl_kinds)
+    rl_coeff: Annotated[float, NONNEG]
+    sup_coeff: Annotated[float, NONNEG]
     rl_from_start: bool
     # online iterations and evaluation
-    online_updates_mode: str  # "fixed" updates per iteration, or one "epoch" (the toy)
-    eval_rtg: float
-    online_rtg: float
+    # "fixed" updates per iteration, or one "epoch" (the toy)
+    online_updates_mode: Annotated[str, Choices(("fixed", "epoch"))]
+    eval_rtg: Annotated[float, RETURN]
+    online_rtg: Annotated[float, RETURN]
     # the toy's protocol only (docs/fidelity.md): new optimisers online, a constant RTG input
     fresh_optimizers_online: bool
-    train_rtg_constant: float | None
+    train_rtg_constant: Annotated[float | None, RETURN]
+
+    memory_keys: ClassVar[tuple[str, ...]] = (
+        *TrajectoryTransformer.memory_keys, "critic_hidden", "n_critics")
+
+    def memory_bytes(self) -> int:
+        # each critic: two hidden layers' weights, and its hidden units for every batch entry
+        critics = self.n_critics * (2 * self.critic_hidden ** 2
+                                    + 2 * self.batch_size * self.context_len * self.critic_hidden)
+        return super().memory_bytes() + 4 * critics
 
     def __post_init__(self) -> None:
         if self.n_critics < 1 or self.actor_update_interval < 1:
@@ -135,34 +256,34 @@ class DTHyperparameters(TrajectoryTransformer):
 class IQLODTHyperparameters(DTHyperparameters):
     """IQL+ODT (docs/methods/iql-odt.md): expectile V, advantage-weighted DT term."""
 
-    iql_expectile: float
-    iql_temperature: float  # beta in exp(beta (Q - V))
-    iql_max_weight: float
+    iql_expectile: Annotated[float, OPEN_UNIT]
+    iql_temperature: Annotated[float, POSITIVE]  # beta in exp(beta (Q - V))
+    iql_max_weight: Annotated[float, POSITIVE]
 
 
 @dataclass(frozen=True, kw_only=True)
 class AWACHyperparameters(DTHyperparameters):
     """AWAC on the DT (docs/methods/awac.md)."""
 
-    awac_lambda: float  # w = exp(A / lambda)
-    awac_max_weight: float
+    awac_lambda: Annotated[float, POSITIVE]  # w = exp(A / lambda)
+    awac_max_weight: Annotated[float, POSITIVE]
 
 
 @dataclass(frozen=True, kw_only=True)
 class AWRHyperparameters(DTHyperparameters):
     """AWR on the DT (docs/methods/awr.md)."""
 
-    awr_beta: float  # w = exp(A / beta)
-    awr_max_weight: float
-    awr_lambda: float  # TD(lambda) of the value targets
+    awr_beta: Annotated[float, POSITIVE]  # w = exp(A / beta)
+    awr_max_weight: Annotated[float, POSITIVE]
+    awr_lambda: Annotated[float, UNIT]  # TD(lambda) of the value targets
 
 
 @dataclass(frozen=True, kw_only=True)
 class PPOHyperparameters(DTHyperparameters):
     """PPO on the DT (docs/methods/ppo.md)."""
 
-    ppo_clip: float  # epsilon of the clipped surrogate
-    ppo_lambda: float  # lambda of the advantage's value targets
+    ppo_clip: Annotated[float, POSITIVE]  # epsilon of the clipped surrogate
+    ppo_lambda: Annotated[float, UNIT]  # lambda of the advantage's value targets
 
 
 @cache
@@ -170,6 +291,18 @@ def schema_types(schema: type) -> dict[str, type]:
     """{key: type} of a schema's fields, in declaration order."""
     hints = typing.get_type_hints(schema)
     return {f.name: hints[f.name] for f in dataclasses.fields(schema)}
+
+
+@cache
+def schema_bounds(schema: type) -> dict[str, Range | Choices]:
+    """{key: its Range or Choices} of the schema's fields that declare one (`Annotated`)."""
+    hints = typing.get_type_hints(schema, include_extras=True)
+    out: dict[str, Range | Choices] = {}
+    for f in dataclasses.fields(schema):
+        for meta in getattr(hints[f.name], "__metadata__", ()):
+            if isinstance(meta, Range | Choices):
+                out[f.name] = meta
+    return out
 
 
 def check_value(key: str, value: Any, want: type, method: str) -> None:

@@ -17,78 +17,107 @@ budgets only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 from odtbench.errors import OdtbenchError
-from odtbench.hyperparameters import Protocol, TrajectoryTransformer
+from odtbench.hyperparameters import (
+    BATCH,
+    COUNT,
+    COUNT0,
+    DEPTH,
+    HALF_OPEN_UNIT,
+    LOG_STD,
+    LR,
+    NONNEG,
+    OPEN_UNIT,
+    POSITIVE,
+    REPLAY,
+    UNIT,
+    WIDTH,
+    Choices,
+    Protocol,
+    TrajectoryTransformer,
+)
 from odtbench.methods.registry import MethodSpec
 
-
 # --- typed schemas: the keys each baseline reads (odtbench.hyperparameters) --------------
+# IQL's actor learning-rate schedules (odtbench_baselines.iql implements each)
+IQL_SCHEDULES = ("cosine", "cosine_pretrain", "constant")
+
+
 @dataclass(frozen=True, kw_only=True)
 class MLPOnlineHyperparameters(Protocol):
     """The MLP protocol's online part: all TD3-scratch has (docs/methods/mlp-protocol.md)."""
 
-    mlp_hidden: int
-    mlp_layers: int
-    mlp_replay_size: int | None  # transitions; None: never evicts (docs/fidelity.md)
-    mlp_batch_size: int
-    mlp_discount: float
-    mlp_tau: float
-    mlp_eval_every: int
-    mlp_checkpoint_every: int
+    mlp_hidden: Annotated[int, WIDTH]
+    mlp_layers: Annotated[int, DEPTH]
+    # transitions; None: never evicts (docs/fidelity.md)
+    mlp_replay_size: Annotated[int | None, REPLAY]
+    mlp_batch_size: Annotated[int, BATCH]
+    mlp_discount: Annotated[float, UNIT]
+    mlp_tau: Annotated[float, UNIT]
+    mlp_eval_every: Annotated[int, COUNT]
+    mlp_checkpoint_every: Annotated[int, COUNT]
+
+    memory_keys: ClassVar[tuple[str, ...]] = ("mlp_batch_size", "mlp_hidden", "mlp_layers")
+
+    def memory_bytes(self) -> int:
+        # actor, twin critics and their targets: mlp_layers hidden^2 weights each, and the
+        # hidden units of every batch entry
+        nets = 3 * self.mlp_layers * (self.mlp_hidden ** 2 + self.mlp_batch_size * self.mlp_hidden)
+        return 4 * nets
 
 
 @dataclass(frozen=True, kw_only=True)
 class MLPHyperparameters(MLPOnlineHyperparameters):
     """The MLP protocol of TD3+BC and IQL (docs/methods/mlp-protocol.md)."""
 
-    mlp_pretrain_steps: int
-    mlp_pretrain_eval_every: int
+    mlp_pretrain_steps: Annotated[int, COUNT0]
+    mlp_pretrain_eval_every: Annotated[int, COUNT]
 
 
 @dataclass(frozen=True, kw_only=True)
 class TD3BCHyperparameters(MLPHyperparameters):
     """TD3+BC (docs/methods/td3-bc.md)."""
 
-    td3bc_alpha: float
+    td3bc_alpha: Annotated[float, NONNEG]
     td3bc_normalize_states: bool
-    td3bc_actor_lr: float
-    td3bc_critic_lr: float
-    td3bc_policy_noise: float
-    td3bc_noise_clip: float
-    td3bc_policy_freq: int
-    td3bc_expl_noise: float
+    td3bc_actor_lr: Annotated[float, LR]
+    td3bc_critic_lr: Annotated[float, LR]
+    td3bc_policy_noise: Annotated[float, NONNEG]
+    td3bc_noise_clip: Annotated[float, NONNEG]
+    td3bc_policy_freq: Annotated[int, COUNT]
+    td3bc_expl_noise: Annotated[float, NONNEG]
 
 
 @dataclass(frozen=True, kw_only=True)
 class TD3ScratchHyperparameters(MLPOnlineHyperparameters):
     """TD3 online only, the floor (docs/methods/td3-scratch.md)."""
 
-    td3_actor_lr: float
-    td3_critic_lr: float
-    td3_policy_noise: float
-    td3_noise_clip: float
-    td3_policy_freq: int
-    td3_expl_noise: float
-    td3_start_steps: int  # uniform-random actions before the first update, at most...
-    td3_start_share: float  # ... this share of online_budget
+    td3_actor_lr: Annotated[float, LR]
+    td3_critic_lr: Annotated[float, LR]
+    td3_policy_noise: Annotated[float, NONNEG]
+    td3_noise_clip: Annotated[float, NONNEG]
+    td3_policy_freq: Annotated[int, COUNT]
+    td3_expl_noise: Annotated[float, NONNEG]
+    td3_start_steps: Annotated[int, COUNT0]  # uniform-random actions before the first update, at most...
+    td3_start_share: Annotated[float, HALF_OPEN_UNIT]  # ... this share of online_budget
 
 
 @dataclass(frozen=True, kw_only=True)
 class IQLHyperparameters(MLPHyperparameters):
     """IQL (docs/methods/iql.md)."""
 
-    iql_expectile: float
-    iql_temperature: float
-    iql_dropout: float  # Adroit actor dropout (docs/fidelity.md)
-    iql_actor_lr: float
-    iql_critic_lr: float
-    iql_value_lr: float
-    iql_actor_schedule: str
-    iql_max_weight: float
-    iql_log_std_min: float
-    iql_log_std_max: float
+    iql_expectile: Annotated[float, OPEN_UNIT]
+    iql_temperature: Annotated[float, POSITIVE]
+    iql_dropout: Annotated[float, HALF_OPEN_UNIT]  # Adroit actor dropout (docs/fidelity.md)
+    iql_actor_lr: Annotated[float, LR]
+    iql_critic_lr: Annotated[float, LR]
+    iql_value_lr: Annotated[float, LR]
+    iql_actor_schedule: Annotated[str, Choices(IQL_SCHEDULES)]
+    iql_max_weight: Annotated[float, POSITIVE]
+    iql_log_std_min: Annotated[float, LOG_STD]
+    iql_log_std_max: Annotated[float, LOG_STD]
     iql_normalize_rewards: bool
     iql_scale_online_rewards: bool
 
@@ -97,17 +126,17 @@ class IQLHyperparameters(MLPHyperparameters):
 class PDTHyperparameters(TrajectoryTransformer):
     """PDT (docs/methods/pdt.md): the transformer and iteration keys, and its own."""
 
-    pdt_z_dim: int
-    pdt_kl_weight: float
-    pdt_prior_weight: float
-    pdt_return_weight: float
-    pdt_warmup_samples: int
-    pdt_warmup_envs: int
-    pdt_return_warmup_iters: int
-    pdt_return_warmup_batches: int
-    pdt_return_warmup_lr: float
-    pdt_prior_samples: int
-    pdt_sample_topk: int
+    pdt_z_dim: Annotated[int, WIDTH]
+    pdt_kl_weight: Annotated[float, NONNEG]
+    pdt_prior_weight: Annotated[float, NONNEG]
+    pdt_return_weight: Annotated[float, NONNEG]
+    pdt_warmup_samples: Annotated[int, COUNT0]
+    pdt_warmup_envs: Annotated[int, COUNT]
+    pdt_return_warmup_iters: Annotated[int, COUNT]
+    pdt_return_warmup_batches: Annotated[int, COUNT]
+    pdt_return_warmup_lr: Annotated[float, LR]
+    pdt_prior_samples: Annotated[int, BATCH]
+    pdt_sample_topk: Annotated[int, BATCH]
 
 
 # --- TD3+BC and IQL: the shared MLP protocol (baselines/mlp_loop.py) ---------------------

@@ -49,11 +49,12 @@ from odtbench.config import RunConfig
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import UnknownChoiceError
 from odtbench.optim import adam, polyak_
+from odtbench_baselines import IQL_SCHEDULES
 from odtbench_baselines.mlp_loop import MLPMethod, Preprocessing, run_mlp
 
 # train_finetune.py normalises the rewards of these locomotion domains only.
 REWARD_NORM_DOMAINS = ("hopper", "halfcheetah", "walker2d")
-SCHEDULES = ("cosine", "cosine_pretrain", "constant")
+SCHEDULES = IQL_SCHEDULES  # the schema's choices (odtbench_baselines.IQLHyperparameters)
 
 
 def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:

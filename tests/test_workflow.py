@@ -208,6 +208,23 @@ def test_changing_one_methods_hyperparameter_reruns_only_its_runs(done):
     assert "--set=rl_coeff=0.2" in res.stdout  # the override reaches the run command
 
 
+@pytest.mark.parametrize("key, value", [("batch_size", 100_000_000_000), ("embed_dim", 1_000_000),
+                                        ("lr_actor", 1e300), ("context_len", 100_000)])
+def test_a_huge_value_stops_the_workflow_and_keeps_the_completed_runs(done, key, value):
+    """Such a value would make TD3+ODT's finished runs stale (deleted, then every new job
+    crashing): the config check stops first, with one line, and every run file stays as it was."""
+    wd, env = done
+    runs = {p: p.read_bytes() for p in (wd / "results/runs").rglob("*") if p.is_file()}
+    assert any(p.parts[-3] == "TD3+ODT" and p.name == "summary.json" for p in runs)
+    (wd / "huge.yaml").write_text(yaml.safe_dump({"hyperparameters": {"TD3+ODT": {key: value}}}))
+    res = _snakemake(wd, "reports/toy.html", "--cores", "1", "--configfile", "huge.yaml", env=env)
+    assert res.returncode == 2, res.stderr[-2000:]
+    errors = [line for line in res.stderr.splitlines() if line.startswith("odtbench: error: ")]
+    assert len(errors) == 1 and f"hyperparameter {key}=" in errors[0], res.stderr
+    assert "Traceback" not in res.stderr
+    assert {p: p.read_bytes() for p in (wd / "results/runs").rglob("*") if p.is_file()} == runs
+
+
 def test_a_dt_only_preset_change_schedules_no_mlp_run(tmp_path):
     """The MLP baselines resolve only their own keys, so editing a DT-family value (the toy
     preset's transformer width) re-runs the DT method's runs and not TD3+BC's."""
