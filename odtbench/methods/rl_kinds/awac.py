@@ -5,13 +5,10 @@ w = min(exp(A / lambda), max_weight), A = min_i Q_i(s, a) - min_i Q_i(s, a~), a~
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import torch
 from torch import Tensor
 
-from odtbench.hyperparameters import AWACHyperparameters
+from odtbench.hyperparameters import AWACHyperparameters, DTAgentHyperparameters
 from odtbench.methods import rl_losses as L
 from odtbench.methods.rl_kinds.base import Batch, Critic, RLKind
 from odtbench.nets import SquashedGaussian
@@ -21,7 +18,7 @@ class AWAC(RLKind):
     schema = AWACHyperparameters
     target_actor = True
 
-    def build_critics(self, hp: Mapping[str, Any]) -> dict[str, Critic]:
+    def build_critics(self, hp: DTAgentHyperparameters) -> dict[str, Critic]:
         return {"critic": self.q_critic(hp)}
 
     def critic_loss(self, batch: Batch) -> tuple[Tensor, Tensor]:

@@ -5,13 +5,10 @@ w = min(exp(A / beta), max_weight), A = G^lambda - V(s). No Q: the diagnostics' 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import torch
 from torch import Tensor
 
-from odtbench.hyperparameters import AWRHyperparameters
+from odtbench.hyperparameters import AWRHyperparameters, DTAgentHyperparameters
 from odtbench.methods import rl_losses as L
 from odtbench.methods.rl_kinds.base import Batch, Critic, RLKind
 from odtbench.nets import SquashedGaussian
@@ -20,7 +17,7 @@ from odtbench.nets import SquashedGaussian
 class AWR(RLKind):
     schema = AWRHyperparameters
 
-    def build_critics(self, hp: Mapping[str, Any]) -> dict[str, Critic]:
+    def build_critics(self, hp: DTAgentHyperparameters) -> dict[str, Critic]:
         return {"value": self.v_critic(hp)}
 
     def critic_loss(self, batch: Batch) -> tuple[Tensor, Tensor]:

@@ -8,13 +8,10 @@ checkpoints hold the same entries."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import torch
 from torch import Tensor
 
-from odtbench.hyperparameters import IQLODTHyperparameters
+from odtbench.hyperparameters import DTAgentHyperparameters, IQLODTHyperparameters
 from odtbench.methods import rl_losses as L
 from odtbench.methods.rl_kinds.base import Batch, Critic, RLKind
 from odtbench.nets import SquashedGaussian
@@ -24,7 +21,7 @@ class IQL(RLKind):
     schema = IQLODTHyperparameters
     target_actor = True
 
-    def build_critics(self, hp: Mapping[str, Any]) -> dict[str, Critic]:
+    def build_critics(self, hp: DTAgentHyperparameters) -> dict[str, Critic]:
         return {"critic": self.q_critic(hp), "value": self.v_critic(hp)}
 
     def critic_loss(self, batch: Batch) -> tuple[Tensor, Tensor]:

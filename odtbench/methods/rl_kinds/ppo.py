@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from odtbench.hyperparameters import PPOHyperparameters
+from odtbench.hyperparameters import DTAgentHyperparameters, DTHyperparameters, PPOHyperparameters
 from odtbench.methods import rl_losses as L
 from odtbench.methods.rl_kinds.base import Batch, Critic, KindHost, RLKind, frozen_copy
 from odtbench.nets import DecisionTransformer, SquashedGaussian
@@ -28,13 +28,13 @@ def _empty_ratio_acc() -> dict[str, Any]:
 class PPO(RLKind):
     schema = PPOHyperparameters
 
-    def __init__(self, name: str, agent: KindHost, hp: Mapping[str, Any]):
+    def __init__(self, name: str, agent: KindHost, hp: DTHyperparameters | Mapping[str, Any]):
         super().__init__(name, agent, hp)
         # pi_old (rebuilt at each round's start, so not checkpointed) and the ratios' sums
         self.actor_old: DecisionTransformer | None = None
         self._ratio_acc: dict[str, Any] = _empty_ratio_acc()
 
-    def build_critics(self, hp: Mapping[str, Any]) -> dict[str, Critic]:
+    def build_critics(self, hp: DTAgentHyperparameters) -> dict[str, Critic]:
         return {"value": self.v_critic(hp)}
 
     def critic_loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
