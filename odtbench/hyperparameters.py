@@ -24,7 +24,7 @@ import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from odtbench.errors import OdtbenchError
 
@@ -288,19 +288,27 @@ class DTAgentHyperparameters:
     @classmethod
     def of(cls, values: DTHyperparameters | DTAgentHyperparameters | Mapping[str, Any]
            ) -> DTAgentHyperparameters:
-        """The agent's keys of a run's typed hyperparameters or of a mapping; a mapping must
-        hold every key without a default (one line naming the missing ones)."""
-        if isinstance(values, cls):
-            return values
-        names = [f.name for f in dataclasses.fields(cls)]
-        if not isinstance(values, Mapping):
-            return cls(**{k: getattr(values, k) for k in names})
-        missing = [f.name for f in dataclasses.fields(cls) if f.name not in values
-                   and f.default is dataclasses.MISSING]
-        if missing:
-            raise OdtbenchError(f"DTAgent hyperparameters lack {', '.join(missing)}; build them "
-                                "with odtbench.config.resolve or pass every key")
-        return cls(**{k: values[k] for k in names if k in values})
+        """The agent's keys of a run's typed hyperparameters or of a mapping."""
+        return key_view(cls, values, "DTAgent")
+
+
+V = TypeVar("V")
+
+
+def key_view(view: type[V], values: Any, owner: str) -> V:
+    """The fields of `view` (a dataclass: the keys one component reads) taken from a typed
+    object's attributes or a mapping's keys; a mapping must hold every field without a
+    default (one line naming the missing ones)."""
+    if isinstance(values, view):
+        return values
+    fs = dataclasses.fields(view)  # type: ignore[arg-type]
+    if not isinstance(values, Mapping):
+        return view(**{f.name: getattr(values, f.name) for f in fs})
+    missing = [f.name for f in fs if f.name not in values and f.default is dataclasses.MISSING]
+    if missing:
+        raise OdtbenchError(f"{owner} hyperparameters lack {', '.join(missing)}; build them "
+                            "with odtbench.config.resolve or pass every key")
+    return view(**{f.name: values[f.name] for f in fs if f.name in values})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -373,6 +381,20 @@ def check_value(key: str, value: Any, want: type, method: str) -> None:
     if not ok:
         raise OdtbenchError(f"{method}: hyperparameter {key} must be a {want.__name__}, got "
                             f"{value!r}; fix the preset or the --set override")
+
+
+S = TypeVar("S")
+
+
+def as_schema(values: S | Mapping[str, Any], schema: type[S], method: str) -> S:
+    """`values` as `schema`'s typed object: itself, or built (and checked) from a complete
+    record of its keys (a resolved run's `hyperparameters`, in tests and benchmarks)."""
+    if isinstance(values, schema):
+        return values
+    if isinstance(values, Mapping):
+        return build(schema, values, method)
+    raise OdtbenchError(f"{method}: hyperparameters {type(values).__name__} are not "
+                        f"{schema.__name__}; build them with odtbench.config.resolve")
 
 
 def build(schema: type, values: Mapping[str, Any], method: str) -> Any:

@@ -123,6 +123,29 @@ class IQLHyperparameters(MLPHyperparameters):
 
 
 @dataclass(frozen=True, kw_only=True)
+class IQLAgentHyperparameters:
+    """The keys IQL's agent reads (`odtbench_baselines.iql.IQLAgent`): a view of a run's
+    `IQLHyperparameters` or of a mapping of these keys (tests). Fields of
+    `IQLHyperparameters`, of the same types (a test checks)."""
+
+    mlp_hidden: int
+    mlp_layers: int
+    mlp_discount: float
+    mlp_tau: float
+    mlp_pretrain_steps: int
+    iql_expectile: float
+    iql_temperature: float
+    iql_dropout: float
+    iql_actor_lr: float
+    iql_critic_lr: float
+    iql_value_lr: float
+    iql_actor_schedule: str
+    iql_max_weight: float
+    iql_log_std_min: float
+    iql_log_std_max: float
+
+
+@dataclass(frozen=True, kw_only=True)
 class PDTHyperparameters(TrajectoryTransformer):
     """PDT (docs/methods/pdt.md): the transformer and iteration keys, and its own."""
 
