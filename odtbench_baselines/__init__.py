@@ -162,6 +162,31 @@ class PDTHyperparameters(TrajectoryTransformer):
     pdt_sample_topk: Annotated[int, BATCH]
 
 
+@dataclass(frozen=True, kw_only=True)
+class PDTAgentHyperparameters:
+    """The keys PDT's agent and losses read (`odtbench_baselines.pdt`): a view of a run's
+    `PDTHyperparameters` or of a mapping of these keys (tests). Fields of
+    `PDTHyperparameters`, of the same types (a test checks)."""
+
+    embed_dim: int
+    n_layer: int
+    n_head: int
+    dropout: float
+    embed_dropout: float
+    lr_actor: float
+    weight_decay: float
+    warmup_steps: int
+    grad_clip: float
+    init_temperature: float
+    pdt_z_dim: int
+    pdt_kl_weight: float
+    pdt_prior_weight: float
+    pdt_return_weight: float
+    pdt_return_warmup_lr: float
+    pdt_prior_samples: int
+    pdt_sample_topk: int
+
+
 # --- TD3+BC and IQL: the shared MLP protocol (baselines/mlp_loop.py) ---------------------
 MLP_COMMON: dict[str, Any] = {
     "mlp_hidden": 256, "mlp_layers": 2,  # both codebases: 2 x 256 ReLU

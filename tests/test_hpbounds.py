@@ -107,10 +107,16 @@ def test_the_components_key_views_are_fields_of_their_schemas():
     the DT agent's required keys (HP_KEYS) come from its view."""
     from odtbench.hyperparameters import DTAgentHyperparameters
     from odtbench.methods.dt_agent import HP_KEYS
-    from odtbench_baselines import IQLAgentHyperparameters, IQLHyperparameters
+    from odtbench_baselines import (
+        IQLAgentHyperparameters,
+        IQLHyperparameters,
+        PDTAgentHyperparameters,
+        PDTHyperparameters,
+    )
 
     for view, schema in ((DTAgentHyperparameters, DTHyperparameters),
-                         (IQLAgentHyperparameters, IQLHyperparameters)):
+                         (IQLAgentHyperparameters, IQLHyperparameters),
+                         (PDTAgentHyperparameters, PDTHyperparameters)):
         types = schema_types(schema)
         for key, want in schema_types(view).items():
             assert types[key] == want, (view.__name__, key)
