@@ -201,7 +201,8 @@ class TrajectoryTransformer(Protocol):
 
     def __post_init__(self) -> None:
         if self.embed_dim % self.n_head:
-            raise OdtbenchError(f"embed_dim {self.embed_dim} is not divisible by n_head {self.n_head}")
+            raise OdtbenchError(f"embed_dim {self.embed_dim} is not divisible by n_head "
+                                f"{self.n_head}; change one of them")
 
 
 @dataclass(frozen=True, kw_only=True)

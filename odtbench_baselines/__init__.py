@@ -121,6 +121,11 @@ class IQLHyperparameters(MLPHyperparameters):
     iql_normalize_rewards: bool
     iql_scale_online_rewards: bool
 
+    def __post_init__(self) -> None:
+        if self.iql_log_std_min >= self.iql_log_std_max:
+            raise OdtbenchError(f"iql_log_std_min {self.iql_log_std_min} must be below "
+                                f"iql_log_std_max {self.iql_log_std_max}")
+
 
 @dataclass(frozen=True, kw_only=True)
 class IQLAgentHyperparameters:

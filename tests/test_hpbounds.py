@@ -124,3 +124,13 @@ def test_the_components_key_views_are_fields_of_their_schemas():
     typed = resolve(TASK, "TD3+ODT", "smoke").typed
     view = DTAgentHyperparameters.of(typed)
     assert all(getattr(view, k) is getattr(typed, k) for k in schema_types(DTAgentHyperparameters))
+
+
+def test_each_kinds_own_keys_are_its_schemas_own_fields():
+    from odtbench.methods.rl_kinds import kind_names, load_kind
+
+    for name in kind_names():
+        cls = load_kind(name)
+        own = getattr(__import__(cls.__module__, fromlist=["_"]), f"{cls.__name__}Keys", None)
+        fields = [f.name for f in dataclasses.fields(own)] if own else []
+        assert tuple(fields) == cls.own_keys(), name
