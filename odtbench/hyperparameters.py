@@ -20,6 +20,7 @@ SAC: docs/methods/dt-family.md) and its extensions for the RL kinds with keys of
 from __future__ import annotations
 
 import dataclasses
+import sys
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -123,6 +124,9 @@ _HUGE = "beyond float32 precision of the losses it scales"
 POSITIVE = Range(0, 1e6, low_open=True, ceiling=_HUGE)
 NONNEG = Range(0, 1e6, ceiling=_HUGE)
 Q_BOUND = Range(0, 1e38, low_open=True, ceiling="float32's largest value is 3.4e38")
+# a scale any finite value of which trains or ends as a recorded divergence, never a crash
+ANY_SCALE = Range(0, sys.float_info.max, low_open=True,
+                  ceiling="the largest float; a huge scale ends the run as diverged")
 RETURN = Range(-1e12, 1e12, ceiling="a return float32 cannot resolve")
 LOG_STD = Range(-20, 20, ceiling="exp() of it over- or underflows float32")
 UNIT = Range(0, 1)
@@ -176,7 +180,7 @@ class TrajectoryTransformer(Protocol):
     warmup_steps: Annotated[int, COUNT0]
     grad_clip: Annotated[float, NONNEG]
     init_temperature: Annotated[float, POSITIVE]
-    reward_scale: Annotated[float, POSITIVE]  # RTG scale at the input
+    reward_scale: Annotated[float, ANY_SCALE]  # RTG scale at the input
     drop_lowest_return: bool
     # pretraining iterations, online iterations, trajectory FIFO, evaluation schedule
     pretrain_iters: Annotated[int, COUNT]
