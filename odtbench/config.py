@@ -131,14 +131,19 @@ class RunConfig:
     typed: Protocol | None = field(default=None, compare=False, repr=False)
 
     def typed_as(self, schema: type[S]) -> S:
-        """The run's typed hyperparameters as `schema` (the method's own or one it extends).
-        Built anew (and checked) where `hyperparameters` no longer holds them: a record
-        edited by hand after `resolve`, or a RunConfig made without it."""
+        """The run's typed hyperparameters, checked to be a `schema` (the method's own or one
+        it extends). Built anew (and checked) where `hyperparameters` no longer holds them:
+        a record edited by hand after `resolve`, or a RunConfig made without it."""
         t, rec = self.typed, self.hyperparameters
-        if isinstance(t, schema) and all(f.name in rec and rec[f.name] is getattr(t, f.name)
-                                         for f in fields(t)):
-            return t
-        return build(schema, self.hyperparameters, self.method)
+        if t is None or not all(f.name in rec and rec[f.name] is getattr(t, f.name)
+                                for f in fields(t)):
+            from odtbench.methods import get_method
+
+            t = build(get_method(self.method).hyperparameters or Protocol, rec, self.method)
+        if not isinstance(t, schema):
+            raise OdtbenchError(f"{self.method}'s hyperparameters are {type(t).__name__}, not "
+                                f"{schema.__name__}; run it with its own runner")
+        return t
 
     @property
     def method_dir(self) -> str:

@@ -69,17 +69,12 @@ def check_value(key: str, value: Any, default: Any = None,
 def check_hyperparameters(hp: Mapping[str, Any], before: Mapping[str, Any] | None = None,
                           schema: type = Protocol) -> None:
     """Every key of `hp` (resolved), typed by `before` (the values before the user's
-    overrides) and bounded by `schema`'s fields, then the checks that span keys."""
+    overrides) and bounded by `schema`'s fields. The checks that span keys are the schemas'
+    own (`__post_init__`, run when `resolve` builds the typed object)."""
     before = before or {}
     bounds = schema_bounds(schema)
     for key, value in hp.items():
         check_value(key, value, before.get(key), bounds.get(key))
-    if "embed_dim" in hp and "n_head" in hp and hp["embed_dim"] % hp["n_head"]:
-        raise OdtbenchError(f"embed_dim {hp['embed_dim']} is not divisible by n_head "
-                            f"{hp['n_head']}; change one of them")
-    lo, hi = hp.get("iql_log_std_min"), hp.get("iql_log_std_max")
-    if lo is not None and hi is not None and lo >= hi:
-        raise OdtbenchError(f"iql_log_std_min {lo} must be below iql_log_std_max {hi}")
 
 
 def memory_limit_bytes() -> int:

@@ -20,11 +20,12 @@ SAC: docs/methods/dt-family.md) and its extensions for the RL kinds with keys of
 from __future__ import annotations
 
 import dataclasses
+import sys
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from odtbench.errors import OdtbenchError
 
@@ -123,6 +124,9 @@ _HUGE = "beyond float32 precision of the losses it scales"
 POSITIVE = Range(0, 1e6, low_open=True, ceiling=_HUGE)
 NONNEG = Range(0, 1e6, ceiling=_HUGE)
 Q_BOUND = Range(0, 1e38, low_open=True, ceiling="float32's largest value is 3.4e38")
+# a scale any finite value of which trains or ends as a recorded divergence, never a crash
+ANY_SCALE = Range(0, sys.float_info.max, low_open=True,
+                  ceiling="the largest float; a huge scale ends the run as diverged")
 RETURN = Range(-1e12, 1e12, ceiling="a return float32 cannot resolve")
 LOG_STD = Range(-20, 20, ceiling="exp() of it over- or underflows float32")
 UNIT = Range(0, 1)
@@ -176,7 +180,7 @@ class TrajectoryTransformer(Protocol):
     warmup_steps: Annotated[int, COUNT0]
     grad_clip: Annotated[float, NONNEG]
     init_temperature: Annotated[float, POSITIVE]
-    reward_scale: Annotated[float, POSITIVE]  # RTG scale at the input
+    reward_scale: Annotated[float, ANY_SCALE]  # RTG scale at the input
     drop_lowest_return: bool
     # pretraining iterations, online iterations, trajectory FIFO, evaluation schedule
     pretrain_iters: Annotated[int, COUNT]
@@ -201,7 +205,8 @@ class TrajectoryTransformer(Protocol):
 
     def __post_init__(self) -> None:
         if self.embed_dim % self.n_head:
-            raise OdtbenchError(f"embed_dim {self.embed_dim} is not divisible by n_head {self.n_head}")
+            raise OdtbenchError(f"embed_dim {self.embed_dim} is not divisible by n_head "
+                                f"{self.n_head}; change one of them")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -250,6 +255,65 @@ class DTHyperparameters(TrajectoryTransformer):
         if self.n_critics < 1 or self.actor_update_interval < 1:
             raise OdtbenchError("n_critics and actor_update_interval must be >= 1")
         super().__post_init__()
+
+
+@dataclass(frozen=True, kw_only=True)
+class DTAgentHyperparameters:
+    """The keys the DT agent reads (`odtbench.methods.dt_agent.DTAgent`): a view of a run's
+    `DTHyperparameters`, or built from a mapping of these keys (tests, benchmarks). Each is a
+    field of `DTHyperparameters` of the same type (its bounds live there; a test checks)."""
+
+    embed_dim: int
+    n_layer: int
+    n_head: int
+    dropout: float
+    embed_dropout: float
+    context_len: int
+    stochastic: bool
+    entropy_reg: bool
+    init_temperature: float
+    lr_actor: float
+    weight_decay: float
+    warmup_steps: int
+    grad_clip: float
+    critic_hidden: int
+    critic_layernorm: bool
+    n_critics: int
+    lr_critic: float
+    critic_weight_decay: float
+    gamma: float
+    tau: float
+    policy_noise: float
+    noise_clip: float
+    rl_kind: str
+    actor_update_interval: int
+    actor_optimizer: str = "lamb"
+    train_rtg_constant: float | None = None
+
+    @classmethod
+    def of(cls, values: DTHyperparameters | DTAgentHyperparameters | Mapping[str, Any]
+           ) -> DTAgentHyperparameters:
+        """The agent's keys of a run's typed hyperparameters or of a mapping."""
+        return key_view(cls, values, "DTAgent")
+
+
+V = TypeVar("V")
+
+
+def key_view(view: type[V], values: Any, owner: str) -> V:
+    """The fields of `view` (a dataclass: the keys one component reads) taken from a typed
+    object's attributes or a mapping's keys; a mapping must hold every field without a
+    default (one line naming the missing ones)."""
+    if isinstance(values, view):
+        return values
+    fs = dataclasses.fields(view)  # type: ignore[arg-type]
+    if not isinstance(values, Mapping):
+        return view(**{f.name: getattr(values, f.name) for f in fs})
+    missing = [f.name for f in fs if f.name not in values and f.default is dataclasses.MISSING]
+    if missing:
+        raise OdtbenchError(f"{owner} hyperparameters lack {', '.join(missing)}; build them "
+                            "with odtbench.config.resolve or pass every key")
+    return view(**{f.name: values[f.name] for f in fs if f.name in values})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -322,6 +386,20 @@ def check_value(key: str, value: Any, want: type, method: str) -> None:
     if not ok:
         raise OdtbenchError(f"{method}: hyperparameter {key} must be a {want.__name__}, got "
                             f"{value!r}; fix the preset or the --set override")
+
+
+S = TypeVar("S")
+
+
+def as_schema(values: S | Mapping[str, Any], schema: type[S], method: str) -> S:
+    """`values` as `schema`'s typed object: itself, or built (and checked) from a complete
+    record of its keys (a resolved run's `hyperparameters`, in tests and benchmarks)."""
+    if isinstance(values, schema):
+        return values
+    if isinstance(values, Mapping):
+        return build(schema, values, method)
+    raise OdtbenchError(f"{method}: hyperparameters {type(values).__name__} are not "
+                        f"{schema.__name__}; build them with odtbench.config.resolve")
 
 
 def build(schema: type, values: Mapping[str, Any], method: str) -> Any:

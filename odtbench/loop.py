@@ -20,6 +20,7 @@ import torch
 from odtbench.config import RunConfig
 from odtbench.data.replay import SegmentSampler, TrajectoryBuffer, prepare_offline
 from odtbench.diagnostics import online_share
+from odtbench.hyperparameters import DTHyperparameters
 from odtbench.methods.dt_agent import SPEED_ENV, DTAgent, SpeedOptions
 from odtbench.results import CURVE_COLUMNS
 from odtbench.runcore.context import RunContext
@@ -28,10 +29,10 @@ from odtbench.runcore.evaluator import Collector, StateNorm
 from odtbench.runcore.state import RunState
 
 
-def pretrain_coeffs(hp: dict[str, Any]) -> tuple[float, float]:
+def pretrain_coeffs(hp: DTHyperparameters) -> tuple[float, float]:
     """(rl, sup) of pretraining: supervised only unless rl_from_start (AntMaze),
     docs/methods/dt-family.md §5."""
-    return (hp["rl_coeff"], hp["sup_coeff"]) if hp["rl_from_start"] else (0.0, 1.0)
+    return (hp.rl_coeff, hp.sup_coeff) if hp.rl_from_start else (0.0, 1.0)
 
 
 class DTRun:
@@ -39,9 +40,9 @@ class DTRun:
 
     def __init__(self, cfg: RunConfig, out_dir: Path | str, device: str = "cpu",
                  speed: SpeedOptions | None = None):
+        self.hp = cfg.typed_as(DTHyperparameters)  # what this loop and its agent read
         self.ctx = ctx = RunContext.open(cfg, out_dir, device)
-        self.hp = ctx.hp
-        self.offline = prepare_offline(ctx.trajectories, self.hp["drop_lowest_return"])
+        self.offline = prepare_offline(ctx.trajectories, self.hp.drop_lowest_return)
         norm = StateNorm(self.offline.state_mean, self.offline.state_std)
         # Speed options (docs/performance.md): execution only, recorded in config.json; from
         # the caller (`odtbench run --speed`) or $ODTBENCH_SPEED ("bf16,path=fast,...");
@@ -93,7 +94,7 @@ class DTRun:
         if self._diag_sampler is not None:
             st = self.state
             gen = torch.Generator().manual_seed(self.ctx.seed * 1_000_003 + st.gradient_steps)
-            batch = self._diag_sampler.sample(self.hp["batch_size"], gen)
+            batch = self._diag_sampler.sample(self.hp.batch_size, gen)
             d.update(self.agent.actor_gradient_stats(batch, *self._diag_coeffs))
         d.update(self.agent.kind_diagnostics())  # the RL kind's columns (PPO's pi/pi_old)
         return d
@@ -106,11 +107,11 @@ class DTRun:
     def _sampler(self, trajectories: list) -> SegmentSampler:
         hp = self.hp
         return SegmentSampler(trajectories, self.offline.state_mean, self.offline.state_std,
-                              hp["context_len"], hp["reward_scale"], self.ctx.device)
+                              hp.context_len, hp.reward_scale, self.ctx.device)
 
     def train_units(self, sampler: SegmentSampler, n: int, rl: float, sup: float) -> Metrics:
         """n actor updates, each with its critic updates on fresh batches."""
-        B, gen = self.hp["batch_size"], self.sample_gen
+        B, gen = self.hp.batch_size, self.sample_gen
 
         def unit() -> Metrics:
             return self.agent.train_unit(lambda: sampler.sample(B, gen), rl, sup)
@@ -123,11 +124,11 @@ class DTRun:
         self.core.chunked_pretrain(lambda n: self.train_units(sampler, n, *self._diag_coeffs))
         if self.probe:
             self.probe.record(self.agent, 0, self.state.gradient_steps, [], self._norm_state0(),
-                              self.hp["reward_scale"], self._has_critic)
+                              self.hp.reward_scale, self._has_critic)
 
     @property
     def _has_critic(self) -> bool:
-        return self.agent.uses_critic and self.hp["rl_coeff"] > 0
+        return self.agent.uses_critic and self.hp.rl_coeff > 0
 
     def _norm_state0(self) -> np.ndarray:
         return self.core.norm(self.offline.trajectories[0].observations[0])
@@ -142,29 +143,29 @@ class DTRun:
         if st.phase == "pretrain":
             # A new trainer at the phase switch hard-resets both targets (docs/methods/dt-family.md §5).
             self.agent.reset_targets()
-            if hp["fresh_optimizers_online"]:  # the toy's protocol (docs/fidelity.md)
+            if hp.fresh_optimizers_online:  # the toy's protocol (docs/fidelity.md)
                 self.agent.reset_optimizers()
-            self.buffer = TrajectoryBuffer(hp["replay_size"], self.offline.trajectories)
+            self.buffer = TrajectoryBuffer(hp.replay_size, self.offline.trajectories)
             st.phase = "online"
             self.core.save_checkpoint()
-        rl, sup = hp["rl_coeff"], hp["sup_coeff"]
+        rl, sup = hp.rl_coeff, hp.sup_coeff
         while self.state.phase == "online":
             it = self.state.online_iter
             new = self.collect()
             assert self.buffer is not None
             self.buffer.add(new)
             sampler = self._sampler(self.buffer.trajectories)
-            if hp["online_updates_mode"] == "epoch":  # toy: one pass over the data (docs/toy.md)
-                n_units = max(1, sampler.num_transitions // hp["batch_size"])
+            if hp.online_updates_mode == "epoch":  # toy: one pass over the data (docs/toy.md)
+                n_units = max(1, sampler.num_transitions // hp.batch_size)
             else:
-                n_units = hp["online_updates_per_iter"]
+                n_units = hp.online_updates_per_iter
             self._diag_sampler, self._diag_coeffs = sampler, (rl, sup)
             self.agent.begin_update_round()  # the RL kind's round hook (PPO: pi_old)
             m = self.train_units(sampler, n_units, rl, sup)
             if self.probe:
                 acts = [float(a) for t in new for a in t.actions.reshape(-1)]
                 self.probe.record(self.agent, it + 1, self.state.gradient_steps, acts,
-                                  self._norm_state0(), hp["reward_scale"], self._has_critic)
+                                  self._norm_state0(), hp.reward_scale, self._has_critic)
             self.core.end_online_iteration(it, m)
 
     def execute(self) -> dict[str, Any]:

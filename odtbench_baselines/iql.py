@@ -48,8 +48,9 @@ from odtbench.agents.td3 import Batch, TwinCritic, mlp
 from odtbench.config import RunConfig
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import UnknownChoiceError
+from odtbench.hyperparameters import key_view
 from odtbench.optim import adam, polyak_
-from odtbench_baselines import IQL_SCHEDULES
+from odtbench_baselines import IQL_SCHEDULES, IQLAgentHyperparameters, IQLHyperparameters
 from odtbench_baselines.mlp_loop import MLPMethod, Preprocessing, run_mlp
 
 # train_finetune.py normalises the rewards of these locomotion domains only.
@@ -100,27 +101,30 @@ class GaussianPolicy(nn.Module):
 class IQLAgent:
     """IQL learner with the MLP-loop agent interface (see mlp_loop)."""
 
-    def __init__(self, hp: Mapping[str, Any], obs_dim: int, act_dim: int, total_updates: int,
+    def __init__(self, hp: IQLHyperparameters | Mapping[str, Any], obs_dim: int, act_dim: int,
+                 total_updates: int,
                  pretrain_updates: int | None = None):
-        hidden = (int(hp["mlp_hidden"]),) * int(hp["mlp_layers"])
-        self.expectile, self.temperature = float(hp["iql_expectile"]), float(hp["iql_temperature"])
-        self.max_weight = float(hp["iql_max_weight"])
-        self.gamma, self.tau = float(hp["mlp_discount"]), float(hp["mlp_tau"])
-        self.actor = GaussianPolicy(obs_dim, act_dim, hidden, float(hp["iql_log_std_min"]),
-                                    float(hp["iql_log_std_max"]), float(hp["iql_dropout"]))
+        # `hp`: the run's typed hyperparameters, or a mapping of the agent's keys (tests)
+        a = key_view(IQLAgentHyperparameters, hp, "IQLAgent")
+        hidden = (int(a.mlp_hidden),) * int(a.mlp_layers)
+        self.expectile, self.temperature = float(a.iql_expectile), float(a.iql_temperature)
+        self.max_weight = float(a.iql_max_weight)
+        self.gamma, self.tau = float(a.mlp_discount), float(a.mlp_tau)
+        self.actor = GaussianPolicy(obs_dim, act_dim, hidden, float(a.iql_log_std_min),
+                                    float(a.iql_log_std_max), float(a.iql_dropout))
         self.actor.eval()  # dropout only inside `update`
         self.critic = TwinCritic(obs_dim, act_dim, hidden)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.value = mlp([obs_dim, *hidden, 1])
-        self.actor_opt = adam(self.actor.parameters(), float(hp["iql_actor_lr"]), kernel="fused")
-        self.critic_opt = adam(self.critic.parameters(), float(hp["iql_critic_lr"]), kernel="fused")
-        self.value_opt = adam(self.value.parameters(), float(hp["iql_value_lr"]), kernel="fused")
-        schedule = str(hp["iql_actor_schedule"])
+        self.actor_opt = adam(self.actor.parameters(), float(a.iql_actor_lr), kernel="fused")
+        self.critic_opt = adam(self.critic.parameters(), float(a.iql_critic_lr), kernel="fused")
+        self.value_opt = adam(self.value.parameters(), float(a.iql_value_lr), kernel="fused")
+        schedule = str(a.iql_actor_schedule)
         if schedule not in SCHEDULES:
             raise UnknownChoiceError("iql_actor_schedule", schedule, SCHEDULES)
         horizon = max(1, int(total_updates))
         if schedule == "cosine_pretrain":
-            n_pre = hp["mlp_pretrain_steps"] if pretrain_updates is None else pretrain_updates
+            n_pre = a.mlp_pretrain_steps if pretrain_updates is None else pretrain_updates
             horizon = max(1, int(n_pre))
 
         def lr_factor(step: int) -> float:  # cosine decay to 0 over `horizon` updates
@@ -198,19 +202,19 @@ def reward_scale(trajs: list[Trajectory]) -> float:
     return 1000.0 / spread if spread > 0 else 1.0
 
 
-def preprocess(trajs: list[Trajectory], hp: Mapping[str, Any], task: Any) -> Preprocessing:
+def preprocess(trajs: list[Trajectory], hp: IQLHyperparameters, task: Any) -> Preprocessing:
     """No state normalisation; locomotion rewards scaled (see module doc)."""
     S = trajs[0].observations.shape[1]
     scale = 1.0
-    if hp["iql_normalize_rewards"] and task.domain in REWARD_NORM_DOMAINS:
+    if hp.iql_normalize_rewards and task.domain in REWARD_NORM_DOMAINS:
         scale = reward_scale(trajs)
-    online = scale if hp["iql_scale_online_rewards"] else 1.0
+    online = scale if hp.iql_scale_online_rewards else 1.0
     return Preprocessing(np.zeros(S, np.float32), np.ones(S, np.float32), scale, online)
 
 
-def make_agent(hp: Mapping[str, Any], obs_dim: int, act_dim: int, low: np.ndarray,
+def make_agent(hp: IQLHyperparameters, obs_dim: int, act_dim: int, low: np.ndarray,
                high: np.ndarray, total_updates: int) -> IQLAgent:
-    return IQLAgent(hp, obs_dim, act_dim, total_updates, int(hp["mlp_pretrain_steps"]))
+    return IQLAgent(hp, obs_dim, act_dim, total_updates, int(hp.mlp_pretrain_steps))
 
 
 METHOD = MLPMethod(name="IQL", preprocess=preprocess, make_agent=make_agent)

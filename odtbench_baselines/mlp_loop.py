@@ -38,7 +38,7 @@ published code: `start_timesteps`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,15 +57,16 @@ from odtbench.runcore.context import RunContext
 from odtbench.runcore.core import RunCore
 from odtbench.runcore.evaluator import StateNorm
 from odtbench.runcore.state import MLPRunState
+from odtbench_baselines import MLPHyperparameters, MLPOnlineHyperparameters
 
 BUFFER_FIELDS = FIFOReplayBuffer.FIELDS
 
 
-def replay_capacity(hp: Mapping[str, Any], n_offline: int) -> int:
+def replay_capacity(hp: MLPOnlineHyperparameters, n_offline: int) -> int:
     """`mlp_replay_size`, or offline size + online budget (never evicts) when None."""
-    size = hp.get("mlp_replay_size")
+    size = hp.mlp_replay_size
     if size is None:
-        return n_offline + int(hp["online_budget"])
+        return n_offline + int(hp.online_budget)
     if int(size) < 1:
         raise OdtbenchError(f"mlp_replay_size must be >= 1 or null, got {size}; fix the override")
     return int(size)
@@ -96,31 +97,39 @@ class MLPMethod:
     `make_agent(hp, obs_dim, act_dim, low, high, total_updates)`."""
 
     name: str
-    preprocess: Callable[[list[Trajectory], Mapping[str, Any], Any], Preprocessing]
+    # each takes the method's own schema (an MLPOnlineHyperparameters)
+    preprocess: Callable[[list[Trajectory], Any, Any], Preprocessing]
     make_agent: Callable[..., Any]
     # False: online only, from an empty buffer, no pretraining (the floor, TD3-scratch)
     offline_data: bool = True
     # online transitions acted uniformly at random, with no update, before the policy acts
-    start_steps: Callable[[Mapping[str, Any]], int] | None = None
+    start_steps: Callable[[Any], int] | None = None
 
 
-def _check_hp(hp: Mapping[str, Any]) -> None:
-    for key in ("mlp_pretrain_eval_every", "mlp_eval_every", "mlp_checkpoint_every",
-                "mlp_batch_size", "online_budget", "max_episode_len", "eval_episodes"):
-        if key in hp and int(hp[key]) < 1:  # an online-only method has no pretraining keys
-            raise OdtbenchError(f"hyperparameter {key} must be >= 1, got {hp[key]}; fix the "
+def _check_hp(hp: MLPOnlineHyperparameters) -> None:
+    """What the loop needs of a record edited by hand after `resolve` (whose bounds it
+    skipped): every count >= 1 (an online-only method has no pretraining keys)."""
+    pre = hp if isinstance(hp, MLPHyperparameters) else None
+    counts = {"mlp_pretrain_eval_every": pre.mlp_pretrain_eval_every if pre else None,
+              "mlp_eval_every": hp.mlp_eval_every, "mlp_checkpoint_every": hp.mlp_checkpoint_every,
+              "mlp_batch_size": hp.mlp_batch_size, "online_budget": hp.online_budget,
+              "max_episode_len": hp.max_episode_len, "eval_episodes": hp.eval_episodes}
+    for key, value in counts.items():
+        if value is not None and int(value) < 1:
+            raise OdtbenchError(f"hyperparameter {key} must be >= 1, got {value}; fix the "
                                 "preset or the --set override")
-    if int(hp.get("mlp_pretrain_steps", 0)) < 0:
-        raise OdtbenchError(f"mlp_pretrain_steps must be >= 0, got {hp['mlp_pretrain_steps']}")
+    if pre and int(pre.mlp_pretrain_steps) < 0:
+        raise OdtbenchError(f"mlp_pretrain_steps must be >= 0, got {pre.mlp_pretrain_steps}")
 
 
 class MLPRun:
     """One TD3+BC / IQL run on one task and seed: the MLP protocol on the run core."""
 
     def __init__(self, method: MLPMethod, cfg: RunConfig, out_dir: Path | str):
-        _check_hp(cfg.hyperparameters)
+        self.hp = cfg.typed_as(MLPOnlineHyperparameters)  # the method's own schema
+        _check_hp(self.hp)
         self.ctx = ctx = RunContext.open(cfg, out_dir, "cpu")
-        self.hp, self.method = ctx.hp, method
+        self.method = method
         trajs = ctx.trajectories
         prep = method.preprocess(trajs, self.hp, ctx.task)
         self.norm = StateNorm(prep.obs_mean, prep.obs_std)  # evaluation reads it too
@@ -134,11 +143,12 @@ class MLPRun:
         self.low = np.asarray(space.low, np.float32)
         self.high = np.asarray(space.high, np.float32)
         if method.offline_data:
-            self.n_pretrain = int(self.hp["mlp_pretrain_steps"])
-            self.pretrain_every = int(self.hp["mlp_pretrain_eval_every"])
+            pre = cfg.typed_as(MLPHyperparameters)
+            self.n_pretrain = int(pre.mlp_pretrain_steps)
+            self.pretrain_every = int(pre.mlp_pretrain_eval_every)
         else:  # the initial policy's one evaluation stands for the pretraining phase
             self.n_pretrain, self.pretrain_every = 0, 1
-        budget = int(self.hp["online_budget"])
+        budget = int(self.hp.online_budget)
         self.start_steps = int(method.start_steps(self.hp)) if method.start_steps else 0
         if not 0 <= self.start_steps < budget:
             raise OdtbenchError(f"{method.name}: {self.start_steps} random start steps leave no "
@@ -241,13 +251,13 @@ class MLPRun:
         if st.phase == "pretrain":
             total, every = self.n_pretrain, self.pretrain_every
         else:
-            total, every = int(hp["online_budget"]), int(hp["mlp_eval_every"])
+            total, every = int(hp.online_budget), int(hp.mlp_eval_every)
         done = total - k
         return total // every - done // every + (total % every != 0) if k > 0 else 0
 
     # ------------------------------------------------------------------ training
     def _updates(self, n: int) -> dict[str, float]:
-        B = int(self.hp["mlp_batch_size"])
+        B = int(self.hp.mlp_batch_size)
         m = self.core.updates(n, lambda: self.agent.update(self.buffer.sample(B, self.np_rng)),
                               counter="updates")
         self.state.gradient_steps = self.agent.actor_updates
@@ -258,7 +268,7 @@ class MLPRun:
         total, every = self.n_pretrain, self.pretrain_every
         while st.phase == "pretrain":
             done = st.pretrain_steps
-            n = min(total - done, int(hp["mlp_checkpoint_every"]), every - done % every)
+            n = min(total - done, int(hp.mlp_checkpoint_every), every - done % every)
             m = self._updates(n)
             st.pretrain_steps += n
             core.check(m, f"pretraining update {st.updates}")
@@ -272,18 +282,18 @@ class MLPRun:
     def _episode(self) -> dict[str, float]:
         """One online episode (cut at the budget): act, store, update, evaluate on schedule."""
         hp, st, env = self.hp, self.state, self.ctx.online_env
-        budget, every = int(hp["online_budget"]), int(hp["mlp_eval_every"])
+        budget, every = int(hp.online_budget), int(hp.mlp_eval_every)
         obs, _ = env.reset(seed=online_seeds(self.ctx.seed, st.episodes)[0])
         o = self._norm(obs)
         m: dict[str, float] = {}
-        for t in range(int(hp["max_episode_len"])):
+        for t in range(int(hp.max_episode_len)):
             if st.online_transitions < self.start_steps:  # TD3's uniform random start
                 a = self.np_rng.uniform(self.low, self.high).astype(np.float32)
             else:
                 a = self.agent.explore(o, self.np_rng)
             nxt, r, term, trunc, _ = env.step(a)
             o2 = self._norm(nxt)
-            trunc = bool(trunc) or t + 1 == int(hp["max_episode_len"])
+            trunc = bool(trunc) or t + 1 == int(hp.max_episode_len)
             self.buffer.add(o, a, float(r) * self.online_reward_scale, o2, bool(term), trunc)
             st.online_transitions += 1
             # one update per step once the policy acts (from the first step with offline data)
@@ -300,10 +310,10 @@ class MLPRun:
 
     def online(self) -> None:
         hp, st = self.hp, self.state
-        while st.online_transitions < int(hp["online_budget"]):
+        while st.online_transitions < int(hp.online_budget):
             m = self._episode()
             self.core.check(m, f"online transition {st.online_transitions}")
-            if st.updates - st.updates_at_checkpoint >= int(hp["mlp_checkpoint_every"]):
+            if st.updates - st.updates_at_checkpoint >= int(hp.mlp_checkpoint_every):
                 self.core.save_checkpoint()
         st.phase = "done"
         self.core.save_checkpoint()

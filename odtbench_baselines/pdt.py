@@ -37,9 +37,11 @@ from torch import Tensor, nn
 
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import OdtbenchError, UnknownChoiceError
+from odtbench.hyperparameters import key_view
 from odtbench.methods.actor_parts import ActorOptimizer, EntropyTemperature, WithActorParts
 from odtbench.nets import EMBED_DROPOUT, CausalTransformer, GaussianHead, SquashedGaussian
 from odtbench.optim import adam
+from odtbench_baselines import PDTAgentHyperparameters, PDTHyperparameters
 
 LATENT_LOG_STD = (-10.0, 2.0)
 ACTION_BOUND = 1.0 - 1e-6
@@ -166,16 +168,18 @@ def posterior_latents(model: PDTModel, batch: Mapping[str, Tensor]) -> tuple[Ten
 
 
 def compute_losses(model: PDTModel, batch: Mapping[str, Tensor], temperature: Tensor,
-                   hp: Mapping[str, Any], with_return: bool) -> dict[str, Tensor]:
+                   hp: PDTAgentHyperparameters | PDTHyperparameters | Mapping[str, Any],
+                   with_return: bool) -> dict[str, Tensor]:
     """L_pre, or L_ft with the return NLL, on one batch of `FutureSampler`."""
+    w = key_view(PDTAgentHyperparameters, hp, "PDT")
     mask, states, actions = batch["mask"], batch["states"], batch["actions"]
     q_mu, q_log_std, z = posterior_latents(model, batch)
     dist = model.policy(states, z, actions, mask)
     p_mu, p_log_std = model.prior(states)
     ret_nll = gaussian_nll(batch["rtg"], *model.predict_return(states, z)) if with_return else None
     return pdt_loss(dist.log_prob(actions), dist.entropy(), q_mu, q_log_std, p_mu, p_log_std,
-                    mask, temperature, float(hp["pdt_kl_weight"]), float(hp["pdt_prior_weight"]),
-                    ret_nll, float(hp["pdt_return_weight"]))
+                    mask, temperature, float(w.pdt_kl_weight), float(w.pdt_prior_weight),
+                    ret_nll, float(w.pdt_return_weight))
 
 
 # ----------------------------------------------------------------------------- batches
@@ -258,24 +262,26 @@ class PDTAgent(WithActorParts):
 
     stochastic = True  # the tanh-Gaussian head: online actions are sampled, never noised
 
-    def __init__(self, hp: Mapping[str, Any], state_dim: int, act_dim: int,
+    def __init__(self, hp: PDTHyperparameters | Mapping[str, Any], state_dim: int, act_dim: int,
                  device: str | torch.device = "cpu"):
-        if int(hp["pdt_sample_topk"]) < 1 or int(hp["pdt_sample_topk"]) > int(hp["pdt_prior_samples"]):
+        # `hp`: the run's typed hyperparameters, or a mapping of the agent's keys (tests)
+        self.hp = a = key_view(PDTAgentHyperparameters, hp, "PDTAgent")
+        if int(a.pdt_sample_topk) < 1 or int(a.pdt_sample_topk) > int(a.pdt_prior_samples):
             raise OdtbenchError("pdt_sample_topk must lie in 1..pdt_prior_samples; fix the override")
-        self.hp, self.device = hp, torch.device(device)
-        self.model = PDTModel(state_dim, act_dim, int(hp["embed_dim"]), int(hp["n_layer"]),
-                              int(hp["n_head"]), float(hp["dropout"]), int(hp["pdt_z_dim"]),
-                              float(hp["embed_dropout"])
+        self.device = torch.device(device)
+        self.model = PDTModel(state_dim, act_dim, int(a.embed_dim), int(a.n_layer),
+                              int(a.n_head), float(a.dropout), int(a.pdt_z_dim),
+                              float(a.embed_dropout)
                               ).to(self.device)
         # one LAMB over every parameter, ODT's warm-up, grad clip 0.25; gradients are set to
         # None before each step, so a parameter the loss does not reach is left alone
         self.actor_optimizer = ActorOptimizer(
-            self.model.parameters(), lr=float(hp["lr_actor"]),
-            weight_decay=float(hp["weight_decay"]), warmup_steps=int(hp["warmup_steps"]),
-            grad_clip=hp["grad_clip"])
-        self.temperature = EntropyTemperature(float(hp["init_temperature"]), act_dim, self.device)
+            self.model.parameters(), lr=float(a.lr_actor),
+            weight_decay=float(a.weight_decay), warmup_steps=int(a.warmup_steps),
+            grad_clip=a.grad_clip)
+        self.temperature = EntropyTemperature(float(a.init_temperature), act_dim, self.device)
         # return warm-up: a separate Adam over F's two output layers only
-        self.return_opt = adam(self.model.return_head.parameters(), float(hp["pdt_return_warmup_lr"]))
+        self.return_opt = adam(self.model.return_head.parameters(), float(a.pdt_return_warmup_lr))
         self.mode = "prior"
         self._latents: dict[bytes, Tensor] = {}
 
@@ -311,7 +317,7 @@ class PDTAgent(WithActorParts):
         mu, log_std = self.model.prior(states)
         if self.mode == "prior":
             return mu + log_std.exp() * torch.randn_like(mu)
-        n, k = int(self.hp["pdt_prior_samples"]), int(self.hp["pdt_sample_topk"])
+        n, k = int(self.hp.pdt_prior_samples), int(self.hp.pdt_sample_topk)
         z = mu[:, None] + log_std.exp()[:, None] * torch.randn(
             mu.shape[0], n, mu.shape[1], device=mu.device)
         score, _ = self.model.predict_return(states[:, None].expand(-1, n, -1), z)

@@ -42,6 +42,7 @@ from odtbench.runcore.context import RunContext
 from odtbench.runcore.core import IterationUnits, Metrics, RunCore
 from odtbench.runcore.evaluator import Collector, StateNorm
 from odtbench.runcore.state import PDTRunState
+from odtbench_baselines import PDTHyperparameters
 from odtbench_baselines.pdt import FutureSampler, PDTAgent
 
 
@@ -49,19 +50,18 @@ class PDTRun:
     """One PDT run on one task and seed: PDT's protocol on the run core."""
 
     def __init__(self, cfg: RunConfig, out_dir: Path | str, device: str = "cpu"):
-        hp = cfg.hyperparameters
-        if int(hp["pdt_warmup_samples"]) > int(hp["online_budget"]):
-            raise OdtbenchError(f"pdt_warmup_samples {hp['pdt_warmup_samples']} exceeds "
-                                f"online_budget {hp['online_budget']}; lower it")
+        self.hp = hp = cfg.typed_as(PDTHyperparameters)
+        if int(hp.pdt_warmup_samples) > int(hp.online_budget):
+            raise OdtbenchError(f"pdt_warmup_samples {hp.pdt_warmup_samples} exceeds "
+                                f"online_budget {hp.online_budget}; lower it")
         self.ctx = ctx = RunContext.open(cfg, out_dir, device)
-        self.hp = ctx.hp
         # the official loader inherits ODT's return sort and its dropped trajectory
-        self.offline = prepare_offline(ctx.trajectories, self.hp["drop_lowest_return"])
+        self.offline = prepare_offline(ctx.trajectories, self.hp.drop_lowest_return)
         self.norm = StateNorm(self.offline.state_mean, self.offline.state_std)
         S = self.offline.trajectories[0].observations.shape[1]
         A = self.offline.trajectories[0].actions.shape[1]
         self.agent = PDTAgent(self.hp, S, A, device=device)
-        self.warmup_envs = [ctx.task.make_env() for _ in range(self.hp["pdt_warmup_envs"])]
+        self.warmup_envs = [ctx.task.make_env() for _ in range(self.hp.pdt_warmup_envs)]
         self.buffer: TrajectoryBuffer | None = None
         self.core = RunCore(ctx, PDTRunState(), self.agent, self.norm)
         self.units = IterationUnits(self.core)
@@ -93,11 +93,11 @@ class PDTRun:
     # ------------------------------------------------------------------ training
     def _sampler(self, trajs: list, weighting: str) -> FutureSampler:
         return FutureSampler(trajs, self.offline.state_mean, self.offline.state_std,
-                             self.hp["context_len"], self.hp["reward_scale"], weighting,
+                             self.hp.context_len, self.hp.reward_scale, weighting,
                              self.ctx.device)
 
     def _train(self, sampler: FutureSampler, n: int, with_return: bool) -> Metrics:
-        B, gen = self.hp["batch_size"], self.ctx.gen
+        B, gen = self.hp.batch_size, self.ctx.gen
         return self.core.updates(n, lambda: self.agent.update(sampler.sample(B, gen), with_return))
 
     # ------------------------------------------------------------------ phases
@@ -113,11 +113,11 @@ class PDTRun:
         assert self.buffer is not None
         self.agent.mode = "prior"
         n_envs = len(self.warmup_envs)
-        while st.warmup_transitions < hp["pdt_warmup_samples"]:
+        while st.warmup_transitions < hp.pdt_warmup_samples:
             seeds = online_seeds(self.ctx.seed, st.episodes, n_envs)
             res = rollout(self.agent, self.warmup_envs, seeds, state_mean=self.norm.mean,
                           state_std=self.norm.std, target_rtg=0.0, reward_scale=0.0,
-                          context_len=hp["eval_context_len"], max_len=hp["max_episode_len"],
+                          context_len=hp.eval_context_len, max_len=hp.max_episode_len,
                           deterministic=False)
             self.buffer.add(res.trajectories)
             n = int(res.lengths.sum())
@@ -133,10 +133,10 @@ class PDTRun:
         hp, st = self.hp, self.state
         assert self.buffer is not None
         sampler = self._sampler(self.buffer.trajectories, "return")
-        B, gen = hp["batch_size"], self.ctx.gen
-        trajs = [sampler.draw_trajectories(B, gen) for _ in range(hp["pdt_return_warmup_batches"])]
+        B, gen = hp.batch_size, self.ctx.gen
+        trajs = [sampler.draw_trajectories(B, gen) for _ in range(hp.pdt_return_warmup_batches)]
         m: dict[str, torch.Tensor] = {}
-        for _ in range(hp["pdt_return_warmup_iters"]):
+        for _ in range(hp.pdt_return_warmup_iters):
             for traj in trajs:
                 m = self.agent.return_warmup_step(sampler.sample(B, gen, traj=traj))
         self.core.check(m, "return-predictor warm-up")
@@ -146,7 +146,7 @@ class PDTRun:
     def online(self) -> None:
         hp, st = self.hp, self.state
         if st.phase == "pretrain":
-            self.buffer = TrajectoryBuffer(hp["replay_size"], [])  # no offline seeding
+            self.buffer = TrajectoryBuffer(hp.replay_size, [])  # no offline seeding
             st.phase, st.warmup_transitions = "online_warmup", 0
             self.core.save_checkpoint()
         if st.phase == "online_warmup":
@@ -160,7 +160,7 @@ class PDTRun:
             self.buffer.add(self.collector.collect(self.agent, st))  # sampled actions
             self.core.progress.activity = "updating"
             sampler = self._sampler(self.buffer.trajectories, "return")
-            m = self._train(sampler, hp["online_updates_per_iter"], with_return=True)
+            m = self._train(sampler, hp.online_updates_per_iter, with_return=True)
             self.core.end_online_iteration(it, m)
 
     def execute(self) -> dict[str, Any]:

@@ -19,26 +19,33 @@ import numpy as np
 
 from odtbench.config import RunConfig
 from odtbench.data.trajectories import Trajectory
+from odtbench.hyperparameters import as_schema
+from odtbench_baselines import TD3ScratchHyperparameters
 from odtbench_baselines.mlp_loop import MLPMethod, Preprocessing, run_mlp
-from odtbench_baselines.td3bc import MLPTD3Agent
+from odtbench_baselines.td3bc import MLPTD3Agent, td3_config
 
 
-def start_steps(hp: Mapping[str, Any]) -> int:
+def start_steps(hp: TD3ScratchHyperparameters | Mapping[str, Any]) -> int:
     """Uniform-random start steps: the published code's 25K, at most the same share of the
-    budget as 25K is of the study's 500K (5 %), so a small budget keeps its updates."""
-    return min(int(hp["td3_start_steps"]),
-               int(float(hp["td3_start_share"]) * int(hp["online_budget"])))
+    budget as 25K is of the study's 500K (5 %), so a small budget keeps its updates.
+    `hp`: the run's typed hyperparameters, or their record."""
+    t = as_schema(hp, TD3ScratchHyperparameters, "TD3-scratch")
+    return min(int(t.td3_start_steps), int(float(t.td3_start_share) * int(t.online_budget)))
 
 
-def preprocess(trajs: list[Trajectory], hp: Mapping[str, Any], task: Any) -> Preprocessing:
+def preprocess(trajs: list[Trajectory], hp: TD3ScratchHyperparameters,
+               task: Any) -> Preprocessing:
     """Raw states, unscaled rewards: no statistic of the offline data reaches the agent."""
     dim = trajs[0].observations.shape[1]
     return Preprocessing(np.zeros(dim, np.float32), np.ones(dim, np.float32), 1.0, 1.0)
 
 
-def make_agent(hp: Mapping[str, Any], obs_dim: int, act_dim: int, low: np.ndarray,
+def make_agent(hp: TD3ScratchHyperparameters, obs_dim: int, act_dim: int, low: np.ndarray,
                high: np.ndarray, total_updates: int) -> MLPTD3Agent:
-    return MLPTD3Agent(hp, obs_dim, act_dim, low, high, "td3_")
+    cfg = td3_config(hp, actor_lr=hp.td3_actor_lr, critic_lr=hp.td3_critic_lr,
+                     policy_noise=hp.td3_policy_noise, noise_clip=hp.td3_noise_clip,
+                     policy_freq=hp.td3_policy_freq, expl_noise=hp.td3_expl_noise)
+    return MLPTD3Agent(cfg, obs_dim, act_dim, low, high)
 
 
 METHOD = MLPMethod(name="TD3-scratch", preprocess=preprocess, make_agent=make_agent,

@@ -18,7 +18,6 @@ statistics fixed to the offline data's.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ import torch.nn.functional as F
 from odtbench.agents.td3 import TD3, ActorLoss, Batch, TD3Config, td3_actor_loss
 from odtbench.config import RunConfig
 from odtbench.data.trajectories import Trajectory
+from odtbench_baselines import MLPOnlineHyperparameters, TD3BCHyperparameters
 from odtbench_baselines.mlp_loop import MLPMethod, Preprocessing, run_mlp
 
 STATE_STD_EPS = 1e-3  # TD3+BC's `normalize_states(eps=1e-3)`
@@ -41,23 +41,25 @@ def td3bc_actor_loss(q1_pi: torch.Tensor, pi: torch.Tensor, batch: Batch,
     return -lam * q1_pi.mean() + F.mse_loss(pi, batch["actions"])
 
 
+def td3_config(hp: MLPOnlineHyperparameters, *, actor_lr: float, critic_lr: float,
+               policy_noise: float, noise_clip: float, policy_freq: int,
+               expl_noise: float) -> TD3Config:
+    """The MLP TD3's configuration: the shared `mlp_*` sizes and one method's TD3 keys
+    (TD3+BC: td3bc_*; TD3-scratch: td3_*)."""
+    return TD3Config(hidden=(int(hp.mlp_hidden),) * int(hp.mlp_layers),
+                     actor_lr=float(actor_lr), critic_lr=float(critic_lr),
+                     gamma=float(hp.mlp_discount), tau=float(hp.mlp_tau),
+                     policy_noise=float(policy_noise), noise_clip=float(noise_clip),
+                     policy_delay=int(policy_freq), batch_size=int(hp.mlp_batch_size),
+                     expl_noise=float(expl_noise))
+
+
 class MLPTD3Agent:
     """The suite's MLP TD3 (`odtbench.agents.td3`) behind the MLP loop's agent interface (see
-    mlp_loop), configured from one method's keys: `<prefix>actor_lr`, `critic_lr`,
-    `policy_noise`, `noise_clip`, `policy_freq`, `expl_noise` (TD3+BC: td3bc_; TD3-scratch:
-    td3_) and the shared `mlp_*` sizes."""
+    mlp_loop), configured by one method (`td3_config`)."""
 
-    def __init__(self, hp: Mapping[str, Any], obs_dim: int, act_dim: int, low: np.ndarray,
-                 high: np.ndarray, prefix: str, actor_loss: ActorLoss = td3_actor_loss):
-        cfg = TD3Config(hidden=(int(hp["mlp_hidden"]),) * int(hp["mlp_layers"]),
-                        actor_lr=float(hp[prefix + "actor_lr"]),
-                        critic_lr=float(hp[prefix + "critic_lr"]),
-                        gamma=float(hp["mlp_discount"]), tau=float(hp["mlp_tau"]),
-                        policy_noise=float(hp[prefix + "policy_noise"]),
-                        noise_clip=float(hp[prefix + "noise_clip"]),
-                        policy_delay=int(hp[prefix + "policy_freq"]),
-                        batch_size=int(hp["mlp_batch_size"]),
-                        expl_noise=float(hp[prefix + "expl_noise"]))
+    def __init__(self, cfg: TD3Config, obs_dim: int, act_dim: int, low: np.ndarray,
+                 high: np.ndarray, actor_loss: ActorLoss = td3_actor_loss):
         self.td3 = TD3(obs_dim, act_dim, low, high, cfg, actor_loss=actor_loss)
 
     @property
@@ -88,23 +90,26 @@ class MLPTD3Agent:
 class TD3BCAgent(MLPTD3Agent):
     """TD3 + the BC actor loss."""
 
-    def __init__(self, hp: Mapping[str, Any], obs_dim: int, act_dim: int,
+    def __init__(self, hp: TD3BCHyperparameters, obs_dim: int, act_dim: int,
                  low: np.ndarray, high: np.ndarray):
-        loss = functools.partial(td3bc_actor_loss, alpha=float(hp["td3bc_alpha"]))
-        super().__init__(hp, obs_dim, act_dim, low, high, "td3bc_", loss)
+        loss = functools.partial(td3bc_actor_loss, alpha=float(hp.td3bc_alpha))
+        cfg = td3_config(hp, actor_lr=hp.td3bc_actor_lr, critic_lr=hp.td3bc_critic_lr,
+                         policy_noise=hp.td3bc_policy_noise, noise_clip=hp.td3bc_noise_clip,
+                         policy_freq=hp.td3bc_policy_freq, expl_noise=hp.td3bc_expl_noise)
+        super().__init__(cfg, obs_dim, act_dim, low, high, loss)
 
 
-def preprocess(trajs: list[Trajectory], hp: Mapping[str, Any], task: Any) -> Preprocessing:
+def preprocess(trajs: list[Trajectory], hp: TD3BCHyperparameters, task: Any) -> Preprocessing:
     """Offline state mean/std (TD3+BC's state normalisation); rewards unscaled."""
     obs = np.concatenate([t.observations for t in trajs]).astype(np.float64)
-    if hp["td3bc_normalize_states"]:
+    if hp.td3bc_normalize_states:
         mean, std = obs.mean(0), obs.std(0) + STATE_STD_EPS
     else:
         mean, std = np.zeros(obs.shape[1]), np.ones(obs.shape[1])
     return Preprocessing(mean.astype(np.float32), std.astype(np.float32), 1.0, 1.0)
 
 
-def make_agent(hp: Mapping[str, Any], obs_dim: int, act_dim: int, low: np.ndarray,
+def make_agent(hp: TD3BCHyperparameters, obs_dim: int, act_dim: int, low: np.ndarray,
                high: np.ndarray, total_updates: int) -> TD3BCAgent:
     return TD3BCAgent(hp, obs_dim, act_dim, low, high)
 

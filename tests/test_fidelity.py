@@ -210,7 +210,13 @@ def _collect_episodes(hp: dict, monkeypatch, length: int = 7, stochastic: bool =
     monkeypatch.setattr(evaluator, "rollout", fake_rollout)
     st = RunState()
     agent = SimpleNamespace(stochastic=stochastic)  # PDT's head is stochastic, TD3+ODT's not
-    ctx = SimpleNamespace(hp=hp, seed=0, online_env=None, gen=None)
+    from odtbench.hyperparameters import DTHyperparameters, build
+    from odtbench_baselines import PDTHyperparameters
+
+    # the collector reads the run's typed hyperparameters (RunConfig.typed_as)
+    typed = build(PDTHyperparameters if "pdt_z_dim" in hp else DTHyperparameters, hp, "test")
+    cfg = SimpleNamespace(typed_as=lambda schema: typed, method="test")
+    ctx = SimpleNamespace(hp=hp, cfg=cfg, seed=0, online_env=None, gen=None)
     norm = evaluator.StateNorm(np.zeros(1), np.ones(1))
     new = evaluator.Collector(ctx, norm).collect(agent, st)
     assert st.online_transitions == length * len(new)

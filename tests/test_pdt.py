@@ -3,6 +3,7 @@ the sub-trajectory sampler, guided latent choice, and a smoke run with kill + re
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -205,7 +206,7 @@ def test_guided_mode_picks_the_prior_sample_with_the_highest_predicted_return():
     samples = torch.randn(2, 16, Z)
     best = samples[torch.arange(2), samples[..., 0].argmax(1)]
     assert torch.equal(chosen, best)
-    agent.hp = {**agent.hp, "pdt_sample_topk": 2}  # the code's top-k: the k-th best
+    agent.hp = dataclasses.replace(agent.hp, pdt_sample_topk=2)  # the code's top-k: the k-th best
     torch.manual_seed(3)
     second = agent.choose_latents(torch.zeros(2, S))
     assert torch.equal(second, samples[torch.arange(2), samples[..., 0].argsort(1, descending=True)[:, 1]])

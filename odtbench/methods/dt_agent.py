@@ -42,13 +42,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import Any, cast
 
 import torch
 from torch import Tensor
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
+from odtbench.hyperparameters import DTAgentHyperparameters, DTHyperparameters
 from odtbench.methods.actor_parts import (
     ActorNoise,
     ActorOptimizer,
@@ -60,12 +61,8 @@ from odtbench.methods.rl_kinds.base import ACTION_BOUND, Critic, RLKind, frozen_
 from odtbench.nets import DecisionTransformer, DropoutMasks, QEnsemble, SquashedGaussian
 from odtbench.optim import FlatParameters, polyak_
 
-HP_KEYS = (
-    "embed_dim", "n_layer", "n_head", "dropout", "embed_dropout", "context_len", "stochastic", "entropy_reg",
-    "init_temperature", "lr_actor", "weight_decay", "warmup_steps", "grad_clip",
-    "critic_hidden", "critic_layernorm", "n_critics", "lr_critic", "critic_weight_decay",
-    "gamma", "tau", "policy_noise", "noise_clip", "rl_kind", "actor_update_interval",
-)
+# The keys the agent needs, from its schema (the fields without a default)
+HP_KEYS = tuple(f.name for f in fields(DTAgentHyperparameters) if f.default is MISSING)
 
 
 SPEED_ENV = "ODTBENCH_SPEED"  # the loop's default SpeedOptions, e.g. "bf16,fused_optim"
@@ -137,33 +134,32 @@ class DTAgent(WithActorParts):
     actions (B,K,A); rewards, dones, mask (B,K); rtg (B,K+1) already times reward_scale.
     """
 
-    def __init__(self, hp: Mapping[str, Any], state_dim: int, act_dim: int,
+    def __init__(self, hp: DTHyperparameters | Mapping[str, Any], state_dim: int, act_dim: int,
                  device: str | torch.device = "cpu", speed: SpeedOptions | None = None):
-        missing = [k for k in HP_KEYS if k not in hp]
-        if missing:
-            raise OdtbenchError(f"DTAgent hyperparameters lack {', '.join(missing)}; build them "
-                                "with odtbench.config.resolve or pass every key")
-        self.rl_kind = str(hp["rl_kind"])
+        # `hp`: a run's typed hyperparameters (RunConfig.typed_as), or a mapping of the agent's
+        # keys and its kind's (tests, benchmarks); the kind reads its own keys from it
+        self.hp = a = DTAgentHyperparameters.of(hp)
+        self.rl_kind = a.rl_kind
         kind_cls = cast("type[RLKind]", load_kind(self.rl_kind))
-        kind_cls.check(self.rl_kind, hp)
-        if kind_entry(self.rl_kind).needs_log_pi and not bool(hp["stochastic"]):
+        kind_cls.check(self.rl_kind, a)
+        if kind_entry(self.rl_kind).needs_log_pi and not a.stochastic:
             raise OdtbenchError(f"rl_kind {self.rl_kind!r} needs log pi, i.e. the stochastic "
                                 "head: set stochastic=true")
         self.device = torch.device(device)
         self.speed = speed or SpeedOptions()
         self.state_dim, self.act_dim = int(state_dim), int(act_dim)
-        self.context_len = int(hp["context_len"])
-        self.stochastic = bool(hp["stochastic"])
-        self.entropy_reg = float(hp["entropy_reg"])
-        self.gamma, self.tau = float(hp["gamma"]), float(hp["tau"])
-        self.policy_noise, self.noise_clip = float(hp["policy_noise"]), float(hp["noise_clip"])
-        self.grad_clip = float(hp["grad_clip"] or 0.0)
-        self.actor_update_interval = int(hp["actor_update_interval"])  # TD3's policy delay d
+        self.context_len = int(a.context_len)
+        self.stochastic = bool(a.stochastic)
+        self.entropy_reg = float(a.entropy_reg)
+        self.gamma, self.tau = float(a.gamma), float(a.tau)
+        self.policy_noise, self.noise_clip = float(a.policy_noise), float(a.noise_clip)
+        self.grad_clip = float(a.grad_clip or 0.0)
+        self.actor_update_interval = int(a.actor_update_interval)  # TD3's policy delay d
 
         self.actor = DecisionTransformer(
-            self.state_dim, self.act_dim, int(hp["embed_dim"]), int(hp["n_layer"]),
-            int(hp["n_head"]), float(hp["dropout"]), self.stochastic,
-            embed_dropout=float(hp["embed_dropout"]),
+            self.state_dim, self.act_dim, int(a.embed_dim), int(a.n_layer),
+            int(a.n_head), float(a.dropout), self.stochastic,
+            embed_dropout=float(a.embed_dropout),
         ).to(self.device)
         self.actor_target = frozen_copy(self.actor)
         # Each network's parameters live in one flat buffer (and its gradients in another):
@@ -181,15 +177,12 @@ class DTAgent(WithActorParts):
         # loop over parameters); fused=True only as a speed option (it rounds differently).
         self._adam_kernel = "fused" if self.speed.fused_optim else "foreach"
         # ODT's temperature is a standalone scalar with its own Adam (docs/methods/dt-family.md §2).
-        self.temperature = EntropyTemperature(float(hp["init_temperature"]), self.act_dim,
+        self.temperature = EntropyTemperature(float(a.init_temperature), self.act_dim,
                                               self.device, adam_kernel=self._adam_kernel)
-        self._opt_hp = {k: hp[k] for k in ("lr_actor", "weight_decay", "warmup_steps",
-                                           "lr_critic", "critic_weight_decay")}
-        self._opt_hp["actor_optimizer"] = hp.get("actor_optimizer", "lamb")
         self.reset_optimizers()
         # A constant RTG input for training batches instead of their hindsight RTG (None =
         # the data's): the toy's RL-only actor is pi(1), as the study's DDPG (docs/fidelity.md).
-        constant = hp.get("train_rtg_constant")
+        constant = a.train_rtg_constant
         self.train_rtg_constant = None if constant is None else float(constant)
 
         # speed "fast": the compiled units of odtbench.fastpath (None where the kind or the
@@ -203,16 +196,16 @@ class DTAgent(WithActorParts):
     def reset_optimizers(self) -> None:
         """Fresh optimiser and warm-up states for actor, critic and temperature (also what
         __init__ builds). The study's toy starts its online phase with new Adams."""
-        hp, kernel = self._opt_hp, self._adam_kernel
+        hp, kernel = self.hp, self._adam_kernel
         # the study's toy uses Adam (App. F.2.1); the flat gradient's views stay bound (keep_grads)
         self.actor_optimizer = ActorOptimizer(
-            [self._actor_flat.param], lr=float(hp["lr_actor"]),
-            weight_decay=float(hp["weight_decay"]), warmup_steps=int(hp["warmup_steps"]),
-            grad_clip=self.grad_clip, kind=str(hp["actor_optimizer"]),
+            [self._actor_flat.param], lr=float(hp.lr_actor),
+            weight_decay=float(hp.weight_decay), warmup_steps=int(hp.warmup_steps),
+            grad_clip=self.grad_clip, kind=str(hp.actor_optimizer),
             segments=self._actor_flat.sizes, adam_kernel=kernel, keep_grads=True,
             clip_foreach=True)
         for critic in self.critics.values():  # AdamW, the same kernel as the Adams
-            critic.reset_optimizer(float(hp["lr_critic"]), float(hp["critic_weight_decay"]), kernel)
+            critic.reset_optimizer(float(hp.lr_critic), float(hp.critic_weight_decay), kernel)
         self.temperature.reset_optimizer()
 
     @property

@@ -17,6 +17,7 @@ import torch
 from odtbench.checkpoint import seed_everything
 from odtbench.config import RunConfig
 from odtbench.data.trajectories import Trajectory
+from odtbench.hyperparameters import Protocol
 from odtbench.tasks import Task
 
 # Train on another scale's dataset (the scale ladder's dataset-size factor, docs/scales.md);
@@ -53,7 +54,14 @@ class RunContext:
 
     @property
     def hp(self) -> dict[str, Any]:
+        """The record of the run's hyperparameters (config.json); code reads `typed`."""
         return self.cfg.hyperparameters
+
+    @property
+    def typed(self) -> Protocol:
+        """The run's typed hyperparameters (the method's schema; `RunConfig.typed_as` gives
+        them as a family's schema)."""
+        return self.cfg.typed_as(Protocol)
 
     @property
     def seed(self) -> int:
@@ -70,7 +78,7 @@ class RunContext:
         trajs, info = load_task_dataset(cfg.task_key, data_scale)
         seed_everything(cfg.seed)
         gen = torch.Generator().manual_seed(cfg.seed)
-        n_eval = int(cfg.hyperparameters["eval_episodes"])
+        n_eval = int(cfg.typed_as(Protocol).eval_episodes)
         return cls(cfg=cfg, out=out, device=device, task=task, trajectories=trajs,
                    dataset_info=info, gen=gen,
                    eval_envs=[task.make_eval_env() for _ in range(n_eval)],

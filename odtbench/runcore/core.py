@@ -24,6 +24,8 @@ import torch
 from odtbench.agents.protocol import Agent, CriticProbe
 from odtbench.diagnostics import OnlineEpisodeStats, critic_vs_returns
 from odtbench.errors import Terminated
+from odtbench.hyperparameters import DTHyperparameters, TrajectoryTransformer
+from odtbench.hyperparameters import Protocol as HPProtocol
 from odtbench.progress import Progress
 from odtbench.runcore.checkpointer import Checkpointer
 from odtbench.runcore.context import RunContext
@@ -123,8 +125,14 @@ class RunCore:
         self._t0 = time.perf_counter()
 
     @property
-    def hp(self) -> dict[str, Any]:
-        return self.ctx.hp
+    def hp(self) -> HPProtocol:
+        """The run's typed hyperparameters: the protocol keys every loop has."""
+        return self.ctx.typed
+
+    @property
+    def seq_hp(self) -> TrajectoryTransformer:
+        """The trajectory loops' (DT family, PDT) iteration keys."""
+        return self.ctx.cfg.typed_as(TrajectoryTransformer)
 
     # ------------------------------------------------------------------ counting updates
     def count_update(self, counter: str = "gradient_steps") -> None:
@@ -155,7 +163,7 @@ class RunCore:
     def check(self, metrics: Mapping[str, Any], where: str) -> None:
         """Non-finite values stop the run; the first |Q| past the bound marks it diverged
         and it goes on (`divergence_check`)."""
-        reason = divergence_check(metrics, self.hp["divergence_q_bound"], where)
+        reason = divergence_check(metrics, self.hp.divergence_q_bound, where)
         if reason is not None and self.state.status != "diverged":
             self.state.status, self.state.diverged_reason = "diverged", reason
             self.ctx.log.info("diverged (continuing while finite): %s", reason)
@@ -164,10 +172,10 @@ class RunCore:
     def chunked_pretrain(self, do_updates: Callable[[int], Metrics]) -> None:
         """`pretrain_iters` x `pretrain_updates` in chunks of `checkpoint_every_updates`, a
         checkpoint per chunk and an evaluation per iteration (the trajectory loops)."""
-        hp, st = self.hp, self.state
-        while st.pretrain_iter < hp["pretrain_iters"]:
-            while st.pretrain_units < hp["pretrain_updates"]:
-                n = min(hp["checkpoint_every_updates"], hp["pretrain_updates"] - st.pretrain_units)
+        hp, st = self.seq_hp, self.state
+        while st.pretrain_iter < hp.pretrain_iters:
+            while st.pretrain_units < hp.pretrain_updates:
+                n = min(hp.checkpoint_every_updates, hp.pretrain_updates - st.pretrain_units)
                 m = do_updates(n)
                 st.pretrain_units += n
                 self.check(m, f"pretraining update {st.gradient_steps}")
@@ -180,12 +188,12 @@ class RunCore:
     def end_online_iteration(self, it: int, metrics: Metrics) -> None:
         """After online iteration `it`'s updates: divergence check, evaluation on schedule or
         at the end of the budget, then a checkpoint."""
-        hp, st = self.hp, self.state
+        hp, st = self.seq_hp, self.state
         self.check(metrics, f"online iteration {it}")
         st.online_iter = it + 1
         self.progress.update(st.online_transitions)
-        last = st.online_transitions >= hp["online_budget"] or it + 1 >= hp["max_online_iters"]
-        if (it + 1) % hp["eval_interval"] == 0 or last:
+        last = st.online_transitions >= hp.online_budget or it + 1 >= hp.max_online_iters
+        if (it + 1) % hp.eval_interval == 0 or last:
             self.evaluate("online", it + 1)
         if last:
             st.phase = "done"
@@ -228,7 +236,7 @@ class RunCore:
         if isinstance(agent, CriticProbe) and agent.uses_critic:
             qs = [agent.q_values(self.norm(t.observations), t.actions).cpu().numpy()
                   for t in eval_trajs]
-            d.update(critic_vs_returns(qs, [t.rewards for t in eval_trajs], self.hp["gamma"]))
+            d.update(critic_vs_returns(qs, [t.rewards for t in eval_trajs], self.ctx.cfg.typed_as(DTHyperparameters).gamma))
         d.update(OnlineEpisodeStats.row(st.online_stats))
         st.online_stats = OnlineEpisodeStats.empty()
         if self.loop is not None:
@@ -263,7 +271,7 @@ class RunCore:
         if st.phase == "done":
             return f"online, done ({st.online_transitions} transitions): writing its summary"
         name = "online" if st.phase == "online" else st.phase.replace("_", " ")
-        return (f"{name}, {st.online_transitions}/{int(self.hp['online_budget'])} transitions, "
+        return (f"{name}, {st.online_transitions}/{int(self.hp.online_budget)} transitions, "
                 f"{st.gradient_steps} gradient steps")
 
     def say_resumed(self, units: ProgressUnits, desc: str | None = None) -> None:
@@ -317,7 +325,7 @@ class RunCore:
                                     loop.units.phase_done())
                 loop.pretrain()
             if self.state.phase != "done":
-                self.progress.phase("online", int(self.hp["online_budget"]),
+                self.progress.phase("online", int(self.hp.online_budget),
                                     self.state.online_transitions, unit="transitions")
                 loop.online()
             self.conclude(None)
@@ -357,7 +365,8 @@ class IterationUnits:
         self.core = core
 
     def pretrain_total(self) -> int:
-        return int(self.core.hp["pretrain_iters"]) * int(self.core.hp["pretrain_updates"])
+        hp = self.core.seq_hp
+        return int(hp.pretrain_iters) * int(hp.pretrain_updates)
 
     def phase_done(self) -> int:
         st = self.core.state
@@ -370,10 +379,10 @@ class IterationUnits:
     def evals_ahead(self, k: int) -> int:
         """Evaluations in the next k units (pretraining: one per iteration left; online:
         every `eval_interval`-th iteration and the last)."""
-        hp, st = self.core.hp, self.core.state
+        hp, st = self.core.seq_hp, self.core.state
         if st.phase == "pretrain":
-            return int(hp["pretrain_iters"]) - st.pretrain_iter
-        it, every = st.online_iter, int(hp["eval_interval"])
+            return int(hp.pretrain_iters) - st.pretrain_iter
+        it, every = st.online_iter, int(hp.eval_interval)
         if k <= 0:
             return 0
         return sum(j % every == 0 for j in range(it + 1, it + k + 1)) + ((it + k) % every != 0)

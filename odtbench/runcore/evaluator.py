@@ -14,7 +14,9 @@ import numpy as np
 from odtbench.agents.protocol import CollectingPolicy, Policy
 from odtbench.data.trajectories import Trajectory
 from odtbench.diagnostics import OnlineEpisodeStats
+from odtbench.errors import OdtbenchError
 from odtbench.evaluation import RolloutResult, eval_seeds, online_seeds, rollout
+from odtbench.hyperparameters import DTHyperparameters, TrajectoryTransformer
 from odtbench.runcore.context import RunContext
 from odtbench.runcore.state import RunState
 
@@ -39,13 +41,15 @@ class Evaluator:
         self.ctx, self.norm = ctx, norm
 
     def episodes(self, agent: Policy) -> RolloutResult:
-        hp = self.ctx.hp
-        return rollout(agent, self.ctx.eval_envs, eval_seeds(self.ctx.seed, hp["eval_episodes"]),
+        hp = self.ctx.typed
+        # a trajectory model's RTG input and context; an MLP policy has neither
+        seq = hp if isinstance(hp, TrajectoryTransformer) else None
+        return rollout(agent, self.ctx.eval_envs, eval_seeds(self.ctx.seed, hp.eval_episodes),
                        state_mean=self.norm.mean, state_std=self.norm.std,
-                       target_rtg=hp.get("eval_rtg", 0.0),
-                       reward_scale=hp.get("reward_scale", 0.0),
-                       context_len=hp.get("eval_context_len", 1),
-                       max_len=hp["max_episode_len"], deterministic=True)
+                       target_rtg=hp.eval_rtg if isinstance(hp, DTHyperparameters) else 0.0,
+                       reward_scale=seq.reward_scale if seq else 0.0,
+                       context_len=seq.eval_context_len if seq else 1,
+                       max_len=hp.max_episode_len, deterministic=True)
 
 
 class Collector:
@@ -59,17 +63,19 @@ class Collector:
         self.on_episode = on_episode  # called with the transitions so far (progress display)
 
     def collect(self, agent: CollectingPolicy, state: RunState) -> list[Trajectory]:
-        hp, ctx = self.ctx.hp, self.ctx
+        ctx = self.ctx
+        hp = ctx.cfg.typed_as(TrajectoryTransformer)
+        dt = hp if isinstance(hp, DTHyperparameters) else None  # PDT: no RTG target, no noise
         stochastic = bool(agent.stochastic)
         new: list[Trajectory] = []
         n = 0
         while True:
             res = rollout(agent, [ctx.online_env], online_seeds(ctx.seed, state.episodes),
                           state_mean=self.norm.mean, state_std=self.norm.std,
-                          target_rtg=hp.get("online_rtg", 0.0), reward_scale=hp["reward_scale"],
-                          context_len=hp["eval_context_len"], max_len=hp["max_episode_len"],
+                          target_rtg=dt.online_rtg if dt else 0.0, reward_scale=hp.reward_scale,
+                          context_len=hp.eval_context_len, max_len=hp.max_episode_len,
                           deterministic=not stochastic,
-                          noise_std=0.0 if stochastic else hp["expl_noise"],
+                          noise_std=0.0 if stochastic else _expl_noise(dt, ctx.cfg.method),
                           generator=ctx.gen)
             for t in res.trajectories:
                 t.online = True
@@ -78,10 +84,18 @@ class Collector:
             state.episodes += 1
             if self.on_episode is not None:
                 self.on_episode(n)
-            if n >= hp["min_transitions_per_iter"]:
+            if n >= hp.min_transitions_per_iter:
                 break
         state.online_transitions += n
         OnlineEpisodeStats.add(state.online_stats, new, self.norm.mean, self.norm.std)
         return new
 
 
+
+
+def _expl_noise(dt: DTHyperparameters | None, method: str) -> float:
+    """The Gaussian exploration noise of a deterministic DT (a DT-family key)."""
+    if dt is None:
+        raise OdtbenchError(f"{method}: a deterministic policy explores with expl_noise, which "
+                            "only the DT family has; use a stochastic head")
+    return dt.expl_noise

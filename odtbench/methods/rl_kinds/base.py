@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from odtbench.errors import OdtbenchError
-from odtbench.hyperparameters import DTHyperparameters
+from odtbench.hyperparameters import DTAgentHyperparameters, DTHyperparameters
 from odtbench.methods import rl_losses as L
 from odtbench.methods.actor_parts import EntropyTemperature
 from odtbench.nets import DecisionTransformer, QEnsemble, SquashedGaussian
@@ -111,15 +111,20 @@ class RLKind:
     target_actor: ClassVar[bool] = False
     moves_temperature: ClassVar[bool] = False
 
-    def __init__(self, name: str, agent: KindHost, hp: Mapping[str, Any]):
+    def __init__(self, name: str, agent: KindHost,
+                 hp: DTHyperparameters | Mapping[str, Any]):
+        """`hp`: the run's typed hyperparameters (an instance of `schema`), or a mapping of the
+        agent's keys and the kind's own (tests, benchmarks)."""
         self.name, self.agent = name, agent
         keys = self.own_keys()
-        missing = [k for k in keys if k not in hp]
+        given = hp if isinstance(hp, Mapping) else {k: getattr(hp, k) for k in keys
+                                                     if hasattr(hp, k)}
+        missing = [k for k in keys if k not in given]
         if missing:
             raise OdtbenchError(f"rl_kind {name!r} needs hyperparameters {', '.join(missing)}; "
                                 "build them with odtbench.config.resolve")
-        self.hp = {k: float(hp[k]) for k in keys}
-        self.critics: dict[str, Critic] = self.build_critics(hp)
+        self.hp = {k: float(given[k]) for k in keys}
+        self.critics: dict[str, Critic] = self.build_critics(DTAgentHyperparameters.of(hp))
 
     @classmethod
     def own_keys(cls) -> tuple[str, ...]:
@@ -128,11 +133,11 @@ class RLKind:
         return tuple(f.name for f in dataclasses.fields(cls.schema) if f.name not in shared)
 
     @classmethod
-    def check(cls, name: str, hp: Mapping[str, Any]) -> None:
+    def check(cls, name: str, hp: DTAgentHyperparameters) -> None:
         """Refuse settings the kind cannot run (one line with the fix), before any network."""
 
     # ------------------------------------------------------------------ to override
-    def build_critics(self, hp: Mapping[str, Any]) -> dict[str, Critic]:
+    def build_critics(self, hp: DTAgentHyperparameters) -> dict[str, Critic]:
         return {}
 
     def critic_loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
@@ -163,17 +168,17 @@ class RLKind:
         """Restore what `state_dict` saved (`state` is the agent's whole checkpoint entry)."""
 
     # ------------------------------------------------------------------ shared parts
-    def q_critic(self, hp: Mapping[str, Any]) -> Critic:
+    def q_critic(self, hp: DTAgentHyperparameters) -> Critic:
         """The twin (or single, n_critics) Q critic of docs/methods/dt-family.md §3."""
         a = self.agent
-        return Critic(QEnsemble(a.state_dim, a.act_dim, int(hp["n_critics"]),
-                                int(hp["critic_hidden"]), bool(hp["critic_layernorm"])).to(a.device))
+        return Critic(QEnsemble(a.state_dim, a.act_dim, int(hp.n_critics),
+                                int(hp.critic_hidden), bool(hp.critic_layernorm)).to(a.device))
 
-    def v_critic(self, hp: Mapping[str, Any]) -> Critic:
+    def v_critic(self, hp: DTAgentHyperparameters) -> Critic:
         """V(s): the critic's MLP with no action input, one member."""
         a = self.agent
-        return Critic(QEnsemble(a.state_dim, 0, 1, int(hp["critic_hidden"]),
-                                bool(hp["critic_layernorm"])).to(a.device))
+        return Critic(QEnsemble(a.state_dim, 0, 1, int(hp.critic_hidden),
+                                bool(hp.critic_layernorm)).to(a.device))
 
     @staticmethod
     def v(net: QEnsemble, states: Tensor) -> Tensor:

@@ -6,12 +6,10 @@ reparameterised from pi. The temperature moves by ODT's rule even with ODT's ent
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import torch
 from torch import Tensor
 
+from odtbench.hyperparameters import DTAgentHyperparameters
 from odtbench.methods import rl_losses as L
 from odtbench.methods.rl_kinds.base import Batch, Critic, RLKind
 from odtbench.nets import SquashedGaussian
@@ -21,7 +19,7 @@ class SAC(RLKind):
     target_actor = True
     moves_temperature = True
 
-    def build_critics(self, hp: Mapping[str, Any]) -> dict[str, Critic]:
+    def build_critics(self, hp: DTAgentHyperparameters) -> dict[str, Critic]:
         return {"critic": self.q_critic(hp)}
 
     def critic_loss(self, batch: Batch) -> tuple[Tensor, Tensor]:

@@ -6,12 +6,10 @@ Q1 only, a*_t the deterministic output or tanh(mu) of the stochastic head."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import torch
 from torch import Tensor
 
+from odtbench.hyperparameters import DTAgentHyperparameters
 from odtbench.methods.rl_kinds.base import ACTION_BOUND, Batch, Critic, RLKind
 from odtbench.nets import SquashedGaussian
 
@@ -19,7 +17,7 @@ from odtbench.nets import SquashedGaussian
 class TD3(RLKind):
     target_actor = True
 
-    def build_critics(self, hp: Mapping[str, Any]) -> dict[str, Critic]:
+    def build_critics(self, hp: DTAgentHyperparameters) -> dict[str, Critic]:
         return {"critic": self.q_critic(hp)}
 
     def critic_loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
