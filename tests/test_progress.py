@@ -122,8 +122,8 @@ def test_the_dt_loop_counts_its_evaluations_ahead() -> None:
     from odtbench.runcore.core import IterationUnits
     from odtbench.runcore.state import RunState
 
-    hp = {"pretrain_iters": 2, "eval_interval": 5}
-    core = types.SimpleNamespace(hp=hp, state=RunState(phase="online", online_iter=3,
+    hp = types.SimpleNamespace(pretrain_iters=2, eval_interval=5)  # the run's typed keys
+    core = types.SimpleNamespace(seq_hp=hp, state=RunState(phase="online", online_iter=3,
                                                        pretrain_iter=2))
     units = IterationUnits(core)
     # iterations 4..9: the 5th is evaluated, and the last (9th) at the end of the budget
