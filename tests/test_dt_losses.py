@@ -247,7 +247,7 @@ def test_agent_networks_stay_flat_through_updates_and_checkpoints():
     fresh = _agent()
     fresh.load_state_dict(agent.state_dict())
     for ag in (agent, fresh):
-        assert ag._actor_flat.is_bound(ag.actor) and ag._critic_flat.is_bound(ag.critic)
+        assert ag.actor_flat.is_bound(ag.actor) and ag._critic_flat.is_bound(ag.critic)
         assert ag._actor_target_flat.is_bound(ag.actor_target)
     for p, q in zip(agent.actor.parameters(), fresh.actor.parameters(), strict=True):
         assert torch.equal(p, q)

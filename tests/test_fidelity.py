@@ -101,7 +101,7 @@ def test_odt_entropy_temperature_loss_and_gradients_match_the_reference():
     ref_grads = torch.autograd.grad(ref_loss, params)
 
     torch.manual_seed(5)
-    loss, stats = agent._actor_loss(batch, 0.0, 1.0)
+    loss, stats = agent.actor_loss(batch, 0.0, 1.0)
     grads = torch.autograd.grad(loss, params, allow_unused=True)
     assert stats["entropy"].item() == pytest.approx(entropy.item(), abs=1e-5)
     assert loss.item() == pytest.approx(ref_loss.item(), abs=1e-5)
@@ -163,9 +163,9 @@ def test_constant_rtg_input_ignores_the_batch_rtg():
     batch = _batch()
     other = dict(batch, rtg=batch["rtg"] * 7.0 + 3.0)
     torch.manual_seed(1)
-    a = agent._actor_loss(batch, 1.0, 0.0)[0]
+    a = agent.actor_loss(batch, 1.0, 0.0)[0]
     torch.manual_seed(1)
-    b = agent._actor_loss(other, 1.0, 0.0)[0]
+    b = agent.actor_loss(other, 1.0, 0.0)[0]
     assert a.item() == b.item()
     ones = dict(batch, rtg=torch.ones_like(batch["rtg"]))
     torch.testing.assert_close(agent.target_next_actions(other), agent.target_next_actions(ones))

@@ -133,7 +133,7 @@ def test_iql_critic_loss_is_td_on_v_plus_the_expectile_of_v():
     agent = DTAgent(_hp("IQL+ODT"), S, A)
     b = _batch()
     assert agent.critic is not None and agent.critic_target is not None and agent.value is not None
-    loss, _ = agent._critic_loss(b)
+    loss, _ = agent.critic_loss(b)
     with torch.no_grad():
         v = lambda s: agent.value(s, s[..., :0])[0]  # noqa: E731
         y = b["rewards"] + 0.99 * (1 - b["dones"]) * v(b["next_states"])
@@ -152,7 +152,7 @@ def test_awr_value_loss_regresses_on_lambda_returns_of_the_target_v():
     assert agent.critic is None and agent.value is not None and agent.value_target is not None
     with torch.no_grad():
         agent.value_target.weights[2].add_(0.3)  # target differs from the online V
-        loss, v_mean = agent._critic_loss(b)
+        loss, v_mean = agent.critic_loss(b)
         v = agent.value(b["states"], b["states"][..., :0])[0].numpy()
         vt = agent.value_target(b["next_states"], b["states"][..., :0])[0].numpy()
     m = b["mask"].numpy()
@@ -190,11 +190,11 @@ def test_sac_target_and_actor_use_the_temperature():
     with torch.no_grad():
         agent.temperature.log_temperature.fill_(math.log(1e-8))  # T -> 0: plain min-Q terms
     torch.manual_seed(3)
-    cold, _ = agent._critic_loss(b)
+    cold, _ = agent.critic_loss(b)
     with torch.no_grad():
         agent.temperature.log_temperature.fill_(math.log(10.0))
     torch.manual_seed(3)
-    hot, _ = agent._critic_loss(b)
+    hot, _ = agent.critic_loss(b)
     assert cold.item() != pytest.approx(hot.item())
     # the temperature moves during SAC's actor steps although ODT's entropy flag is off
     before = agent.temperature.log_temperature.item()

@@ -4,7 +4,7 @@ One unit is what `odtbench.methods.dt_agent.policy_delayed_unit` does: d fresh b
 critic step on each, the actor step (loss, grad-norm clip, LAMB with its warm-up) right after
 the first critic step, then the Polyak steps. Here all of it is one `torch.compile(fullgraph=
 True)` function of flat buffers: gradients by `torch.func.grad_and_value` of the reference
-agent's own loss methods (`DTAgent._critic_loss`, `DTAgent._actor_loss`; one copy of the
+agent's own public loss methods (`DTAgent.critic_loss`, `DTAgent.actor_loss`; one copy of the
 maths) run through `torch.func.functional_call` on views of the flat buffers, and the
 optimiser steps from `odtbench.fastpath.flat_steps`.
 
@@ -96,7 +96,7 @@ class FastUnit:
         group = opt.param_groups[0]
         self._lamb_kw: dict[str, Any] = dict(
             betas=group["betas"], eps=group["eps"], weight_decay=group["weight_decay"],
-            segments=torch.tensor(a._actor_flat.sizes, device=a.device),
+            segments=torch.tensor(a.actor_flat.sizes, device=a.device),
             max_grad_norm=getattr(opt, "max_grad_norm", None))
         self._compiled: dict[tuple[float, float], Callable[..., Any]] = {}
 
@@ -113,7 +113,7 @@ class FastUnit:
         def critic_loss(cw: Tensor, ctw: Tensor, atw: Tensor, batch: Batch) -> Any:
             params = {**layout["critic"].views(cw), **layout["critic_target"].views(ctw),
                       **layout["actor_target"].views(atw)}
-            loss, q_mean = functional_call(nets, params, (a._critic_loss, batch))
+            loss, q_mean = functional_call(nets, params, (a.critic_loss, batch))
             return loss, q_mean
 
         def actor_loss(aw: Tensor, cw: Tensor | None, batch: Batch, masks: list[Tensor | None],
@@ -124,7 +124,7 @@ class FastUnit:
             noise = ActorNoise(masks, eps)
 
             def loss_fn(b: Batch) -> Any:
-                return a._actor_loss(b, rl_coeff, sup_coeff, noise)
+                return a.actor_loss(b, rl_coeff, sup_coeff, noise)
 
             return functional_call(nets, params, (loss_fn, batch))
 
@@ -211,7 +211,7 @@ class FastUnit:
 
         opt, dev = a.actor_opt, a.device
         group = opt.param_groups[0]
-        w = a._actor_flat.param
+        w = a.actor_flat.param
         lamb_state = _adam_state(opt, w)
         step = group["step"] + 1
         a_sc = torch.tensor(fs.lamb_scalars(group["lr"], step, group["betas"]),

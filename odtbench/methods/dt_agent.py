@@ -31,8 +31,8 @@ Two deliberate deviations that change nothing numerically:
 - `act` runs the given context unpadded; the authors left-pad to K, and a padded key gets
   logit -1e4, whose softmax weight is exactly 0 in float32 (checked by a test).
 
-Speed (docs/performance.md): the losses are pure functions of the batch (`_critic_loss`,
-`_actor_loss`, the kind's); speed "fast" (`odtbench.fastpath`) runs this same maths with the
+Speed (docs/performance.md): the losses are pure functions of the batch (`critic_loss`,
+`actor_loss`, the kind's); speed "fast" (`odtbench.fastpath`) runs this same maths with the
 optimisers, clip and Polyak steps as one compiled function per training unit. bf16 autocast
 and fused optimisers are further opt-in options. With every option off (the default) the
 agent runs the eager fp32 path, bit for bit the same numbers as before the options existed.
@@ -165,7 +165,7 @@ class DTAgent(WithActorParts):
         # Each network's parameters live in one flat buffer (and its gradients in another):
         # optimiser, clipping and Polyak steps are then one op each, not one per tensor
         # (docs/performance.md). Gradients are zeroed in place to keep the views bound.
-        self._actor_flat = FlatParameters(self.actor)
+        self.actor_flat = FlatParameters(self.actor)
         self._actor_target_flat = FlatParameters(self.actor_target, with_grad=False)
 
         # the kind builds its critics after the actor: their initial weights draw from the
@@ -199,10 +199,10 @@ class DTAgent(WithActorParts):
         hp, kernel = self.hp, self._adam_kernel
         # the study's toy uses Adam (App. F.2.1); the flat gradient's views stay bound (keep_grads)
         self.actor_optimizer = ActorOptimizer(
-            [self._actor_flat.param], lr=float(hp.lr_actor),
+            [self.actor_flat.param], lr=float(hp.lr_actor),
             weight_decay=float(hp.weight_decay), warmup_steps=int(hp.warmup_steps),
             grad_clip=self.grad_clip, kind=str(hp.actor_optimizer),
-            segments=self._actor_flat.sizes, adam_kernel=kernel, keep_grads=True,
+            segments=self.actor_flat.sizes, adam_kernel=kernel, keep_grads=True,
             clip_foreach=True)
         for critic in self.critics.values():  # AdamW, the same kernel as the Adams
             critic.reset_optimizer(float(hp.lr_critic), float(hp.critic_weight_decay), kernel)
@@ -284,7 +284,7 @@ class DTAgent(WithActorParts):
             next_actions = out
         return next_actions.clamp(-ACTION_BOUND, ACTION_BOUND), log_prob
 
-    def _critic_loss(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+    def critic_loss(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         """(L of the kind's critics, mean Q (or V) over real entries), paper Eq. 3 for TD3
         with the authors' quirks (docs/methods/dt-family.md §3); the kind's module for the others."""
         return self.kind.critic_loss(batch)
@@ -295,7 +295,7 @@ class DTAgent(WithActorParts):
         opts = [c.opt for c in self.critics.values()]
         if not opts:
             return {}
-        loss, q_mean = self._critic_loss(batch)
+        loss, q_mean = self.critic_loss(batch)
         for opt in opts:
             opt.zero_grad(set_to_none=False)  # in place: the gradient views stay bound
         loss.backward()
@@ -340,7 +340,7 @@ class DTAgent(WithActorParts):
 
     ratio_diagnostics = kind_diagnostics  # the name PPO's tests use
 
-    def _actor_loss(self, batch: Mapping[str, Tensor], rl_coeff: float, sup_coeff: float,
+    def actor_loss(self, batch: Mapping[str, Tensor], rl_coeff: float, sup_coeff: float,
                     noise: ActorNoise | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """L = sup_coeff * L_sup + rl_coeff * L_RL (paper Eq. 2, docs/methods/dt-family.md §4)."""
         sup, rl, stats = self._actor_terms(batch, with_rl=rl_coeff != 0, noise=noise)
@@ -385,7 +385,7 @@ class DTAgent(WithActorParts):
                    sup_coeff: float) -> dict[str, Tensor]:
         """The actor loss; grad-norm clip; LAMB step; temperature; Polyak targets."""
         self.actor.train()
-        loss, stats = self._actor_loss(batch, rl_coeff, sup_coeff)
+        loss, stats = self.actor_loss(batch, rl_coeff, sup_coeff)
         # the clip's global norm over all DT parameters is the flat gradient's norm
         self.actor_optimizer.step(loss)
         # SAC's temperature also moves by ODT's rule (docs/methods/sac-odt.md)
@@ -394,7 +394,7 @@ class DTAgent(WithActorParts):
         for critic in self.critics.values():
             critic.polyak(self.tau)
         if self.kind.target_actor:  # the target DT only serves critic targets
-            polyak_([self._actor_target_flat.param], [self._actor_flat.param], self.tau)
+            polyak_([self._actor_target_flat.param], [self.actor_flat.param], self.tau)
         self.kind.after_actor_step(stats)
         stats["actor_loss"] = loss.detach()
         return stats
