@@ -313,13 +313,13 @@ def part_run(spec: dict[str, Any]) -> dict[str, Any]:
         return int(getattr(run.state, key) - before.get(key, 0))
 
     timed(DTRun, "train_units", lambda run, b: {
-        "phase": run.state.phase, "d": run.hp["actor_update_interval"],
+        "phase": run.state.phase, "d": run.hp.actor_update_interval,
         "units": delta(run, b, "gradient_steps")})
     timed(DTRun, "collect", lambda run, b: {"transitions": delta(run, b, "online_transitions"),
                                             "episodes": delta(run, b, "episodes")})
     timed(RunCore, "evaluate", lambda run, b: {
-        "phase": run.state.curve[-1]["phase"], "episodes": run.hp["eval_episodes"],
-        "env_steps": run.state.curve[-1]["length_mean"] * run.hp["eval_episodes"],
+        "phase": run.state.curve[-1]["phase"], "episodes": run.hp.eval_episodes,
+        "env_steps": run.state.curve[-1]["length_mean"] * run.hp.eval_episodes,
         "score": run.state.curve[-1]["score_mean"]})
     timed(RunCore, "save_checkpoint", lambda run, b: {})
 
