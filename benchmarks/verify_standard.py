@@ -24,10 +24,12 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import yaml
+
+from odtbench import workflow_plan
 
 SCALE, SUITE = "standard", "mujoco"
 RUN_FILES = ("config.json", "curve.csv", "diagnostics.csv", "summary.json")
-SEEDS = (0, 1, 2)  # chosen before the runs: the workflow config's `seeds: 3`
 # (dataset, better, worse, margin): the issue's bars; a margin also needs the seeds' ranges apart
 MARGINS = (("halfcheetah-random", "TD3+ODT", "ODT", 15.0),
            ("halfcheetah-random", "TD3", "ODT", 0.0),
@@ -66,13 +68,21 @@ def runs_table(root: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
+def planned() -> dict[str, list]:
+    """What the default command plans: the workflow config's datasets, methods and seeds
+    (chosen before the runs) of the suite at this scale."""
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflows/config.yaml")
+                            .read_text(encoding="utf-8"))
+    return workflow_plan.plan(config, SCALE, SUITE)
+
+
+def summary_table(runs: pd.DataFrame, seeds: list[int]) -> pd.DataFrame:
     out = []
     for (ds, m), g in runs.groupby(["dataset", "method"], sort=False):
         done = g.dropna(subset=["final"]).sort_values("seed")
         finals = " / ".join(f"{v:.2f}" for v in done["final"])
         pending = sorted(set(g["seed"]) - set(done["seed"]))
-        out.append({"dataset": ds, "method": m, "final, seeds " + "/".join(map(str, SEEDS)): finals
+        out.append({"dataset": ds, "method": m, "final, seeds " + "/".join(map(str, seeds)): finals
                     + (f" (seed {', '.join(map(str, pending))} running)" if pending else ""),
                     "mean": done["final"].mean() if len(done) else float("nan"),
                     "min": done["final"].min() if len(done) else float("nan"),
@@ -89,6 +99,9 @@ def margins(summary: pd.DataFrame) -> list[str]:
             lines.append(f"{ds}: {better} vs {worse}: not run yet")
             continue
         b, w = rows.loc[(ds, better)], rows.loc[(ds, worse)]
+        if pd.isna(b["mean"]) or pd.isna(w["mean"]):
+            lines.append(f"{ds}: {better} vs {worse}: no finished run of one of them yet")
+            continue
         complete = "running" not in b.iloc[0] + w.iloc[0]
         gap = b["mean"] - w["mean"]
         apart = b["min"] > w["max"]
@@ -124,14 +137,15 @@ def main(argv: list[str] | None = None) -> int:
     if runs.empty:
         print("(no runs yet)")
         return 0
-    summary = summary_table(runs)
+    plan = planned()
+    summary = summary_table(runs, plan["seeds"])
     parts = [summary.to_markdown(index=False, floatfmt=".2f"), ""]
     parts += [f"- {line}" for line in margins(summary)]
     done = runs.dropna(subset=["final"])
     for r in runs[runs["final"].isna()].itertuples():
         parts.append(f"- running: {r.dataset} {r.method} seed {r.seed} at {r.transitions:,} "
                      f"transitions, last score {r.last_score:.2f}, {r.wall_min:.0f} min so far")
-    n_planned = 2 * 8 * len(SEEDS)
+    n_planned = len(plan["datasets"]) * len(plan["methods"]) * len(plan["seeds"])
     parts += ["", f"{len(done)} of {n_planned} planned runs finished; their wall times sum to "
               f"{done['wall_min'].sum() / 60:.1f} h of one core."]
     if len(done) == n_planned:

@@ -282,8 +282,8 @@ PDT_PRESET: dict[str, Any] = {
     # the study: 40K pretraining steps = 40 iterations x 1000 updates (README cadence)
     "pretrain_iters": 40, "pretrain_updates": 1000,
     "online_updates_per_iter": 300, "replay_size": 1000, "eval_interval": 10,
-    # one episode per online iteration on every dataset (pdt.md §5), not the ODT family's
-    # >= 1000 transitions on random data: the study ran PDT with its defaults
+    # one episode per online iteration on every dataset (docs/methods/pdt.md §5), not the ODT
+    # family's >= 1000 transitions on random data: the study ran PDT with its defaults
     "min_transitions_per_iter": 0,
     "pdt_z_dim": 16, "pdt_kl_weight": 1.0, "pdt_prior_weight": 1.0, "pdt_return_weight": 1.0,
     "pdt_warmup_samples": 10_000, "pdt_warmup_envs": 10,

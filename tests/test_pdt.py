@@ -1,4 +1,4 @@
-"""PDT (reference/pdt.md): loss terms against hand-computed values, gradient flow, token order,
+"""PDT (docs/methods/pdt.md): loss terms against hand-computed values, gradient flow, token order,
 the sub-trajectory sampler, guided latent choice, and a smoke run with kill + resume."""
 
 from __future__ import annotations
