@@ -14,7 +14,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from odtbench.errors import OdtbenchError
-from odtbench.livelog import export_logger
+from odtbench.runfiles.livelog import export_logger
 
 min_version("9.0")
 
@@ -46,7 +46,7 @@ hold_workflow_lock()  # clears a killed workflow's Snakemake locks when no other
 
 
 # every job's `odtbench run` reads the live logger from the environment: no param, so choosing
-# one never re-runs a finished run (odtbench/livelog.py)
+# one never re-runs a finished run (odtbench/runfiles/livelog.py)
 export_logger(config.get("logger", "none"))
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Interleaved A/B of the DT update speed: `odtbench/nets.py` at a git revision against the
+"""Interleaved A/B of the DT update speed: `odtbench/methods/nets.py` at a git revision against the
 working tree, in one process, alternating trials so a shared CPU slows both alike.
 
     python benchmarks/ab_nets.py --rev 398d870 --sizes tiny small medium --out ab.json
@@ -30,8 +30,13 @@ TRIALS_UPDATES = {"tiny": 30, "small": 10, "medium": 3, "paper": 1}
 
 def _old_nets(rev: str):
     """The networks module as it was at `rev`, loaded under another name."""
-    src = subprocess.run(["git", "show", f"{rev}:odtbench/nets.py"], check=True,
-                         capture_output=True, text=True).stdout
+    # odtbench/nets.py before the top level was regrouped into folders
+    for where in ("odtbench/methods/nets.py", "odtbench/nets.py"):
+        shown = subprocess.run(["git", "show", f"{rev}:{where}"], capture_output=True, text=True)
+        if shown.returncode == 0:
+            break
+    shown.check_returncode()
+    src = shown.stdout
     path = Path(tempfile.mkdtemp()) / "nets_at_rev.py"
     path.write_text(src)
     spec = importlib.util.spec_from_file_location("nets_at_rev", path)

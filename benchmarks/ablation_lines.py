@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from odtbench import workflow_plan as wp
 from odtbench.analysis import ablations as ab
 from odtbench.analysis.diagnostics import diagnostics_table
+from odtbench.workflow import plan as wp
 
 DIAG = ("online_max_abs_z", "online_length_mean", "grad_cosine")
 

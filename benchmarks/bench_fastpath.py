@@ -45,7 +45,7 @@ SIZES: dict[str, dict[str, int]] = {
 
 
 def _hp(method: str, size: str) -> dict[str, Any]:
-    from odtbench.config import resolve
+    from odtbench.hyperparameters.resolve import resolve
 
     hp = dict(resolve(bu.TASK, method, "paper").hyperparameters)
     hp.update(SIZES[size])

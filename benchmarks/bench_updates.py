@@ -9,12 +9,12 @@ What it measures, per size (hopper shapes S=11, A=3, fp32, `--threads` threads):
   attention kernel the update runs, forward and backward; element-wise work is not counted),
   and the achieved FLOP/s against the fp32 matmul peak measured in the same trial;
 - the whole training loop's unit, batch sampling included: `DTAgent.train_unit` (what
-  `odtbench.loop.DTRun.train_units` repeats), with 2 critic steps per actor step (MuJoCo),
+  `odtbench.runcore.dt_loop.DTRun.train_units` repeats), with 2 critic steps per actor step (MuJoCo),
   reported per actor update;
 - policy inference (`DTAgent.act`) in ms per action, on the real context (T_eval steps) and,
   for comparison with the authors' code, on a context left-padded to K;
 - evaluation env-steps/s on Hopper-v5 with the policy in the loop, 10 episodes in lockstep
-  (`odtbench.evaluation.rollout`) against the same 10 episodes one at a time.
+  (`odtbench.runcore.evaluation.rollout`) against the same 10 episodes one at a time.
 
 Every timing is repeated (`--repeats`) and reported as the median (and the best) over trials;
 each update trial is preceded by its own matmul-peak probe, so the fraction of peak is taken
@@ -93,7 +93,7 @@ def matmul_peak(device: torch.device, n: int = 2048, reps: int = 3) -> float:
 
 def hyperparameters(method: str, size: str) -> dict[str, Any]:
     """The method's paper-scale hopper hyperparameters with the benchmark size's dimensions."""
-    from odtbench.config import resolve
+    from odtbench.hyperparameters.resolve import resolve
 
     if size not in SIZES:
         raise UnknownChoiceError("size", size, SIZES)
@@ -301,7 +301,7 @@ def bench_eval(method: str, size: str, device: torch.device, speed: dict[str, An
     trained policy's do: the rate is the steady-state one, not episode set-up."""
     import gymnasium as gym
 
-    from odtbench.evaluation import rollout
+    from odtbench.runcore.evaluation import rollout
 
     hp = hyperparameters(method, size)
     agent = make_agent(hp, device, speed)

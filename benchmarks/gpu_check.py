@@ -80,7 +80,7 @@ WIN_MARGIN = 0.97
 NEEDS = {
     "updates": ["torch", "numpy", "odtbench.methods.dt_agent", "odtbench.data.replay",
                 "bench_updates"],
-    "run": ["gymnasium", "mujoco", "minari", "h5py", "tqdm", "odtbench.loop", "odtbench.cli",
+    "run": ["gymnasium", "mujoco", "minari", "h5py", "tqdm", "odtbench.runcore.dt_loop", "odtbench.cli",
             "odtbench.data.build"],
 }
 PIP_NAMES = {"mujoco": "mujoco==4.0.0", "gymnasium": "gymnasium==1.4.0",
@@ -238,7 +238,7 @@ def part_update(spec: dict[str, Any]) -> dict[str, Any]:
     if dev.type == "cuda":
         row["max_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
     # The loop's own unit: d critic steps + 1 actor step + d sampled batches; resident_sampling
-    # draws the indices on the device, as odtbench.loop.DTRun does.
+    # draws the indices on the device, as odtbench.runcore.dt_loop.DTRun does.
     sgen = torch.Generator(dev).manual_seed(2) if speed.get("resident_sampling") and \
         dev.type != "cpu" else torch.Generator().manual_seed(2)
     B = hp["batch_size"]
@@ -284,8 +284,8 @@ def part_run(spec: dict[str, Any]) -> dict[str, Any]:
     emit("dataset", t, id=info["id"], transitions=info["stats"]["transitions"],
          episodes=info["stats"]["episodes"])
 
-    from odtbench.loop import DTRun
     from odtbench.runcore.core import RunCore
+    from odtbench.runcore.dt_loop import DTRun
 
     dev = spec["device"]
 
@@ -755,7 +755,7 @@ class Check:
 
     def run(self, speed: str, missing: dict[str, str]) -> dict[str, Any]:
         """The short real run with `speed`, analysed from its timed calls."""
-        from odtbench.config import resolve
+        from odtbench.hyperparameters.resolve import resolve
 
         cfg = self.cfg
         if missing:

@@ -1,12 +1,12 @@
 """Add a finished workflow's measured run times to the committed timing table that
-`odtbench status` uses before this scale's runs have finished here (odtbench/status.py).
+`odtbench status` uses before this scale's runs have finished here (odtbench/workflow/status.py).
 
     python benchmarks/run_times.py --root /path/to/workflow/checkout --scale quick --suite toy \
         --machine "2-core VM, load ~12, 2 jobs at a time"
 
 Per (scale, suite, dataset, method): the number of runs, their mean job wall seconds (Snakemake
 benchmark files, start-up included: odtbench.analysis.runtime) and mean online-phase seconds
-(curve.csv: odtbench.status.online_seconds). Rows of the same key are replaced, others kept.
+(curve.csv: odtbench.workflow.status.online_seconds). Rows of the same key are replaced, others kept.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 
 from odtbench.analysis.runtime import read_benchmarks
-from odtbench.status import TIMING_COLUMNS, TIMING_TABLE, online_seconds
+from odtbench.workflow.status import TIMING_COLUMNS, TIMING_TABLE, online_seconds
 
 HEADER = ("# Measured wall seconds per run, by scale, suite, dataset and method: job_s the whole\n"
           "# Snakemake job (start-up included), online_s the online phase alone (blank: not\n"
           "# measured). Written by benchmarks/run_times.py; read by `odtbench status`\n"
-          "# (odtbench/status.py) for runs whose scale has no finished run here yet.\n")
+          "# (odtbench/workflow/status.py) for runs whose scale has no finished run here yet.\n")
 
 
 def measure(root: Path, scale: str, suite: str, machine: str) -> list[dict[str, str]]:

@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from odtbench import workflow_plan
+from odtbench.workflow import plan as workflow_plan
 
 SCALE, SUITE = "standard", "mujoco"
 RUN_FILES = ("config.json", "curve.csv", "diagnostics.csv", "summary.json")

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from odtbench.errors import OdtbenchError, Terminated, UnknownChoiceError
-from odtbench.hyperparameters import DEFAULT_SCALE, SCALES
+from odtbench.hyperparameters.schemas import DEFAULT_SCALE, SCALES
 
 if TYPE_CHECKING:
-    from odtbench.config import RunConfig
+    from odtbench.hyperparameters.resolve import RunConfig
 
 RUNS_ROOT = Path("results/runs")
 PAPER_REPS = 10_000  # the study's stratified-bootstrap repetitions
@@ -71,7 +71,7 @@ def _check_suite(suite: str) -> str:
 def default_run_dir(task_key: str, method: str, scale: str, seed: int) -> Path:
     """`results/runs/<scale>/<suite>/<dataset>/<method>/seed<N>` (docs/workflow.md: why the
     scale is in the path)."""
-    from odtbench.results import run_dir
+    from odtbench.runfiles.results import run_dir
 
     suite, dataset = task_key.split("/", 1)
     return run_dir(RUNS_ROOT / scale, suite, dataset, method, seed)
@@ -100,10 +100,10 @@ def set_threads(n: int) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from odtbench.config import resolve
-    from odtbench.hpcheck import check_device
+    from odtbench.hyperparameters.checks import check_device
+    from odtbench.hyperparameters.overrides import parse_overrides
+    from odtbench.hyperparameters.resolve import resolve
     from odtbench.methods import get_method
-    from odtbench.overrides import parse_overrides
 
     # resolve() validates scale, task, method and every override (key and value): nothing is
     # written before all of them are known to be good.
@@ -131,12 +131,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if stale is None and (out / "summary.json").exists():
         # finished: report it, writing nothing (the directory may be read-only, the summary
         # damaged: validation says which file and how to redo the run)
-        from odtbench.results import validate_run
+        from odtbench.runfiles.results import validate_run
 
         summary = validate_run(out).summary or {}
     else:
-        from odtbench.rundir import prepare
-        from odtbench.runlock import run_lock
+        from odtbench.runfiles.rundir import prepare
+        from odtbench.runfiles.runlock import run_lock
 
         # own the directory before changing anything in it: a second run with the same
         # --out stops here, naming this one
@@ -158,18 +158,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _choose_logger(name: str | None) -> None:
     """The run's live logger (--logger, else $ODTBENCH_LOGGER, else none), checked before any
     compute: a missing package stops here with the pip command. The run's Recorder reads it
-    from the environment (odtbench.livelog)."""
+    from the environment (odtbench.runfiles.livelog)."""
     import os
 
-    from odtbench.livelog import LOGGER_ENV, check_logger
+    from odtbench.runfiles.livelog import LOGGER_ENV, check_logger
 
     os.environ[LOGGER_ENV] = check_logger(name)
 
 
 def cmd_config(args: argparse.Namespace) -> int:
     """Print a run's resolved hyperparameters, each with its source (no run, no files)."""
-    from odtbench.config import resolve
-    from odtbench.overrides import parse_overrides
+    from odtbench.hyperparameters.overrides import parse_overrides
+    from odtbench.hyperparameters.resolve import resolve
 
     cfg = resolve(args.task, args.method, _check_scale(args.scale), 0, parse_overrides(args.set))
     if args.json:
@@ -232,7 +232,7 @@ def _guard_stale(out: Path, cfg: RunConfig, *, replace: bool) -> None:
         raise OdtbenchError(f"run directory {out} holds another run: {reason}; pass "
                             f"--replace-stale to discard it, or choose another --out{hint}")
     print(f"odtbench: discarding stale run in {out}: {reason}", file=sys.stderr)
-    from odtbench.runlock import LOCK_NAME
+    from odtbench.runfiles.runlock import LOCK_NAME
 
     for entry in out.iterdir():  # everything but the lock this process holds
         if entry.name == LOCK_NAME:
@@ -247,7 +247,7 @@ def _guard_stale(out: Path, cfg: RunConfig, *, replace: bool) -> None:
 
 def cmd_dataset_build(args: argparse.Namespace) -> int:
     from odtbench.data.build import build_dataset
-    from odtbench.results import atomic_write_json
+    from odtbench.runfiles.results import atomic_write_json
 
     info = build_dataset(args.task, _check_scale(args.scale), force=args.force)
     if args.stats:
@@ -358,14 +358,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_ablations(args: argparse.Namespace) -> int:
     import json
 
-    from odtbench import workflow_plan as wp
+    from odtbench.workflow import plan as wp
 
     if args.plan:
         try:
             plan = json.loads(args.plan)
         except json.JSONDecodeError as exc:
             raise OdtbenchError(f"--plan is not JSON ({exc.msg}); the workflow passes "
-                                "odtbench.workflow_plan.ablation_plan as JSON") from None
+                                "odtbench.workflow.plan.ablation_plan as JSON") from None
     else:
         config = wp.load_config(args.config)
         plan = wp.ablation_plan(config, _check_scale(args.scale or config["scale"]))
@@ -399,8 +399,8 @@ def cmd_ablations(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- status
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from odtbench import workflow_plan as wp
-    from odtbench.status import format_status, workflow_status
+    from odtbench.workflow import plan as wp
+    from odtbench.workflow.status import format_status, workflow_status
 
     config = wp.load_config(args.config)
     scale = _check_scale(args.scale or config["scale"])
@@ -578,7 +578,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except OSError as exc:  # disk full / read-only: one line with the fix; others are bugs
-        from odtbench.atomic import os_error_message
+        from odtbench.runfiles.atomic import os_error_message
 
         os_msg = os_error_message(exc)
         if os_msg is None:

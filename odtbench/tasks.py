@@ -7,7 +7,7 @@ and mujoco-delayed suites: `odtbench.suites.register`) that calls `register_task
 its tasks. Plug-ins load lazily, on the first lookup, so this module never imports them.
 A task owns its behaviour: the envs it collects and evaluates in and how it scores episodes,
 and its suite's hyperparameter rows (`TaskHyperparameters`: paper Tab. 9's row of its domain,
-and the toy's rules), which `odtbench.config.resolve` layers between the defaults and the user.
+and the toy's rules), which `odtbench.hyperparameters.resolve.resolve` layers between the defaults and the user.
 
 Reference scores come from ``odtbench/data/reference_scores.csv`` (one row per domain and
 reference, with provenance). A task's default reference is D4RL's published random/expert
@@ -120,7 +120,7 @@ class HpRow:
 
 @dataclass(frozen=True)
 class TaskHyperparameters:
-    """What a task's suite sets in a run's hyperparameters (odtbench.config.resolve):
+    """What a task's suite sets in a run's hyperparameters (odtbench.hyperparameters.resolve.resolve):
     `rows` after the defaults and before the method's presets (its domain's row of paper
     Tab. 9, then e.g. Tab. 8's rule for random data); `rules` after the method's presets
     (the toy's); `scales`, when set, replaces the generic scale layer (the toy is already

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
 from odtbench.errors import OdtbenchError
-from odtbench.hyperparameters import (
+from odtbench.hyperparameters.schemas import (
     BATCH,
     COUNT,
     COUNT0,
@@ -40,7 +40,7 @@ from odtbench.hyperparameters import (
 )
 from odtbench.methods.registry import MethodSpec
 
-# --- typed schemas: the keys each baseline reads (odtbench.hyperparameters) --------------
+# --- typed schemas: the keys each baseline reads (odtbench.hyperparameters.schemas) --------------
 # IQL's actor learning-rate schedules (odtbench_baselines.iql implements each)
 IQL_SCHEDULES = ("cosine", "cosine_pretrain", "constant")
 

@@ -45,11 +45,11 @@ import torch
 from torch import nn
 
 from odtbench.agents.td3 import Batch, TwinCritic, mlp
-from odtbench.config import RunConfig
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import UnknownChoiceError
-from odtbench.hyperparameters import key_view
-from odtbench.optim import adam, polyak_
+from odtbench.hyperparameters.resolve import RunConfig
+from odtbench.hyperparameters.schemas import key_view
+from odtbench.methods.optim import adam, polyak_
 from odtbench_baselines import IQL_SCHEDULES, IQLAgentHyperparameters, IQLHyperparameters
 from odtbench_baselines.mlp_loop import MLPMethod, Preprocessing, run_mlp
 

@@ -12,7 +12,7 @@ the floor (TD3-scratch: `MLPMethod.offline_data` False, docs/methods/td3-scratch
    them if they do not fit, as the official code), whose oldest entries online transitions
    overwrite once it is full (docs/fidelity.md). Evaluation every `mlp_eval_every` online
    transitions and at the end, with the suite's evaluation episodes
-   (`odtbench.evaluation.rollout`).
+   (`odtbench.runcore.evaluation.rollout`).
 
 Time-limit ends bootstrap, true terminations do not (both codebases). States are normalised
 and rewards scaled once, on the way into the buffer, with statistics of the offline data
@@ -47,16 +47,16 @@ import gymnasium as gym
 import numpy as np
 
 from odtbench.agents.td3 import FIFOReplayBuffer
-from odtbench.atomic import write_with
-from odtbench.checkpoint import corrupt_checkpoint_error
-from odtbench.config import RunConfig
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import OdtbenchError
-from odtbench.evaluation import online_seeds
+from odtbench.hyperparameters.resolve import RunConfig
 from odtbench.runcore.context import RunContext
 from odtbench.runcore.core import RunCore
+from odtbench.runcore.evaluation import online_seeds
 from odtbench.runcore.evaluator import StateNorm
 from odtbench.runcore.state import MLPRunState
+from odtbench.runfiles.atomic import write_with
+from odtbench.runfiles.checkpoint import corrupt_checkpoint_error
 from odtbench_baselines import MLPHyperparameters, MLPOnlineHyperparameters
 
 BUFFER_FIELDS = FIFOReplayBuffer.FIELDS
@@ -230,7 +230,7 @@ class MLPRun:
     def finish(self) -> None:
         pass
 
-    # progress (odtbench/progress.py): pretraining counts updates, online transitions
+    # progress (odtbench/runfiles/progress.py): pretraining counts updates, online transitions
     @property
     def units(self) -> MLPRun:
         return self  # the ProgressUnits below

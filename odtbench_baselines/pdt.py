@@ -4,7 +4,7 @@ docs/methods/pdt.md gives the model, losses, protocol, hyperparameters and devia
 return-to-go token is replaced by a latent "future" z:
 
 - actor: tokens (s_t, z_t, a_t) per step through the suite's GPT-2 trunk
-  (`odtbench.nets.CausalTransformer`, no positional embedding); the action is read at the
+  (`odtbench.methods.nets.CausalTransformer`, no positional embedding); the action is read at the
   z_t token, through ODT's tanh-Gaussian head (log sigma in [-5, 2]);
 - future encoder G: a second trunk over the k steps after the context as (s, a) tokens; the
   hidden state at each action token gives q_j = N(mu_j, diag sigma_j^2) over R^d_z (causal,
@@ -37,10 +37,10 @@ from torch import Tensor, nn
 
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import OdtbenchError, UnknownChoiceError
-from odtbench.hyperparameters import key_view
+from odtbench.hyperparameters.schemas import key_view
 from odtbench.methods.actor_parts import ActorOptimizer, EntropyTemperature, WithActorParts
-from odtbench.nets import EMBED_DROPOUT, CausalTransformer, GaussianHead, SquashedGaussian
-from odtbench.optim import adam
+from odtbench.methods.nets import EMBED_DROPOUT, CausalTransformer, GaussianHead, SquashedGaussian
+from odtbench.methods.optim import adam
 from odtbench_baselines import PDTAgentHyperparameters, PDTHyperparameters
 
 LATENT_LOG_STD = (-10.0, 2.0)
@@ -258,7 +258,7 @@ class FutureSampler:
 
 class PDTAgent(WithActorParts):
     """PDT's model, optimisers and acting; `act` follows the rollout interface of
-    `odtbench.evaluation.rollout` with `mode` "prior" (z ~ P) or "guided" (argmax F)."""
+    `odtbench.runcore.evaluation.rollout` with `mode` "prior" (z ~ P) or "guided" (argmax F)."""
 
     stochastic = True  # the tanh-Gaussian head: online actions are sampled, never noised
 

@@ -34,12 +34,12 @@ from typing import Any
 
 import torch
 
-from odtbench.config import RunConfig
 from odtbench.data.replay import TrajectoryBuffer, prepare_offline
 from odtbench.errors import OdtbenchError
-from odtbench.evaluation import online_seeds, rollout
+from odtbench.hyperparameters.resolve import RunConfig
 from odtbench.runcore.context import RunContext
 from odtbench.runcore.core import IterationUnits, Metrics, RunCore
+from odtbench.runcore.evaluation import online_seeds, rollout
 from odtbench.runcore.evaluator import Collector, StateNorm
 from odtbench.runcore.state import PDTRunState
 from odtbench_baselines import PDTHyperparameters
@@ -82,7 +82,7 @@ class PDTRun:
             self.buffer = TrajectoryBuffer.from_state_dict(payload["buffer"])
 
     def diagnostics_extras(self) -> dict[str, Any]:
-        from odtbench.diagnostics import online_share
+        from odtbench.runfiles.diagnostics import online_share
 
         trajs = self.buffer.trajectories if self.buffer is not None else None
         return {"buffer_online_share": online_share(trajs) if trajs else 0.0}

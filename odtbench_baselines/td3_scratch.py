@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from odtbench.config import RunConfig
 from odtbench.data.trajectories import Trajectory
-from odtbench.hyperparameters import as_schema
+from odtbench.hyperparameters.resolve import RunConfig
+from odtbench.hyperparameters.schemas import as_schema
 from odtbench_baselines import TD3ScratchHyperparameters
 from odtbench_baselines.mlp_loop import MLPMethod, Preprocessing, run_mlp
 from odtbench_baselines.td3bc import MLPTD3Agent, td3_config

@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from odtbench.agents.td3 import TD3, ActorLoss, Batch, TD3Config, td3_actor_loss
-from odtbench.config import RunConfig
 from odtbench.data.trajectories import Trajectory
+from odtbench.hyperparameters.resolve import RunConfig
 from odtbench_baselines import MLPOnlineHyperparameters, TD3BCHyperparameters
 from odtbench_baselines.mlp_loop import MLPMethod, Preprocessing, run_mlp
 

@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 from test_results import make_fake_run
 
-from odtbench import workflow_plan as wp
 from odtbench.analysis import ablations as ab
-from odtbench.config import resolve
 from odtbench.errors import OdtbenchError
+from odtbench.hyperparameters.resolve import resolve
 from odtbench.report import render_ablations
-from odtbench.results import iter_runs
+from odtbench.runfiles.results import iter_runs
+from odtbench.workflow import plan as wp
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from odtbench.config import resolve
 from odtbench.errors import OdtbenchError
+from odtbench.hyperparameters.resolve import resolve
 from odtbench.methods import get_method, list_methods
-from odtbench.results import validate_run
+from odtbench.runfiles.results import validate_run
 from odtbench_baselines import iql, td3bc
 from odtbench_baselines.mlp_loop import MLPRun
 
@@ -138,7 +138,7 @@ def test_presets_hold_the_papers_values_and_scales_only_shrink_budgets():
 
 
 def test_bad_protocol_values_raise_one_line_errors(tmp_path):
-    # resolve() checks the values first (odtbench/hpcheck.py) ...
+    # resolve() checks the values first (odtbench/hyperparameters/checks.py) ...
     with pytest.raises(OdtbenchError, match="mlp_eval_every=0 is invalid: must be an integer > 0"):
         resolve(TASK, "TD3+BC", "smoke", overrides={"mlp_eval_every": 0})
     with pytest.raises(OdtbenchError, match="iql_actor_schedule='linear' is invalid"):

@@ -116,11 +116,11 @@ def fake_runner(monkeypatch):
 
 def _old_run(out: Path, **changes) -> None:
     """A run directory as a runner leaves it: config.json (+ a checkpoint)."""
-    from odtbench.config import resolve
+    from odtbench.hyperparameters.resolve import resolve
 
     cfg = resolve("toy/bandit", "TD3+ODT", "smoke", 0)
     hp = {**cfg.hyperparameters, **changes}
-    from odtbench.checkpoint import save_atomic
+    from odtbench.runfiles.checkpoint import save_atomic
 
     save_atomic({"state": {"phase": "online"}}, out / "checkpoint" / "state.pt")  # unfinished
     (out / "config.json").write_text(json.dumps(

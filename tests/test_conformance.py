@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from odtbench.config import resolve
+from odtbench.hyperparameters.resolve import resolve
 from odtbench.methods import get_method, list_methods
-from odtbench.results import validate_run
 from odtbench.runcore import core as runcore  # the one update counter and its kill hook
+from odtbench.runfiles.results import validate_run
 
 TASK = "mujoco/hopper-random"
 # Every loop counts its updates through RunCore.count_update; 25 falls after the first

@@ -1,4 +1,4 @@
-"""The run-result contract's JSON Schema files (odtbench/schemas/): a valid file passes, a
+"""The run-result contract's JSON Schema files (odtbench/runfiles/schemas/): a valid file passes, a
 broken one fails with one line naming the file and the field."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from importlib import resources
 import pytest
 from test_results import make_fake_run
 
-from odtbench import contract
 from odtbench.analysis.diagnostics import diagnostics_table
 from odtbench.errors import OdtbenchError
-from odtbench.results import (
+from odtbench.runfiles import contract
+from odtbench.runfiles.results import (
     CURVE_COLUMNS,
     DIAGNOSTIC_COLUMNS,
     read_rows,
@@ -23,7 +23,7 @@ from odtbench.results import (
 
 def test_schemas_ship_with_the_package_and_define_the_columns():
     for name in contract.SCHEMA_FILES.values():
-        schema = json.loads(resources.files("odtbench").joinpath("schemas", name).read_text())
+        schema = json.loads(resources.files("odtbench.runfiles").joinpath("schemas", name).read_text())
         assert schema["$schema"].endswith("2020-12/schema") and schema["type"] == "object"
     assert CURVE_COLUMNS[:2] == ("phase", "iteration") and CURVE_COLUMNS[-1] == "success_rate"
     # 17 columns, then PPO's ratio columns (added later, at the end)

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from odtbench.data.trajectories import Trajectory
-from odtbench.diagnostics import (
+from odtbench.methods.dt_agent import DTAgent
+from odtbench.runfiles.diagnostics import (
     OnlineEpisodeStats,
     critic_vs_returns,
     discounted_returns,
@@ -19,8 +20,7 @@ from odtbench.diagnostics import (
     online_share,
     pearson,
 )
-from odtbench.methods.dt_agent import DTAgent
-from odtbench.results import DIAGNOSTIC_COLUMNS
+from odtbench.runfiles.results import DIAGNOSTIC_COLUMNS
 
 torch.set_num_threads(1)
 
@@ -140,9 +140,9 @@ def test_actor_gradient_stats_match_autograd_and_change_nothing():
 @pytest.mark.slow  # a smoke run
 @pytest.mark.parametrize("method", ["TD3+ODT", "ODT"])
 def test_a_smoke_run_writes_one_diagnostics_row_per_evaluation(method, tmp_path, monkeypatch):
-    from odtbench.config import resolve
     from odtbench.data.build import build_dataset
-    from odtbench.loop import run
+    from odtbench.hyperparameters.resolve import resolve
+    from odtbench.runcore.dt_loop import run
 
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
     monkeypatch.setenv("ODTBENCH_PROGRESS", "0")

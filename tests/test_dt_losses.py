@@ -9,7 +9,7 @@ import torch
 
 from odtbench.errors import OdtbenchError
 from odtbench.methods.dt_agent import DTAgent
-from odtbench.optim import FlatParameters, Lamb, linear_warmup, polyak_
+from odtbench.methods.optim import FlatParameters, Lamb, linear_warmup, polyak_
 
 torch.set_num_threads(1)
 S, A = 3, 2

@@ -86,10 +86,10 @@ def test_examples_are_found():
 
 @pytest.mark.parametrize("where, command", [e for e in EXAMPLES if e[1].startswith("odtbench ")])
 def test_odtbench_examples_parse(where, command, capsys):
-    from odtbench.config import SCALES, resolve
+    from odtbench.hyperparameters.resolve import SCALES, resolve
     from odtbench.methods import get_method
     from odtbench.tasks import get_task, list_suites
-    from odtbench.workflow_plan import split_variant
+    from odtbench.workflow.plan import split_variant
 
     argv = shlex.split(command)[1:]
     try:

@@ -18,7 +18,7 @@ import torch
 import yaml
 
 from odtbench.analysis.scores import build_scores
-from odtbench.results import run_dir, validate_run
+from odtbench.runfiles.results import run_dir, validate_run
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ def test_external_bc_run_is_valid_and_in_the_scores_table(hopper_data, tmp_path)
     assert rec.summary["online_transitions"] == 120  # the suite's smoke budget
     assert list(rec.curve.phase) == ["pretrain", "online", "online", "online"]
     # a registered method's run next to it: the external one is reported like any other
-    from odtbench.config import resolve
+    from odtbench.hyperparameters.resolve import resolve
     from odtbench_baselines import td3bc
 
     td3bc.run(resolve(TASK, "TD3+BC", "smoke", seed=0), run_dir(runs, "mujoco", "hopper-random",
@@ -94,8 +94,8 @@ def test_declaring_the_command_plans_run_external(tmp_path):
 
 
 def test_the_runner_of_an_external_method_refuses_to_run_it():
-    from odtbench.config import RunConfig
     from odtbench.errors import OdtbenchError
+    from odtbench.hyperparameters.resolve import RunConfig
     from odtbench_baselines import external_runner
 
     with pytest.raises(OdtbenchError, match="external command; run it through the workflow"):

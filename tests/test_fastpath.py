@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from odtbench import cli
-from odtbench.config import resolve
+from odtbench.hyperparameters.resolve import resolve
 from odtbench.methods.dt_agent import DTAgent, SpeedOptions
 
 S, A, B = 11, 3, 8

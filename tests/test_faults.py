@@ -151,7 +151,7 @@ def test_1_checkpoint_of_other_code_is_not_resumed(toy_data, tmp_path, capsys):
 def test_2_divergence_before_first_evaluation_is_reported(toy_data, tmp_path, capsys):
     from odtbench.analysis.suite import aggregate_suite
     from odtbench.report import render_report
-    from odtbench.results import validate_run
+    from odtbench.runfiles.results import validate_run
 
     out = tmp_path / "runs" / "toy" / "bandit" / "TD3+ODT" / "seed0"
     rc, err = _run(out, capsys, "--set", "reward_scale=1e300")  # non-finite losses at once
@@ -280,7 +280,7 @@ def test_5_damaged_checkpoint_is_set_aside_and_the_run_starts_over(damage, toy_d
 @pytest.mark.parametrize("name", ["summary.json", "config.json", "curve.csv"])
 def test_5_non_utf8_run_files_are_one_line(name, finished, capsys):
     from odtbench.errors import OdtbenchError
-    from odtbench.results import validate_run
+    from odtbench.runfiles.results import validate_run
 
     (finished / name).write_bytes(b"\xff\xfe\x00garbage\x80")
     with pytest.raises(OdtbenchError, match="not UTF-8"):
@@ -408,7 +408,7 @@ def test_6_stray_dataset_write_dirs_are_cleaned(tmp_path):
 
 
 def test_6_checkpoints_are_fsynced_under_a_unique_temp_name(tmp_path, monkeypatch):
-    from odtbench.checkpoint import save_atomic
+    from odtbench.runfiles.checkpoint import save_atomic
 
     synced, real_fsync = [], os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])

@@ -84,7 +84,7 @@ def test_a_corrupt_checkpoint_is_set_aside_and_the_run_starts_over(damage, toy_d
 
 
 def test_sigterm_says_so_exits_nonzero_and_the_run_resumes(toy_data, tmp_path):
-    from odtbench.rundir import prepare
+    from odtbench.runfiles.rundir import prepare
 
     out = tmp_path / "run"
     # a long pretraining (a checkpoint every 100 updates): the signal lands mid-run
@@ -217,7 +217,7 @@ def test_a_non_utf8_aggregates_json_is_recomputed_by_report(finished_in_workspac
 def finished_in_workspace(toy_data, tmp_path, capsys, monkeypatch):
     """A workflow copy holding one finished smoke run where the workflow puts it; cwd is
     the copy."""
-    from odtbench import workflow_plan as wp
+    from odtbench.workflow import plan as wp
 
     wd = _workspace(tmp_path / "wd")
     config = wp.load_config(wd / "workflows/config.yaml")
@@ -266,7 +266,7 @@ def test_aggregate_publishes_its_pair_together(finished_in_workspace, capsys, mo
 
 def test_a_curve_missing_its_last_row_does_not_aggregate(finished, tmp_path, capsys):  # noqa: F811
     from odtbench.errors import OdtbenchError
-    from odtbench.results import validate_run
+    from odtbench.runfiles.results import validate_run
 
     lines = (finished / "curve.csv").read_text().splitlines(keepends=True)
     (finished / "curve.csv").write_text("".join(lines[:-1]))
@@ -281,7 +281,7 @@ def test_a_curve_missing_its_last_row_does_not_aggregate(finished, tmp_path, cap
 
 def test_the_final_score_must_match_the_curve_to_float_rounding(finished):  # noqa: F811
     from odtbench.errors import OdtbenchError
-    from odtbench.results import validate_run
+    from odtbench.runfiles.results import validate_run
 
     summ = json.loads((finished / "summary.json").read_text())
     summ["final_score"] += 1e-6  # within the old 1e-3 tolerance

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from odtbench.config import resolve
+from odtbench.hyperparameters.resolve import resolve
 from odtbench.methods.dt_agent import DTAgent
-from odtbench.nets import CausalTransformer, DecisionTransformer, SquashedGaussian
+from odtbench.methods.nets import CausalTransformer, DecisionTransformer, SquashedGaussian
 
 S, A, K = 3, 2, 4
 # left padding as the sampler makes it: 5 of 12 steps are padding (~42 %)
@@ -210,7 +210,7 @@ def _collect_episodes(hp: dict, monkeypatch, length: int = 7, stochastic: bool =
     monkeypatch.setattr(evaluator, "rollout", fake_rollout)
     st = RunState()
     agent = SimpleNamespace(stochastic=stochastic)  # PDT's head is stochastic, TD3+ODT's not
-    from odtbench.hyperparameters import DTHyperparameters, build
+    from odtbench.hyperparameters.schemas import DTHyperparameters, build
     from odtbench_baselines import PDTHyperparameters
 
     # the collector reads the run's typed hyperparameters (RunConfig.typed_as)
@@ -312,7 +312,7 @@ def test_iql_presets_replay_dropout_and_schedule_options():
 # ------------------------------------------------------------------------ 6. diverged runs
 
 def test_divergence_check_marks_a_q_blow_up_and_stops_only_on_non_finite_values():
-    from odtbench.loop import Diverged, divergence_check
+    from odtbench.runcore.dt_loop import Diverged, divergence_check
 
     ok = {"critic_loss": torch.tensor(3.0), "q_mean": torch.tensor(-5e5)}
     assert divergence_check(ok, 1e6, "x") is None
@@ -324,8 +324,8 @@ def test_divergence_check_marks_a_q_blow_up_and_stops_only_on_non_finite_values(
 
 
 def test_a_diverged_run_keeps_evaluating_on_schedule(toy_data, tmp_path):
-    from odtbench.loop import run
-    from odtbench.results import validate_run
+    from odtbench.runcore.dt_loop import run
+    from odtbench.runfiles.results import validate_run
 
     normal = run(resolve("toy/bandit", "TD3+ODT", "smoke", seed=1), tmp_path / "normal")
     # a bound every Q exceeds: diverged at the first check, yet the run goes to its end

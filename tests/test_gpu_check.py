@@ -122,7 +122,7 @@ def test_run_rates_and_their_extrapolation_to_a_paper_run():
               ev("train_units", 51, 30, phase="online", d=2, units=300),
               ev("save_checkpoint", 81, 0.5),
               ev("stopped", 0, 90)]
-    from odtbench.config import resolve
+    from odtbench.hyperparameters.resolve import resolve
 
     hp = resolve("mujoco/hopper-random", "TD3+ODT", "paper").hyperparameters
     r = gpu_check.analyse_run(events, hp)

@@ -9,10 +9,10 @@ import math
 
 import pytest
 
-from odtbench.config import resolve
 from odtbench.errors import OdtbenchError
-from odtbench.hpcheck import memory_limit_bytes
-from odtbench.hyperparameters import (
+from odtbench.hyperparameters.checks import memory_limit_bytes
+from odtbench.hyperparameters.resolve import resolve
+from odtbench.hyperparameters.schemas import (
     Choices,
     DTHyperparameters,
     Protocol,
@@ -105,7 +105,7 @@ def test_a_record_edited_after_resolve_gives_its_own_typed_object():
 def test_the_components_key_views_are_fields_of_their_schemas():
     """The keys an agent reads (its view) are its method's schema fields, of the same types;
     the DT agent's required keys (HP_KEYS) come from its view."""
-    from odtbench.hyperparameters import DTAgentHyperparameters
+    from odtbench.hyperparameters.schemas import DTAgentHyperparameters
     from odtbench.methods.dt_agent import HP_KEYS
     from odtbench_baselines import (
         IQLAgentHyperparameters,

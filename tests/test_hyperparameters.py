@@ -8,9 +8,9 @@ import dataclasses
 import pytest
 
 from odtbench.cli import main
-from odtbench.config import SCALES, resolve
 from odtbench.errors import OdtbenchError
-from odtbench.hyperparameters import DTHyperparameters, Protocol, schema_types
+from odtbench.hyperparameters.resolve import SCALES, resolve
+from odtbench.hyperparameters.schemas import DTHyperparameters, Protocol, schema_types
 from odtbench.methods import get_method, list_methods
 
 TASK = "mujoco/hopper-random"
@@ -60,7 +60,7 @@ def test_schema_checks_still_run():
 
 
 def test_every_registered_method_with_a_schema_builds_it_on_every_task_and_scale():
-    from odtbench.hyperparameters import build
+    from odtbench.hyperparameters.schemas import build
     from odtbench.tasks import list_tasks
 
     for method in list_methods():
@@ -89,8 +89,8 @@ def test_config_command_prints_each_key_with_its_source(capsys):
 def test_standard_is_quick_with_longer_budgets_and_ten_evaluation_episodes(method):
     """A scale built on another (SCALE_BASE) applies its base's layers, then its own: standard
     changes only the online budget (per domain), the iteration cap and the evaluation."""
-    from odtbench.config import SCALE_DOMAIN_OVERRIDES
-    from odtbench.hyperparameters import data_scale, scale_layers
+    from odtbench.hyperparameters.resolve import SCALE_DOMAIN_OVERRIDES
+    from odtbench.hyperparameters.schemas import data_scale, scale_layers
 
     assert scale_layers("standard") == ("quick", "standard") and data_scale("standard") == "quick"
     changed = {"online_budget", "max_online_iters", "eval_episodes"}

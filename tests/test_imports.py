@@ -151,6 +151,22 @@ def test_the_library_keeps_the_layers_of_architecture_md():
     assert not problems, "\n".join(problems)
 
 
+
+def folder_table(text: str) -> set[str]:
+    """The top-level entries of odtbench/ named in docs/architecture.md's "## Folders" table."""
+    section = text.split("\n## Folders\n", 1)[1].split("\n## ", 1)[0]
+    return {name.rstrip("/") for row in re.findall(r"^\| (`[^|]+) \|", section, re.M)
+            for name in re.findall(r"`([\w.]+/?)`", row)}
+
+
+def test_the_top_level_of_odtbench_is_the_folder_table_of_architecture_md():
+    here = {p.name for p in (REPO / CORE).iterdir()
+            if p.name != "__pycache__" and (p.is_dir() or p.suffix == ".py")}
+    listed = folder_table(DOC.read_text())
+    assert not here - listed, f"not in docs/architecture.md's folder table: {sorted(here - listed)}"
+    assert not listed - here, f"listed in docs/architecture.md but absent: {sorted(listed - here)}"
+
+
 # ------------------------------------------------------------------ the checker itself
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from odtbench import workflow_plan as wp
-from odtbench.status import STALE_S, run_status
+from odtbench.workflow import plan as wp
+from odtbench.workflow.status import STALE_S, run_status
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""Optional live logging (odtbench/livelog.py): fed by the recorder from the rows it writes,
+"""Optional live logging (odtbench/runfiles/livelog.py): fed by the recorder from the rows it writes,
 off by default, never stops a run, and a missing extra stops before any compute."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import sys
 
 import pytest
 
-from odtbench import cli, livelog
-from odtbench.livelog import LOGGER_ENV, LiveLogger
+from odtbench import cli
+from odtbench.runfiles import livelog
+from odtbench.runfiles.livelog import LOGGER_ENV, LiveLogger
 
 ARGS = ["run", "--task", "toy/bandit", "--method", "TD3+ODT", "--seed", "0", "--scale", "smoke"]
 

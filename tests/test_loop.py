@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from odtbench.config import resolve
-from odtbench.loop import run
+from odtbench.hyperparameters.resolve import resolve
+from odtbench.runcore.dt_loop import run
 
 METHODS = ["ODT", "TD3+ODT", "DDPG+ODT", "TD3"]
 
@@ -34,7 +34,7 @@ def test_toy_smoke_run_writes_contract_files(method, toy_data, tmp_path):
 
 
 def _run_cli(out, env):
-    code = ("import sys; from odtbench.config import resolve; from odtbench.loop import run;"
+    code = ("import sys; from odtbench.hyperparameters.resolve import resolve; from odtbench.runcore.dt_loop import run;"
             f"run(resolve('toy/bandit', 'TD3+ODT', 'smoke', seed=3), {str(out)!r})")
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
 

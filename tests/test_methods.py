@@ -43,7 +43,7 @@ def _batch(b: int = 3, seed: int = 1) -> dict[str, torch.Tensor]:
 def test_dt_presets_define_the_four_methods():
     td3_odt, ddpg, td3, odt = (get_method(n) for n in ("TD3+ODT", "DDPG+ODT", "TD3", "ODT"))
     for spec in (td3_odt, ddpg, td3, odt):
-        assert spec.family == "dt" and spec.runner == "odtbench.loop:run" and spec.paper_name
+        assert spec.family == "dt" and spec.runner == "odtbench.runcore.dt_loop:run" and spec.paper_name
     assert (td3_odt.preset["rl_kind"], td3_odt.preset["rl_coeff"], td3_odt.preset["sup_coeff"],
             td3_odt.preset["stochastic"]) == ("td3", 0.1, 1.0, False)
     assert (ddpg.preset["rl_kind"], ddpg.preset["n_critics"], ddpg.preset["policy_noise"],
@@ -83,7 +83,7 @@ def test_register_rejects_duplicates_and_bad_specs(monkeypatch):
     assert list_methods()[-1] == "Mine"
     assert get_method("Mine").load_runner()(4.0) == 2.0
     with pytest.raises(OdtbenchError, match="package.module:function"):
-        MethodSpec(name="Bad", family="dt", runner="odtbench.loop.run")
+        MethodSpec(name="Bad", family="dt", runner="odtbench.runcore.dt_loop.run")
     with pytest.raises(OdtbenchError, match="cannot load runner"):
         MethodSpec(name="Bad", family="dt", runner="odtbench.no_such_module:run").load_runner()
 

@@ -9,7 +9,7 @@ from torch.distributions import Normal, TransformedDistribution
 from torch.distributions.transforms import TanhTransform
 
 from odtbench.errors import OdtbenchError
-from odtbench.nets import (
+from odtbench.methods.nets import (
     CausalTransformer,
     DecisionTransformer,
     Dropout,

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from odtbench.config import resolve
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import OdtbenchError
+from odtbench.hyperparameters.resolve import resolve
 from odtbench.methods import get_method
-from odtbench.results import validate_run
 from odtbench.runcore import core as runcore  # the one update counter and its kill hook
+from odtbench.runfiles.results import validate_run
 from odtbench_baselines import pdt, pdt_loop
 
 torch.set_num_threads(1)

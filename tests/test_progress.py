@@ -1,4 +1,4 @@
-"""The live progress display (odtbench/progress.py): rate and ETA over this process's work,
+"""The live progress display (odtbench/runfiles/progress.py): rate and ETA over this process's work,
 plain lines off a terminal, the log lines `odtbench status` reads."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import logging
 
-from odtbench.progress import Progress, format_duration
+from odtbench.runfiles.progress import Progress, format_duration
 
 
 class Clock:

@@ -14,7 +14,7 @@ from odtbench.analysis.diagnostics import PANELS, plot_diagnostics
 from odtbench.analysis.reference import comparability_notes
 from odtbench.analysis.toy import runs_per_method
 from odtbench.report import render_report
-from odtbench.results import DIAGNOSTIC_COLUMNS, write_diagnostics
+from odtbench.runfiles.results import DIAGNOSTIC_COLUMNS, write_diagnostics
 
 
 def _diag_rows(corr: float) -> list[dict]:

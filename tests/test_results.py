@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from odtbench.errors import OdtbenchError
-from odtbench.results import (
+from odtbench.runfiles.results import (
     CURVE_COLUMNS,
     atomic_write_json,
     atomic_write_text,

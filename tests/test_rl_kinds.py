@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from odtbench.config import resolve
 from odtbench.errors import OdtbenchError, UnknownChoiceError
-from odtbench.hyperparameters import DTHyperparameters
+from odtbench.hyperparameters.resolve import resolve
+from odtbench.hyperparameters.schemas import DTHyperparameters
 from odtbench.methods import DTAgent, get_method, list_methods
 from odtbench.methods import rl_losses as L
+from odtbench.methods.nets import SquashedGaussian
 from odtbench.methods.rl_kinds import kind_names, load_kind, register_kind, unregister_kind
 from odtbench.methods.rl_kinds.base import RLKind
-from odtbench.nets import SquashedGaussian
 
 torch.set_num_threads(1)
 NEW_METHODS = ("SAC+ODT", "SAC", "IQL+ODT", "AWAC", "AWR", "PPO")

@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from odtbench.config import resolve
 from odtbench.errors import OdtbenchError
+from odtbench.hyperparameters.resolve import resolve
 from odtbench.methods.dt_agent import DTAgent, SpeedOptions
 
 S, A, B, K = 11, 3, 4, 5
@@ -85,7 +85,7 @@ def test_resident_sampling_is_a_no_op_on_cpu_and_recorded(tmp_path, monkeypatch)
     """On the CPU the loop keeps its one generator (checkpoints unchanged); the option is still
     written to config.json, like every speed option."""
     from odtbench.data.build import build_dataset
-    from odtbench.loop import DTRun
+    from odtbench.runcore.dt_loop import DTRun
 
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
     monkeypatch.setenv("ODTBENCH_PROGRESS", "0")

@@ -10,8 +10,8 @@ from pathlib import Path
 import yaml
 
 from odtbench import cli
-from odtbench import workflow_plan as wp
-from odtbench.status import STALE_S, format_status, read_timing_table, workflow_status
+from odtbench.workflow import plan as wp
+from odtbench.workflow.status import STALE_S, format_status, read_timing_table, workflow_status
 
 REPO = Path(__file__).resolve().parents[1]
 

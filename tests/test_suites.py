@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from odtbench.config import resolve
 from odtbench.data import minari_io
 from odtbench.data.trajectories import Trajectory
+from odtbench.hyperparameters.resolve import resolve
 from odtbench.suites import antmaze, maze2d
 from odtbench.suites.common import OfflinePrep
 from odtbench.suites.standins import WaypointController, collect

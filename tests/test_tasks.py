@@ -165,7 +165,7 @@ def _bare_task(**kw) -> Task:
 
 
 def test_a_task_without_a_domain_row_is_refused_not_given_hoppers_rtgs(monkeypatch):
-    from odtbench.config import resolve
+    from odtbench.hyperparameters.resolve import resolve
 
     monkeypatch.setattr(tasks, "_REGISTRY", dict(tasks._REGISTRY))
     tasks.register_task(_bare_task())

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from odtbench.config import resolve
 from odtbench.errors import OdtbenchError
+from odtbench.hyperparameters.resolve import resolve
 from odtbench.methods import get_method
-from odtbench.results import validate_run
+from odtbench.runfiles.results import validate_run
 from odtbench_baselines import td3_scratch
 from odtbench_baselines.mlp_loop import MLPRun
 

@@ -187,7 +187,7 @@ def test_a_finished_workflow_has_nothing_to_do(done):
 def test_editing_a_template_rebuilds_only_the_report(done):
     template = sorted(p.name for p in (REPO / "odtbench/report/templates").iterdir())[0]
     # training code edited too: runs list no code, so no run job
-    assert _dry_run_after_edits(done, [f"report/templates/{template}", "loop.py",
+    assert _dry_run_after_edits(done, [f"report/templates/{template}", "runcore/dt_loop.py",
                                        "methods/registry.py"]) == {"report": 1}
 
 

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from odtbench.config import resolve
 from odtbench.data.build import load_task_dataset
-from odtbench.evaluation import rollout
-from odtbench.results import provenance, write_run
+from odtbench.hyperparameters.resolve import resolve
+from odtbench.runcore.evaluation import rollout
+from odtbench.runfiles.results import provenance, write_run
 from odtbench.tasks import get_task
 
 # Sizes per scale; the online budget, evaluation episodes and episode cap are the suite's.

@@ -1,7 +1,7 @@
 """The agent as the run core sees it: typing protocols, no behaviour.
 
 Two sides (docs/architecture.md, "The run loops"): the policy the rollout acts with
-(`odtbench.evaluation.rollout`: evaluation episodes and online collection) and the learner
+(`odtbench.runcore.evaluation.rollout`: evaluation episodes and online collection) and the learner
 whose state the checkpoint holds. Every method's agent is both (`Agent`): the DT family's
 `DTAgent`, the MLP baselines' and PDT's agents. The updates themselves are the loops' own
 business, so they are not part of it.

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from odtbench.optim import adam, polyak_
+from odtbench.methods.optim import adam, polyak_
 
 Batch = dict[str, torch.Tensor]
 ActorLoss = Callable[[torch.Tensor, torch.Tensor, Batch], torch.Tensor]

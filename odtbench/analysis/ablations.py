@@ -1,6 +1,6 @@
 """The study's ablation figures from the suite's runs (reports/ablations.html, docs/ablations.md).
 
-Input: the plan of `odtbench.workflow_plan.ablation_plan` (figures -> panels -> lines, each
+Input: the plan of `odtbench.workflow.plan.ablation_plan` (figures -> panels -> lines, each
 line a method or one swept value, with its run directory name), and the runs under
 `results/runs/<scale>`. The curves, their mean ± std over seeds and the panels' axes are the
 suite report's own (`curves`, `diagnostics`); only the grouping differs: a line is a run
@@ -30,7 +30,7 @@ from odtbench.analysis.curves import (
 from odtbench.analysis.diagnostics import diagnostics_table
 from odtbench.analysis.scores import SCORE_COLUMNS, score_row
 from odtbench.errors import OdtbenchError
-from odtbench.results import RunRecord, atomic_write_text, run_dir, validate_run
+from odtbench.runfiles.results import RunRecord, atomic_write_text, run_dir, validate_run
 
 # Lines of a sweep are ordered values, not methods: a sequential palette keeps them apart.
 _SWEEP_COLORS = ("#440154", "#3b528b", "#21918c", "#5ec962", "#c8a600", "#e8590c", "#9c36b5")

@@ -20,7 +20,7 @@ from odtbench.analysis.common import (
     sort_methods,
 )
 from odtbench.analysis.reference import task_info
-from odtbench.results import RunRecord
+from odtbench.runfiles.results import RunRecord
 
 # Fig. 6 layout (MuJoCo); other suites fall back to a plain grid.
 GRID_LAYOUTS = {

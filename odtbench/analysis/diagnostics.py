@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from odtbench.analysis.common import method_color, sort_methods
 from odtbench.errors import OdtbenchError
-from odtbench.results import DIAGNOSTIC_COLUMNS, RunRecord, read_rows
+from odtbench.runfiles.results import DIAGNOSTIC_COLUMNS, RunRecord, read_rows
 
 # (column or derived name, panel title, y limits or None)
 PANELS: tuple[tuple[str, str, tuple[float, float] | None], ...] = (

@@ -11,7 +11,7 @@ import pandas as pd
 from odtbench.analysis.common import sort_methods
 from odtbench.analysis.reference import task_info
 from odtbench.errors import OdtbenchError
-from odtbench.results import RunRecord, atomic_write_text, iter_runs, validate_run
+from odtbench.runfiles.results import RunRecord, atomic_write_text, iter_runs, validate_run
 
 SCORE_COLUMNS = [
     "suite", "dataset", "method", "seed", "scale", "status", "diverged_reason",

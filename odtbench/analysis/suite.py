@@ -23,9 +23,9 @@ from odtbench.analysis.diagnostics import diagnostics_table, plot_diagnostics
 from odtbench.analysis.reference import load_paper_results, task_info
 from odtbench.analysis.rliable_plots import plot_aggregates, plot_improvement, plot_profiles
 from odtbench.analysis.scores import build_scores, cell_summary, scores_csv_text
-from odtbench.atomic import write_texts
 from odtbench.errors import OdtbenchError
-from odtbench.results import atomic_write_text, iter_runs, json_text, validate_run
+from odtbench.runfiles.atomic import write_texts
+from odtbench.runfiles.results import atomic_write_text, iter_runs, json_text, validate_run
 
 DEFAULT_REPS = 2000  # quick/smoke; the study used 10 000 (pass reps=10000 at paper scale)
 

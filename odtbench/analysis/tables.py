@@ -17,7 +17,7 @@ import pandas as pd
 
 from odtbench.analysis.common import FLOORS, is_floor, method_label, sort_methods
 from odtbench.errors import OdtbenchError
-from odtbench.results import atomic_write_text
+from odtbench.runfiles.results import atomic_write_text
 
 UNDERLINE_FRACTION = 0.9
 KINDS = ("final_increase", "before_after")

@@ -16,12 +16,12 @@ import pandas as pd
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
-from odtbench import contract
 from odtbench.analysis.aggregates import bootstrap_ci, iqm
 from odtbench.analysis.common import method_color, sort_methods
 from odtbench.analysis.curves import mean_std
-from odtbench.contract import bad_file
-from odtbench.results import RunRecord
+from odtbench.runfiles import contract
+from odtbench.runfiles.contract import bad_file
+from odtbench.runfiles.results import RunRecord
 
 # The study's claim (Sec. 3.1, Fig. 2): ODT never finds the reward peak, RL gradients do.
 CLAIM_BELOW = {"ODT": 0.5}  # final reward below this in every seed
@@ -35,7 +35,7 @@ def _length(path: Path, field: str, v: list | None, n: int) -> None:
 
 
 def load_probes(run_dir: str | os.PathLike) -> dict | None:
-    """probes.json of a toy run, validated against odtbench/schemas/probes.schema.json and
+    """probes.json of a toy run, validated against odtbench/runfiles/schemas/probes.schema.json and
     each list against the length of its grid (None when the run has none)."""
     path = Path(run_dir) / "probes.json"
     if not path.exists():

@@ -24,7 +24,7 @@ import numpy as np
 from odtbench.data import minari_io
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import DatasetError, OdtbenchError, UnknownChoiceError
-from odtbench.hyperparameters import SCALES, data_scale
+from odtbench.hyperparameters.schemas import SCALES, data_scale
 from odtbench.tasks import Task, get_task
 
 INFO_FILE = "odtbench_dataset.json"
@@ -162,7 +162,7 @@ def build_dataset(task_key: str, scale: str, root: str | os.PathLike | None = No
         probe.unlink()
         return _build(task, did, root_path, info_file, scale, present, force, progress)
     except (OSError, RuntimeError) as exc:  # h5py raises RuntimeError on a full disk too
-        from odtbench.atomic import as_odtbench_error, is_disk_full
+        from odtbench.runfiles.atomic import as_odtbench_error, is_disk_full
 
         # the write went to a temp dir that is gone now: no partial dataset is left
         fix = (f"free space there, or set {minari_io.ENV_VAR} to a disk with room, and re-run"
@@ -227,7 +227,7 @@ def _download(task: Task, did: str, root: Path, scale: str) -> None:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    from odtbench.atomic import write_text
+    from odtbench.runfiles.atomic import write_text
 
     write_text(path, text)
 

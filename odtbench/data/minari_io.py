@@ -332,7 +332,7 @@ def _read_cache(path: Path, stamp: str) -> list[Trajectory] | None:
 def _write_cache(path: Path, stamp: str, trajs: Sequence[Trajectory]) -> None:
     import json
 
-    from odtbench.atomic import write_with
+    from odtbench.runfiles.atomic import write_with
 
     try:
         infos = json.dumps([t.infos for t in trajs])

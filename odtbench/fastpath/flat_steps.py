@@ -23,7 +23,7 @@ def clip_grad_norm(grad: Tensor, max_norm: float) -> Tensor:
 
 
 def lamb_scalars(lr: float, step: int, betas: tuple[float, float]) -> list[float]:
-    """[lr, 1 - b1^t, sqrt(1 - b2^t)] of LAMB's step t (odtbench.optim.Lamb.step)."""
+    """[lr, 1 - b1^t, sqrt(1 - b2^t)] of LAMB's step t (odtbench.methods.optim.Lamb.step)."""
     return [lr, 1.0 - betas[0] ** step, (1.0 - betas[1] ** step) ** 0.5]
 
 
@@ -31,7 +31,7 @@ def lamb(w: Tensor, g: Tensor, m: Tensor, v: Tensor, scalars: Tensor, *,
          betas: tuple[float, float], eps: float, weight_decay: float,
          segments: Tensor | None, max_grad_norm: float | None,
          ) -> tuple[Tensor, Tensor, Tensor]:
-    """`odtbench.optim.Lamb.step` on one flat parameter with its per-tensor `segments`:
+    """`odtbench.methods.optim.Lamb.step` on one flat parameter with its per-tensor `segments`:
     (w, m, v) after the step. scalars: `lamb_scalars` as a float32 tensor."""
     lr, bc1, bc2_sqrt = scalars[0], scalars[1], scalars[2]
     if max_grad_norm:
@@ -74,7 +74,7 @@ def adamw(w: Tensor, g: Tensor, m: Tensor, v: Tensor, scalars: Tensor, *,
 
 
 def polyak(target: Tensor, online: Tensor, tau: float) -> Tensor:
-    """`odtbench.optim.polyak_`: (1 - tau) target + tau online."""
+    """`odtbench.methods.optim.polyak_`: (1 - tau) target + tau online."""
     return torch.lerp(target, online, tau)
 
 

@@ -32,7 +32,7 @@ from torch.func import functional_call, grad_and_value
 
 from odtbench.fastpath import flat_steps as fs
 from odtbench.methods.actor_parts import ActorNoise
-from odtbench.optim import FlatParameters
+from odtbench.methods.optim import FlatParameters
 
 # the host agent, a `odtbench.methods.dt_agent.DTAgent` (not imported: it imports this package)
 DTAgent = Any
@@ -179,7 +179,7 @@ class FastUnit:
     # ------------------------------------------------------------------ the host's part
     def _actor_noise(self, b: int, k: int) -> tuple[list[Tensor | None], Tensor | None]:
         """The actor forward's dropout masks and entropy eps, drawn as the reference draws
-        them (odtbench.nets.Dropout.scaled_keep_mask, then randn for the entropy)."""
+        them (odtbench.methods.nets.Dropout.scaled_keep_mask, then randn for the entropy)."""
         a = self.agent
         masks: list[Tensor | None] = []
         for layer, shape in a.actor.transformer.dropout_mask_shapes(b, 3 * k):

@@ -15,8 +15,8 @@ from torch import Tensor
 from torch.optim.lr_scheduler import LambdaLR
 
 from odtbench.errors import UnknownChoiceError
-from odtbench.nets import DropoutMasks
-from odtbench.optim import Lamb, adam, linear_warmup
+from odtbench.methods.nets import DropoutMasks
+from odtbench.methods.optim import Lamb, adam, linear_warmup
 
 ACTOR_OPTIMIZERS = ("lamb", "adam")
 TEMPERATURE_LR = 1e-4  # Adam, betas (0.9, 0.999): fixed in the authors' code (§2)

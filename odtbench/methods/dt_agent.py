@@ -49,17 +49,17 @@ import torch
 from torch import Tensor
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
-from odtbench.hyperparameters import DTAgentHyperparameters, DTHyperparameters
+from odtbench.hyperparameters.schemas import DTAgentHyperparameters, DTHyperparameters
 from odtbench.methods.actor_parts import (
     ActorNoise,
     ActorOptimizer,
     EntropyTemperature,
     WithActorParts,
 )
+from odtbench.methods.nets import DecisionTransformer, DropoutMasks, QEnsemble, SquashedGaussian
+from odtbench.methods.optim import FlatParameters, polyak_
 from odtbench.methods.rl_kinds import kind_entry, load_kind
 from odtbench.methods.rl_kinds.base import ACTION_BOUND, Critic, RLKind, frozen_copy
-from odtbench.nets import DecisionTransformer, DropoutMasks, QEnsemble, SquashedGaussian
-from odtbench.optim import FlatParameters, polyak_
 
 # The keys the agent needs, from its schema (the fields without a default)
 HP_KEYS = tuple(f.name for f in fields(DTAgentHyperparameters) if f.default is MISSING)
@@ -358,7 +358,7 @@ class DTAgent(WithActorParts):
         ||grad(sup_coeff * L_sup)||, ||grad(rl_coeff * L_RL)|| and cos(grad L_sup, grad L_RL)
         over all DT parameters, in training mode as an update sees them. It runs under a
         forked RNG and never touches the optimiser, so the run's numbers do not change."""
-        from odtbench.diagnostics import gradient_stats
+        from odtbench.runfiles.diagnostics import gradient_stats
 
         params = [p for p in self.actor.parameters() if p.requires_grad]
         with_rl = self.uses_critic

@@ -1,7 +1,7 @@
 """The one registry of the suite's methods.
 
 A method is a `MethodSpec`: a name, a family, its family's typed hyperparameter schema, the
-overrides that define it (applied by `odtbench.config` on top of the domain defaults) and the
+overrides that define it (applied by `odtbench.hyperparameters.resolve` on top of the domain defaults) and the
 dotted path of the function that runs it. Each method's page is `doc_page(name)`. The DT
 methods (the study's four and its ablations' RL kinds) are presets of one agent
 (`odtbench.methods.dt_agent.DTAgent`), registered here. Every other method, the study's
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
-from odtbench.hyperparameters import (
+from odtbench.hyperparameters.schemas import (
     AWACHyperparameters,
     AWRHyperparameters,
     DTHyperparameters,
@@ -34,7 +34,7 @@ LEGEND_ORDER = ("TD3+BC", "IQL", "ODT", "PDT", "TD3", "DDPG+ODT", "TD3+ODT")
 # in reports/ablations.html only), a floor (a reference the tables need beside them, drawn
 # and labelled as such and never ranked with the study's methods), or "" (a plug-in's own).
 ROLES = ("study", "ablation", "floor", "")
-DT_RUNNER = "odtbench.loop:run"
+DT_RUNNER = "odtbench.runcore.dt_loop:run"
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class MethodSpec:
     # (e.g. a baseline's own pretraining budget); applied after the generic layers.
     suite_presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     scale_presets: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # The family's typed schema (`odtbench.hyperparameters`): the only keys a run of this
+    # The family's typed schema (`odtbench.hyperparameters.schemas`): the only keys a run of this
     # method resolves, records and accepts. None: the shared protocol plus the preset's keys.
     hyperparameters: type | None = None
     # Where a preset value comes from, per key (config.json's sources), where the method's

@@ -33,7 +33,7 @@ from odtbench.analysis.suite import (
     suite_tables,
 )
 from odtbench.errors import OdtbenchError
-from odtbench.results import atomic_write_text
+from odtbench.runfiles.results import atomic_write_text
 
 TEMPLATES = Path(__file__).parent / "templates"
 FIGURE_CAPTIONS = {
@@ -363,7 +363,7 @@ def render_ablations(plan: Mapping[str, Any], runs_root: str | os.PathLike,
                      out_html: str | os.PathLike = "reports/ablations.html", *,
                      dataset_stats: str | os.PathLike | None = None,
                      title: str | None = None) -> Path:
-    """Render reports/ablations.html: each of the plan's figures (odtbench.workflow_plan.
+    """Render reports/ablations.html: each of the plan's figures (odtbench.workflow.plan.
     ablation_plan) drawn from the runs under runs_root (results/runs/<scale>), with its lines'
     scores, the banner of the suite reports and the protocol."""
     from odtbench.analysis import ablations as ab

@@ -1,6 +1,6 @@
 """One checkpoint format for every loop: run state, agent, RNG streams, and what the loop adds.
 
-Written atomically (odtbench.checkpoint.save_atomic), so a kill leaves the previous one intact.
+Written atomically (odtbench.runfiles.checkpoint.save_atomic), so a kill leaves the previous one intact.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from typing import Any
 import torch
 
 from odtbench.agents.protocol import Learner
-from odtbench.checkpoint import load as load_checkpoint
-from odtbench.checkpoint import rng_state, save_atomic, set_rng_state
 from odtbench.runcore.state import RunState
+from odtbench.runfiles.checkpoint import load as load_checkpoint
+from odtbench.runfiles.checkpoint import rng_state, save_atomic, set_rng_state
 
 CKPT_NAME = "state.pt"
 

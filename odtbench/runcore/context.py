@@ -14,10 +14,10 @@ from typing import Any
 import gymnasium as gym
 import torch
 
-from odtbench.checkpoint import seed_everything
-from odtbench.config import RunConfig
 from odtbench.data.trajectories import Trajectory
-from odtbench.hyperparameters import Protocol
+from odtbench.hyperparameters.resolve import RunConfig
+from odtbench.hyperparameters.schemas import Protocol
+from odtbench.runfiles.checkpoint import seed_everything
 from odtbench.tasks import Task
 
 # Train on another scale's dataset (the scale ladder's dataset-size factor, docs/scales.md);

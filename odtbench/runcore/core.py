@@ -1,6 +1,6 @@
 """The run core: one driver and the shared pieces every loop is composed of.
 
-A loop (DT family `odtbench.loop`, MLP baselines, PDT) builds a `RunContext`, its agent and a
+A loop (DT family `odtbench.runcore.dt_loop`, MLP baselines, PDT) builds a `RunContext`, its agent and a
 `RunCore`, and implements the `Loop` protocol: its phases and what its checkpoint adds. The
 core owns the rest: the typed state, the update counter (the one place updates are counted and
 where the resume tests' SIGKILL fires), divergence checks, evaluation rows and diagnostics,
@@ -22,16 +22,16 @@ import numpy as np
 import torch
 
 from odtbench.agents.protocol import Agent, CriticProbe
-from odtbench.diagnostics import OnlineEpisodeStats, critic_vs_returns
 from odtbench.errors import Terminated
-from odtbench.hyperparameters import DTHyperparameters, TrajectoryTransformer
-from odtbench.hyperparameters import Protocol as HPProtocol
-from odtbench.progress import Progress
+from odtbench.hyperparameters.schemas import DTHyperparameters, TrajectoryTransformer
+from odtbench.hyperparameters.schemas import Protocol as HPProtocol
 from odtbench.runcore.checkpointer import Checkpointer
 from odtbench.runcore.context import RunContext
 from odtbench.runcore.evaluator import Evaluator, StateNorm
 from odtbench.runcore.recorder import Recorder
 from odtbench.runcore.state import RunState
+from odtbench.runfiles.diagnostics import OnlineEpisodeStats, critic_vs_returns
+from odtbench.runfiles.progress import Progress
 
 # Test hook: SIGKILL this process right after the given update (tests/test_loop.py); another
 # signal by name with ODTBENCH_KILL_SIGNAL=TERM / INT (tests/test_interrupted.py).
@@ -228,7 +228,7 @@ class RunCore:
         return row
 
     def _diagnostics_row(self, row: dict[str, Any], eval_trajs: list) -> None:
-        """One diagnostics.csv row for the evaluation `row` (odtbench/diagnostics.py)."""
+        """One diagnostics.csv row for the evaluation `row` (odtbench/runfiles/diagnostics.py)."""
         t0 = time.perf_counter()
         st, agent = self.state, self.agent
         d: dict[str, Any] = {k: row[k] for k in ("phase", "iteration", "online_transitions",
@@ -291,10 +291,10 @@ class RunCore:
 
     # ------------------------------------------------------------------ driver
     def execute(self, loop: Loop) -> dict[str, Any]:
-        """Run `loop` under the run-directory lock, after the directory check (odtbench.rundir:
+        """Run `loop` under the run-directory lock, after the directory check (odtbench.runfiles.rundir:
         resume, or start from nothing after a forced re-run or a code change)."""
-        from odtbench.rundir import ensure_prepared
-        from odtbench.runlock import run_lock
+        from odtbench.runfiles.rundir import ensure_prepared
+        from odtbench.runfiles.runlock import run_lock
 
         self.loop = loop
         with run_lock(self.ctx.out), sigterm_interrupts():

@@ -1,6 +1,6 @@
 """Evaluation episodes and online collection: the two places a run acts in its environments.
 
-Both go through `odtbench.evaluation.rollout` (batched, lockstep) with the run's seed formulas
+Both go through `odtbench.runcore.evaluation.rollout` (batched, lockstep) with the run's seed formulas
 (`eval_seeds`, `online_seeds`) and the offline state statistics.
 """
 
@@ -13,12 +13,12 @@ import numpy as np
 
 from odtbench.agents.protocol import CollectingPolicy, Policy
 from odtbench.data.trajectories import Trajectory
-from odtbench.diagnostics import OnlineEpisodeStats
 from odtbench.errors import OdtbenchError
-from odtbench.evaluation import RolloutResult, eval_seeds, online_seeds, rollout
-from odtbench.hyperparameters import DTHyperparameters, TrajectoryTransformer
+from odtbench.hyperparameters.schemas import DTHyperparameters, TrajectoryTransformer
 from odtbench.runcore.context import RunContext
+from odtbench.runcore.evaluation import RolloutResult, eval_seeds, online_seeds, rollout
 from odtbench.runcore.state import RunState
+from odtbench.runfiles.diagnostics import OnlineEpisodeStats
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The run-result files (docs/contracts.md): config.json, curve.csv, diagnostics.csv and,
 written last, summary.json. Every write goes through the one atomic writer. Each curve and
-diagnostics row, once in its file, also goes to the optional live logger (odtbench.livelog:
+diagnostics row, once in its file, also goes to the optional live logger (odtbench.runfiles.livelog:
 TensorBoard, W&B), so the files stay the source of truth."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from odtbench.livelog import LiveLogger
-from odtbench.results import atomic_write_json, provenance, write_curve, write_diagnostics
 from odtbench.runcore.context import RunContext
 from odtbench.runcore.state import RunState
+from odtbench.runfiles.livelog import LiveLogger
+from odtbench.runfiles.results import atomic_write_json, provenance, write_curve, write_diagnostics
 
 
 class Recorder:
@@ -66,7 +66,7 @@ class Recorder:
         prov["speed"] = speed  # the update path: "reference" (eager) or "fast" (compiled)
         prov["speed_options"] = speed_options  # [] = fp32, unfused
         # how the run was watched, not what it computed: like the device, never a reason to
-        # re-run (odtbench.livelog)
+        # re-run (odtbench.runfiles.livelog)
         prov["logger"] = self.live.name
         return {"schema": "odtbench.config/1", "suite": cfg.suite, "dataset": cfg.dataset,
                 "method": cfg.method, "seed": cfg.seed, "scale": cfg.scale,

@@ -11,8 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from odtbench.diagnostics import OnlineEpisodeStats
 from odtbench.errors import OdtbenchError
+from odtbench.runfiles.diagnostics import OnlineEpisodeStats
 
 # pretrain -> [online_warmup -> return_warmup (PDT)] -> online -> done
 Phase = Literal["pretrain", "online_warmup", "return_warmup", "online", "done"]

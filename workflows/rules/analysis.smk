@@ -74,7 +74,7 @@ rule report:
 
 
 # The study's ablation figures (docs/ablations.md): `ablations:` of the config, expanded by
-# odtbench.workflow_plan.ablation_plan. One run table per figure (its plan is the param, so
+# odtbench.workflow.plan.ablation_plan. One run table per figure (its plan is the param, so
 # editing one figure rebuilds only its table), then one report of every figure. The runs are
 # the `run` rule's, in sweep directories `<method>@<key>=<value>` where a line sets values.
 

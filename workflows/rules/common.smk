@@ -9,9 +9,9 @@ import sys
 from functools import cache
 from pathlib import Path
 
-from odtbench import workflow_plan as wp
+from odtbench.workflow import plan as wp
 
-# Paths and the config's expansion live in odtbench/workflow_plan.py, shared with
+# Paths and the config's expansion live in odtbench/workflow/plan.py, shared with
 # `odtbench status`.
 STATS, SUMMARY, BENCHMARK, JOB_LOG = wp.STATS, wp.SUMMARY, wp.BENCHMARK, wp.JOB_LOG
 
@@ -132,7 +132,7 @@ def resolved_hyperparameters(scale, suite, dataset, method):
     runs they belong to; the seed is not among them. `method` may be a sweep's run directory
     name (`TD3+ODT@rl_coeff=0.01`): resolve reads its values, which win over the overrides.
     """
-    from odtbench.config import resolve
+    from odtbench.hyperparameters.resolve import resolve
 
     cfg = resolve(
         f"{suite}/{dataset}",
@@ -156,7 +156,7 @@ def set_args(method):
 
 @cache
 def ablation_plan():
-    """The ablation figures at the configured scale (odtbench.workflow_plan.ablation_plan)."""
+    """The ablation figures at the configured scale (odtbench.workflow.plan.ablation_plan)."""
     return wp.ablation_plan(config, SCALE)
 
 
@@ -196,7 +196,7 @@ def ablation_plan_json(figure=None):
 
 def check_config():
     """Every name in the config is registered, every planned run resolves (with every
-    hyperparameter value checked: odtbench/hpcheck.py), so mistakes
+    hyperparameter value checked: odtbench/hyperparameters/checks.py), so mistakes
     surface here, before any job deletes or runs anything, as one line naming the fix.
     """
     from odtbench.errors import OdtbenchError
@@ -257,7 +257,7 @@ def check_device_here():
     job checks its device where it runs (one line in its log).
     """
     from odtbench.errors import OdtbenchError
-    from odtbench.hpcheck import check_device
+    from odtbench.hyperparameters.checks import check_device
 
     if _DEVICE_CHECKED or config["device"] == "cpu" or not jobs_run_here():
         return
@@ -274,7 +274,7 @@ def check_logger_here():
     """The configured live logger's package is installed: called from `onstart`, so a missing
     extra is one line saying how to install it before any job runs."""
     from odtbench.errors import OdtbenchError
-    from odtbench.livelog import check_logger
+    from odtbench.runfiles.livelog import check_logger
 
     if not getattr(workflow, "local_exec", True):
         return  # a cluster's jobs check it where they run (one line in the job log)

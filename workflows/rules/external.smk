@@ -8,7 +8,7 @@
 #
 # Placeholders: {task} (suite/dataset), {suite}, {dataset}, {seed}, {scale}, {out} (the run
 # directory, shell-quoted). The config checks, `methods: all` and the plan know the name from
-# the config (odtbench.workflow_plan.known_methods; nothing is registered); its runs are made
+# the config (odtbench.workflow.plan.known_methods; nothing is registered); its runs are made
 # by `run_external` instead of `odtbench run`, and the analysis validates and reports them
 # like any other run. The command is the rule's param: editing it re-runs that method's runs,
 # and only those.

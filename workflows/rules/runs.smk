@@ -33,7 +33,7 @@ rule run:
     shell:
         # one thread per job, so Snakemake packs one run per core; --replace-stale: a job
         # re-run for changed hyperparameters must not resume the old run's checkpoint. The
-        # job log gets a progress line every 10 s (odtbench/progress.py; `odtbench status`).
+        # job log gets a progress line every 10 s (odtbench/runfiles/progress.py; `odtbench status`).
         "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
         " odtbench run --threads {threads} --task {wildcards.suite}/{wildcards.dataset} --method {wildcards.method:q}"
         " --seed {wildcards.seed} --scale {wildcards.scale} --out {params.run_dir:q}"

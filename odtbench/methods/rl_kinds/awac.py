@@ -12,10 +12,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from odtbench.hyperparameters import AWACHyperparameters, DTAgentHyperparameters, DTHyperparameters
+from odtbench.hyperparameters.schemas import (
+    AWACHyperparameters,
+    DTAgentHyperparameters,
+    DTHyperparameters,
+)
 from odtbench.methods import rl_losses as L
+from odtbench.methods.nets import SquashedGaussian
 from odtbench.methods.rl_kinds.base import Batch, Critic, KindHost, RLKind
-from odtbench.nets import SquashedGaussian
 
 
 @dataclass(frozen=True)

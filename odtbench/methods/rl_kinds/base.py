@@ -20,11 +20,11 @@ import torch
 from torch import Tensor
 
 from odtbench.errors import OdtbenchError
-from odtbench.hyperparameters import DTAgentHyperparameters, DTHyperparameters
+from odtbench.hyperparameters.schemas import DTAgentHyperparameters, DTHyperparameters
 from odtbench.methods import rl_losses as L
 from odtbench.methods.actor_parts import EntropyTemperature
-from odtbench.nets import DecisionTransformer, QEnsemble, SquashedGaussian
-from odtbench.optim import FlatParameters, polyak_
+from odtbench.methods.nets import DecisionTransformer, QEnsemble, SquashedGaussian
+from odtbench.methods.optim import FlatParameters, polyak_
 
 ACTION_BOUND = 1.0 - 1e-6
 Batch = Mapping[str, Tensor]
@@ -97,7 +97,7 @@ class RLKind:
     state of its own.
 
     Class attributes: `schema`, the typed hyperparameters of its methods
-    (`odtbench.hyperparameters`; the fields beyond `DTHyperparameters` are its own keys,
+    (`odtbench.hyperparameters.schemas`; the fields beyond `DTHyperparameters` are its own keys,
     read as floats into `self.hp`); `target_actor`, whether the agent Polyak-averages its
     target DT after each actor step; `moves_temperature`, whether the entropy temperature
     steps even where ODT's entropy term is off (SAC).
@@ -122,7 +122,7 @@ class RLKind:
         missing = [k for k in keys if k not in given]
         if missing:
             raise OdtbenchError(f"rl_kind {name!r} needs hyperparameters {', '.join(missing)}; "
-                                "build them with odtbench.config.resolve")
+                                "build them with odtbench.hyperparameters.resolve.resolve")
         self.hp = {k: float(given[k]) for k in keys}
         self.critics: dict[str, Critic] = self.build_critics(DTAgentHyperparameters.of(hp))
 

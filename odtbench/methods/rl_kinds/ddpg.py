@@ -4,7 +4,7 @@ smoothing and actor update interval 1 (a preset). Not in the authors' code."""
 from __future__ import annotations
 
 from odtbench.errors import OdtbenchError
-from odtbench.hyperparameters import DTAgentHyperparameters
+from odtbench.hyperparameters.schemas import DTAgentHyperparameters
 from odtbench.methods.rl_kinds.td3 import TD3
 
 

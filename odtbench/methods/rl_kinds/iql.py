@@ -15,14 +15,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from odtbench.hyperparameters import (
+from odtbench.hyperparameters.schemas import (
     DTAgentHyperparameters,
     DTHyperparameters,
     IQLODTHyperparameters,
 )
 from odtbench.methods import rl_losses as L
+from odtbench.methods.nets import SquashedGaussian
 from odtbench.methods.rl_kinds.base import Batch, Critic, KindHost, RLKind
-from odtbench.nets import SquashedGaussian
 
 
 @dataclass(frozen=True)

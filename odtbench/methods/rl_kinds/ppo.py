@@ -14,10 +14,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from odtbench.hyperparameters import DTAgentHyperparameters, DTHyperparameters, PPOHyperparameters
+from odtbench.hyperparameters.schemas import (
+    DTAgentHyperparameters,
+    DTHyperparameters,
+    PPOHyperparameters,
+)
 from odtbench.methods import rl_losses as L
+from odtbench.methods.nets import DecisionTransformer, SquashedGaussian
 from odtbench.methods.rl_kinds.base import Batch, Critic, KindHost, RLKind, frozen_copy
-from odtbench.nets import DecisionTransformer, SquashedGaussian
 
 RATIO_KEYS = ("ppo_ratio_mean", "ppo_ratio_max", "ppo_log_ratio_max")
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from odtbench.hyperparameters import DTAgentHyperparameters
+from odtbench.hyperparameters.schemas import DTAgentHyperparameters
 from odtbench.methods import rl_losses as L
+from odtbench.methods.nets import SquashedGaussian
 from odtbench.methods.rl_kinds.base import Batch, Critic, RLKind
-from odtbench.nets import SquashedGaussian
 
 
 class SAC(RLKind):

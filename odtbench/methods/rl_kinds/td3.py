@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from odtbench.hyperparameters import DTAgentHyperparameters
+from odtbench.hyperparameters.schemas import DTAgentHyperparameters
+from odtbench.methods.nets import SquashedGaussian
 from odtbench.methods.rl_kinds.base import ACTION_BOUND, Batch, Critic, RLKind
-from odtbench.nets import SquashedGaussian
 
 
 class TD3(RLKind):

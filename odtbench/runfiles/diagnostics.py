@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from odtbench.results import DIAGNOSTIC_COLUMNS
+from odtbench.runfiles.results import DIAGNOSTIC_COLUMNS
 
 __all__ = ["DIAGNOSTIC_COLUMNS", "OnlineEpisodeStats", "critic_vs_returns", "discounted_returns",
            "gradient_stats", "max_abs_z", "online_share", "pearson"]

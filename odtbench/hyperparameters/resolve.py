@@ -11,8 +11,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
-from odtbench.hpcheck import check_hyperparameters, check_memory
-from odtbench.hyperparameters import (
+from odtbench.hyperparameters.checks import check_hyperparameters, check_memory
+from odtbench.hyperparameters.overrides import split_variant
+from odtbench.hyperparameters.schemas import (
     SCALES,
     Protocol,
     build,
@@ -20,7 +21,6 @@ from odtbench.hyperparameters import (
     scale_layers,
     schema_types,
 )
-from odtbench.overrides import split_variant
 
 # The authors' code defaults and paper Tab. 8 (docs/methods/dt-family.md §6).
 SRC_CODE = "authors' code get_args.py (docs/methods/dt-family.md §6)"
@@ -104,7 +104,7 @@ SCALE_DOMAIN_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
         "walker2d": {"online_budget": 300_000},
     },
 }
-SRC_SCALE_DOMAIN = "scale {scale} ({domain}; odtbench/config.py SCALE_DOMAIN_OVERRIDES)"
+SRC_SCALE_DOMAIN = "scale {scale} ({domain}; odtbench/hyperparameters/resolve.py SCALE_DOMAIN_OVERRIDES)"
 
 # Context lengths and pretraining iterations are capped, not set, by a scale: a domain with
 # K = 1 (AntMaze umaze, Maze2D) keeps K = 1 at every scale.
@@ -212,7 +212,7 @@ def resolve(task_key: str, method: str, scale: str, seed: int = 0,
             overrides: Mapping[str, Any] | None = None) -> RunConfig:
     """Resolve the hyperparameters of one run; raises one-line errors for bad names.
 
-    `method` may name a sweep's run (`TD3+ODT@rl_coeff=0.01`, odtbench.overrides): the
+    `method` may name a sweep's run (`TD3+ODT@rl_coeff=0.01`, odtbench.hyperparameters.overrides): the
     method, then values that win over `overrides`, so the run directory's name always says
     what ran."""
     from odtbench.methods import get_method
@@ -266,7 +266,7 @@ def resolve(task_key: str, method: str, scale: str, seed: int = 0,
     before = dict(hp)
     lay.own({k: v for k, v in user.items() if k not in swept}, "user override")
     lay.own(swept, f"sweep value (run {variant})")
-    # per-key type, range and choices of the method's schema (odtbench/hpcheck.py)
+    # per-key type, range and choices of the method's schema (odtbench/hyperparameters/checks.py)
     schema = spec.hyperparameters or Protocol
     check_hyperparameters(hp, before, schema)
     if hp.get("eval_context_len", 0) > hp.get("context_len", float("inf")):

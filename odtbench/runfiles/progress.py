@@ -33,7 +33,7 @@ from typing import IO, Any
 
 PROGRESS_ENV = "ODTBENCH_PROGRESS"
 # "progress <phase> <done>/<total> <unit> rate=<r>/s eta=<s>s score=<x>": parsed by
-# odtbench.status; keep the two in step.
+# odtbench.workflow.status; keep the two in step.
 LINE_PREFIX = "progress"
 
 

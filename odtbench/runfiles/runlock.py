@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
-from odtbench.atomic import as_odtbench_error
 from odtbench.errors import OdtbenchError
+from odtbench.runfiles.atomic import as_odtbench_error
 
 LOCK_NAME = ".lock"
 # Locks this process holds: path -> (fd, depth); the CLI and the run core may both take one.

@@ -1,13 +1,13 @@
 """Checks of hyperparameter values, per key: type, range, choices; the memory of the sizes
 together; and the torch device.
 
-Called by `odtbench.config.resolve` (so `odtbench run`, the workflow's config check and every
+Called by `odtbench.hyperparameters.resolve.resolve` (so `odtbench run`, the workflow's config check and every
 caller get them) before anything is written: a bad `--set` or a bad value in the workflow's
 `hyperparameters:` stops with one line naming the key, the value and what is valid.
 
 Types come from the value the key had before the user's override (a key that defaults to an
 integer takes an integer); ranges and choices from the method's schema, where each field
-declares its own (`odtbench.hyperparameters.Range`, `Choices`: the baselines' in their
+declares its own (`odtbench.hyperparameters.schemas.Range`, `Choices`: the baselines' in their
 package). A key without one is checked for its type only.
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from odtbench.errors import OdtbenchError
-from odtbench.hyperparameters import Choices, Protocol, Range, schema_bounds
+from odtbench.hyperparameters.schemas import Choices, Protocol, Range, schema_bounds
 
 
 def _kind(value: Any) -> str:

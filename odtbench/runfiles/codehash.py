@@ -2,7 +2,7 @@
 
 The git commit alone cannot tell an edited working tree from the commit, and an installed
 copy has no git at all; a hash of the files themselves can. A checkpoint made by other code
-is never resumed (odtbench.rundir), and config.json records the hash of the code that made
+is never resumed (odtbench.runfiles.rundir), and config.json records the hash of the code that made
 the run. The analysis and report code is left out: editing a table or a template must not
 make a killed run start over.
 """

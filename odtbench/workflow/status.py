@@ -1,12 +1,12 @@
 """`odtbench status`: how far the workflow's planned runs are, from their files alone.
 
 The planned runs come from workflows/config.yaml, expanded as the Snakefile does
-(`odtbench.workflow_plan`). Each run's state comes from its run directory and logs, never
+(`odtbench.workflow.plan`). Each run's state comes from its run directory and logs, never
 from a database:
 
     complete / diverged   summary.json exists (written last by a run) and says so
     running               no summary; log.txt or the job log changed in the last STALE_S s
-                          (a live run logs a progress line every 30 s: odtbench/progress.py)
+                          (a live run logs a progress line every 30 s: odtbench/runfiles/progress.py)
                           and, for a Snakemake job, a Snakemake holds the workflow's lock
     interrupted           no summary; the run was stopped by Ctrl-C or SIGTERM: its log.txt
                           ends with an `interrupted` line (odtbench.runcore), or its job log
@@ -42,11 +42,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from odtbench import workflow_plan as wp
-from odtbench.progress import LINE_PREFIX, format_duration
+from odtbench.runfiles.progress import LINE_PREFIX, format_duration
+from odtbench.workflow import plan as wp
 
 STALE_S = 300.0  # no log line for this long: the run is no longer running
-TIMING_TABLE = Path(__file__).resolve().parent / "reference" / "run_times.csv"
+TIMING_TABLE = Path(__file__).resolve().parents[1] / "reference" / "run_times.csv"
 TIMING_COLUMNS = ("scale", "suite", "dataset", "method", "runs", "job_s", "online_s",
                   "measured", "machine")
 _PROGRESS = re.compile(

@@ -1,9 +1,9 @@
 """Typed hyperparameters: one schema per method family.
 
 A schema is a frozen dataclass whose fields are exactly the keys a family's code reads, with
-their types. `odtbench.config.resolve` applies its layers (defaults, domain row, method
+their types. `odtbench.hyperparameters.resolve.resolve` applies its layers (defaults, domain row, method
 preset, scale, user) to those keys only, so a run records, and `--set` accepts, the keys of
-its own family and no other. The values of every layer live in `odtbench.config`, the
+its own family and no other. The values of every layer live in `odtbench.hyperparameters.resolve`, the
 tasks' rows (`odtbench.tasks.TaskHyperparameters`, given by each suite) and the method
 specs; a schema holds names, types and each key's valid values (`Range`, `Choices`, with an
 upper bound for every number: docs/contracts.md, "Hyperparameter bounds"), and says what
@@ -30,7 +30,7 @@ from typing import Annotated, Any, ClassVar, TypeVar
 from odtbench.errors import OdtbenchError
 
 # Every scale a run's hyperparameters and a task's dataset are resolved at (docs/scales.md):
-# the one list (odtbench.config and odtbench.data.build read it).
+# the one list (odtbench.hyperparameters.resolve and odtbench.data.build read it).
 SCALES = ("smoke", "quick", "standard", "paper")
 # The scale the workflow and the suite commands use unless told otherwise: the smallest that
 # shows the study's MuJoCo result (docs/scales.md).
@@ -102,7 +102,7 @@ class Choices:
 
 # The bounds the schemas' fields share. Upper bounds are what one run can hold or finish, far
 # beyond every preset (paper scale: width 512, K 20, batch 256, 1M steps), so no study value
-# meets them; the memory of sizes together is checked by `memory_bytes` (odtbench/hpcheck.py).
+# meets them; the memory of sizes together is checked by `memory_bytes` (odtbench/hyperparameters/checks.py).
 _GIB_MATRIX = "a wider layer's weight matrix alone is over 1 GiB"
 WIDTH = Range(0, 16_384, low_open=True, ceiling=_GIB_MATRIX)
 DEPTH = Range(0, 256, low_open=True, ceiling="deeper than any network this suite trains")
@@ -155,7 +155,7 @@ class Protocol:
 
     def memory_bytes(self) -> int:
         """Float32 bytes one training update needs at least (weights and the activations
-        kept for the backward pass, counted from below): `odtbench.config.resolve` refuses
+        kept for the backward pass, counted from below): `odtbench.hyperparameters.resolve.resolve` refuses
         values whose update cannot fit in this machine's memory. 0: sizes of its own."""
         return 0
 
@@ -312,7 +312,7 @@ def key_view(view: type[V], values: Any, owner: str) -> V:
     missing = [f.name for f in fs if f.name not in values and f.default is dataclasses.MISSING]
     if missing:
         raise OdtbenchError(f"{owner} hyperparameters lack {', '.join(missing)}; build them "
-                            "with odtbench.config.resolve or pass every key")
+                            "with odtbench.hyperparameters.resolve.resolve or pass every key")
     return view(**{f.name: values[f.name] for f in fs if f.name in values})
 
 
@@ -399,7 +399,7 @@ def as_schema(values: S | Mapping[str, Any], schema: type[S], method: str) -> S:
     if isinstance(values, Mapping):
         return build(schema, values, method)
     raise OdtbenchError(f"{method}: hyperparameters {type(values).__name__} are not "
-                        f"{schema.__name__}; build them with odtbench.config.resolve")
+                        f"{schema.__name__}; build them with odtbench.hyperparameters.resolve.resolve")
 
 
 def build(schema: type, values: Mapping[str, Any], method: str) -> Any:

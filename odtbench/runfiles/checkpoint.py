@@ -35,8 +35,8 @@ def set_rng_state(state: dict[str, Any], *generators: torch.Generator) -> None:
 def save_atomic(payload: dict[str, Any], path: Path) -> None:
     """torch.save through the atomic writer (unique temp name, fsync, rename): a kill leaves the
     previous checkpoint intact. Stamps the payload with the code that made it (`CODE_KEY`)."""
-    from odtbench.atomic import torch_save
-    from odtbench.codehash import code_fingerprint
+    from odtbench.runfiles.atomic import torch_save
+    from odtbench.runfiles.codehash import code_fingerprint
 
     torch_save(path, {**payload, CODE_KEY: code_fingerprint()})
 
@@ -46,7 +46,7 @@ CODE_KEY = "odtbench_code"
 
 class CorruptCheckpointError(OdtbenchError):
     """A checkpoint file that cannot be read back: the run directory's check
-    (odtbench.rundir) sets it aside and starts the run over."""
+    (odtbench.runfiles.rundir) sets it aside and starts the run over."""
 
     def __init__(self, path: Path, reason: str):
         self.path, self.reason = path, reason
@@ -73,7 +73,7 @@ def read(path: Path) -> dict[str, Any]:
     return payload
 
 
-# One payload read ahead by the run-directory check (odtbench.rundir), handed to the next
+# One payload read ahead by the run-directory check (odtbench.runfiles.rundir), handed to the next
 # `load` of the same unchanged file so a resume reads a large checkpoint once, not twice.
 _preloaded: dict[Path, tuple[tuple[int, int], dict[str, Any]]] = {}
 

@@ -1,7 +1,7 @@
 """`--set key=value` overrides, and the run-directory names of a sweep's runs that carry them.
 
-The lowest layer of configuration (docs/architecture.md): `odtbench.config` reads a sweep's
-name back into its overrides, `odtbench.workflow_plan` writes the names, `odtbench.results`
+The lowest layer of configuration (docs/architecture.md): `odtbench.hyperparameters.resolve` reads a sweep's
+name back into its overrides, `odtbench.workflow.plan` writes the names, `odtbench.runfiles.results`
 tells a sweep's runs apart by the separator; none of them needs the others for it.
 """
 

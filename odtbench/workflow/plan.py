@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
-from odtbench.overrides import VARIANT_SEP, split_variant, variant_name
+from odtbench.hyperparameters.overrides import VARIANT_SEP, split_variant, variant_name
 
 CONFIG_FILE = Path("workflows/config.yaml")
 SCHEMA_FILE = Path("workflows/schemas/config.schema.yaml")
@@ -196,7 +196,7 @@ def load_config(path: Path | str = CONFIG_FILE, schema_file: Path | str | None =
 
 # ----------------------------------------------------------------------------- sweeps
 
-# A sweep's run names: odtbench.overrides (variant_name, split_variant).
+# A sweep's run names: odtbench.hyperparameters.overrides (variant_name, split_variant).
 
 
 def _expand_tasks(task: str) -> list[tuple[str, str]]:

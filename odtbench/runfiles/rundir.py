@@ -6,7 +6,7 @@ code. Otherwise the run starts from nothing, and says why:
 - a finished checkpoint without summary.json: the summary was deleted to ask for a re-run
   (Snakemake deletes a job's output before `--forcerun` / `-R` / a rerun trigger runs it);
   resuming would only rewrite the old numbers;
-- a checkpoint made by other code (odtbench.codehash): resuming it would mix two versions;
+- a checkpoint made by other code (odtbench.runfiles.codehash): resuming it would mix two versions;
 - a corrupt or truncated checkpoint (a disk that filled up or failed, a copy cut short): it
   is set aside as `checkpoint.corrupt-<UTC time>/` (renamed, never deleted) for a look.
 
@@ -20,9 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-from odtbench import checkpoint
-from odtbench.atomic import clean_stray_temps
-from odtbench.codehash import code_fingerprint
+from odtbench.runfiles import checkpoint
+from odtbench.runfiles.atomic import clean_stray_temps
+from odtbench.runfiles.codehash import code_fingerprint
 
 CKPT_DIR = "checkpoint"
 # Files of a run that a fresh start replaces (config.json is rewritten by the run itself).

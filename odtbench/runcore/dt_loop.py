@@ -17,16 +17,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from odtbench.config import RunConfig
 from odtbench.data.replay import SegmentSampler, TrajectoryBuffer, prepare_offline
-from odtbench.diagnostics import online_share
-from odtbench.hyperparameters import DTHyperparameters
+from odtbench.hyperparameters.resolve import RunConfig
+from odtbench.hyperparameters.schemas import DTHyperparameters
 from odtbench.methods.dt_agent import SPEED_ENV, DTAgent, SpeedOptions
-from odtbench.results import CURVE_COLUMNS
 from odtbench.runcore.context import RunContext
 from odtbench.runcore.core import Diverged, IterationUnits, Metrics, RunCore, divergence_check
 from odtbench.runcore.evaluator import Collector, StateNorm
 from odtbench.runcore.state import RunState
+from odtbench.runfiles.diagnostics import online_share
+from odtbench.runfiles.results import CURVE_COLUMNS
 
 
 def pretrain_coeffs(hp: DTHyperparameters) -> tuple[float, float]:

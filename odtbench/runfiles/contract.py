@@ -1,8 +1,8 @@
-"""The run-result contract as JSON Schema: `odtbench/schemas/*.schema.json` (docs/contracts.md §1).
+"""The run-result contract as JSON Schema: `odtbench/runfiles/schemas/*.schema.json` (docs/contracts.md §1).
 
 One schema per file kind; a CSV file is validated row by row against its row schema. What a
 schema cannot say (agreement between files, counts that never decrease down a curve) is
-checked by `odtbench.results`. Every violation is one line naming the file, the field and
+checked by `odtbench.runfiles.results`. Every violation is one line naming the file, the field and
 the fix.
 """
 
@@ -22,7 +22,7 @@ from jsonschema.exceptions import ValidationError, best_match
 
 from odtbench.errors import OdtbenchError
 
-# file kind -> schema file (package data, odtbench/schemas/)
+# file kind -> schema file (package data, odtbench/runfiles/schemas/)
 SCHEMA_FILES: dict[str, str] = {
     "config": "config.schema.json",
     "summary": "summary.schema.json",
@@ -58,7 +58,7 @@ def load_schema(kind: str) -> dict[str, Any]:
 
 @functools.cache
 def _schema_text(kind: str) -> str:
-    return resources.files("odtbench").joinpath("schemas").joinpath(SCHEMA_FILES[kind]).read_text("utf-8")
+    return resources.files("odtbench.runfiles").joinpath("schemas").joinpath(SCHEMA_FILES[kind]).read_text("utf-8")
 
 
 def _inline_refs(node: Any, defs: Mapping[str, Any]) -> Any:

@@ -26,16 +26,18 @@ import numpy as np
 import pandas as pd
 
 import odtbench
-from odtbench import atomic, contract
-from odtbench.contract import bad_file
 from odtbench.errors import OdtbenchError
-from odtbench.overrides import VARIANT_SEP  # a sweep's run directory: <method>@<key>=<value>,...
+from odtbench.hyperparameters.overrides import (
+    VARIANT_SEP,  # a sweep's run directory: <method>@<key>=<value>,...
+)
+from odtbench.runfiles import atomic, contract
+from odtbench.runfiles.contract import bad_file
 
-# The contract's schemas (odtbench/schemas/) define the files; these names are read from them.
+# The contract's schemas (odtbench/runfiles/schemas/) define the files; these names are read from them.
 CONFIG_SCHEMA: str = contract.load_schema("config")["properties"]["schema"]["const"]
 SUMMARY_SCHEMA: str = contract.load_schema("summary")["properties"]["schema"]["const"]
 CURVE_COLUMNS: tuple[str, ...] = contract.columns("curve")
-# diagnostics.csv: one row per evaluation of a DT-family run (odtbench/diagnostics.py).
+# diagnostics.csv: one row per evaluation of a DT-family run (odtbench/runfiles/diagnostics.py).
 DIAGNOSTIC_COLUMNS: tuple[str, ...] = contract.columns("diagnostics")
 # Columns added after files were written without them (always last): a file whose header
 # lacks them reads with them empty (docs/contracts.md §1).
@@ -174,7 +176,7 @@ def provenance(device: str = "cpu") -> dict[str, Any]:
     """What produced a result: code version, library versions, machine, time (UTC)."""
     commit = _git(["rev-parse", "HEAD"])
     dirty = _git(["status", "--porcelain", "--untracked-files=no"]) if commit else None
-    from odtbench.codehash import code_fingerprint
+    from odtbench.runfiles.codehash import code_fingerprint
 
     return {
         "odtbench_version": odtbench.__version__,
@@ -283,7 +285,7 @@ def _cell(text: str) -> float | str | None:
 
 def read_rows(path: str | os.PathLike, kind: str) -> list[dict[str, Any]]:
     """The rows of a run's CSV file (kind "curve" or "diagnostics"), each checked against
-    its row schema (odtbench/schemas/); empty cells are None."""
+    its row schema (odtbench/runfiles/schemas/); empty cells are None."""
     path = Path(path)
     if not path.is_file():
         raise OdtbenchError(f"{path}: file missing; re-run the run (see docs/contracts.md §1)")

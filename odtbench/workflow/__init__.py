@@ -1,0 +1,1 @@
+"""Workflow planning and status: the workflow config's expansion and `odtbench status`."""
