@@ -3,7 +3,9 @@
 # outputs; they read the runs of the configured scale (results/runs/<scale>/...) and write
 # scale-free paths, rebuilt whenever the scale (hence their set of inputs) changes.
 
-ANALYSIS_CODE = package_files("analysis", "results", "contract", "schemas")
+ANALYSIS_CODE = package_files(
+    "analysis", "runfiles.results", "runfiles.contract", "runfiles.schemas"
+)
 REPORT_CODE = package_files("report")
 
 
