@@ -128,29 +128,6 @@ class IQLHyperparameters(MLPHyperparameters):
 
 
 @dataclass(frozen=True, kw_only=True)
-class IQLAgentHyperparameters:
-    """The keys IQL's agent reads (`odtbench_baselines.iql.IQLAgent`): a view of a run's
-    `IQLHyperparameters` or of a mapping of these keys (tests). Fields of
-    `IQLHyperparameters`, of the same types (a test checks)."""
-
-    mlp_hidden: int
-    mlp_layers: int
-    mlp_discount: float
-    mlp_tau: float
-    mlp_pretrain_steps: int
-    iql_expectile: float
-    iql_temperature: float
-    iql_dropout: float
-    iql_actor_lr: float
-    iql_critic_lr: float
-    iql_value_lr: float
-    iql_actor_schedule: str
-    iql_max_weight: float
-    iql_log_std_min: float
-    iql_log_std_max: float
-
-
-@dataclass(frozen=True, kw_only=True)
 class PDTHyperparameters(TrajectoryTransformer):
     """PDT (docs/methods/pdt.md): the transformer and iteration keys, and its own."""
 
@@ -165,31 +142,6 @@ class PDTHyperparameters(TrajectoryTransformer):
     pdt_return_warmup_lr: Annotated[float, LR]
     pdt_prior_samples: Annotated[int, BATCH]
     pdt_sample_topk: Annotated[int, BATCH]
-
-
-@dataclass(frozen=True, kw_only=True)
-class PDTAgentHyperparameters:
-    """The keys PDT's agent and losses read (`odtbench_baselines.pdt`): a view of a run's
-    `PDTHyperparameters` or of a mapping of these keys (tests). Fields of
-    `PDTHyperparameters`, of the same types (a test checks)."""
-
-    embed_dim: int
-    n_layer: int
-    n_head: int
-    dropout: float
-    embed_dropout: float
-    lr_actor: float
-    weight_decay: float
-    warmup_steps: int
-    grad_clip: float
-    init_temperature: float
-    pdt_z_dim: int
-    pdt_kl_weight: float
-    pdt_prior_weight: float
-    pdt_return_weight: float
-    pdt_return_warmup_lr: float
-    pdt_prior_samples: int
-    pdt_sample_topk: int
 
 
 # --- TD3+BC and IQL: the shared MLP protocol (baselines/mlp_loop.py) ---------------------

@@ -48,9 +48,9 @@ from odtbench.agents.td3 import Batch, TwinCritic, mlp
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import UnknownChoiceError
 from odtbench.hyperparameters.resolve import RunConfig
-from odtbench.hyperparameters.schemas import key_view
+from odtbench.hyperparameters.schemas import as_schema
 from odtbench.methods.optim import adam, polyak_
-from odtbench_baselines import IQL_SCHEDULES, IQLAgentHyperparameters, IQLHyperparameters
+from odtbench_baselines import IQL_SCHEDULES, IQLHyperparameters
 from odtbench_baselines.mlp_loop import MLPMethod, Preprocessing, run_mlp
 
 # train_finetune.py normalises the rewards of these locomotion domains only.
@@ -104,8 +104,8 @@ class IQLAgent:
     def __init__(self, hp: IQLHyperparameters | Mapping[str, Any], obs_dim: int, act_dim: int,
                  total_updates: int,
                  pretrain_updates: int | None = None):
-        # `hp`: the run's typed hyperparameters, or a mapping of the agent's keys (tests)
-        a = key_view(IQLAgentHyperparameters, hp, "IQLAgent")
+        # `hp`: the run's typed hyperparameters, or a complete record of them (tests)
+        a = as_schema(hp, IQLHyperparameters, "IQL")
         hidden = (int(a.mlp_hidden),) * int(a.mlp_layers)
         self.expectile, self.temperature = float(a.iql_expectile), float(a.iql_temperature)
         self.max_weight = float(a.iql_max_weight)

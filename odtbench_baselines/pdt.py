@@ -37,11 +37,11 @@ from torch import Tensor, nn
 
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import OdtbenchError, UnknownChoiceError
-from odtbench.hyperparameters.schemas import key_view
+from odtbench.hyperparameters.schemas import as_schema
 from odtbench.methods.actor_parts import ActorOptimizer, EntropyTemperature, WithActorParts
 from odtbench.methods.nets import EMBED_DROPOUT, CausalTransformer, GaussianHead, SquashedGaussian
 from odtbench.methods.optim import adam
-from odtbench_baselines import PDTAgentHyperparameters, PDTHyperparameters
+from odtbench_baselines import PDTHyperparameters
 
 LATENT_LOG_STD = (-10.0, 2.0)
 ACTION_BOUND = 1.0 - 1e-6
@@ -168,10 +168,10 @@ def posterior_latents(model: PDTModel, batch: Mapping[str, Tensor]) -> tuple[Ten
 
 
 def compute_losses(model: PDTModel, batch: Mapping[str, Tensor], temperature: Tensor,
-                   hp: PDTAgentHyperparameters | PDTHyperparameters | Mapping[str, Any],
+                   hp: PDTHyperparameters | Mapping[str, Any],
                    with_return: bool) -> dict[str, Tensor]:
     """L_pre, or L_ft with the return NLL, on one batch of `FutureSampler`."""
-    w = key_view(PDTAgentHyperparameters, hp, "PDT")
+    w = as_schema(hp, PDTHyperparameters, "PDT")
     mask, states, actions = batch["mask"], batch["states"], batch["actions"]
     q_mu, q_log_std, z = posterior_latents(model, batch)
     dist = model.policy(states, z, actions, mask)
@@ -264,8 +264,8 @@ class PDTAgent(WithActorParts):
 
     def __init__(self, hp: PDTHyperparameters | Mapping[str, Any], state_dim: int, act_dim: int,
                  device: str | torch.device = "cpu"):
-        # `hp`: the run's typed hyperparameters, or a mapping of the agent's keys (tests)
-        self.hp = a = key_view(PDTAgentHyperparameters, hp, "PDTAgent")
+        # `hp`: the run's typed hyperparameters, or a complete record of them (tests)
+        self.hp = a = as_schema(hp, PDTHyperparameters, "PDT")
         if int(a.pdt_sample_topk) < 1 or int(a.pdt_sample_topk) > int(a.pdt_prior_samples):
             raise OdtbenchError("pdt_sample_topk must lie in 1..pdt_prior_samples; fix the override")
         self.device = torch.device(device)

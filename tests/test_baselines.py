@@ -16,6 +16,7 @@ from odtbench.methods import get_method, list_methods
 from odtbench.runfiles.results import validate_run
 from odtbench_baselines import iql, td3bc
 from odtbench_baselines.mlp_loop import MLPRun
+from tests.hp_record import full_record
 
 torch.set_num_threads(1)
 TASK = "mujoco/hopper-random"
@@ -69,7 +70,7 @@ def test_iql_policy_log_prob_and_std_clip():
 
 
 def test_iql_update_uses_the_updated_value_in_the_critic_target():
-    hp = {**get_method("IQL").preset, "mlp_hidden": 4, "iql_critic_lr": 0.0,
+    hp = {**full_record("IQL"), "mlp_hidden": 4, "iql_critic_lr": 0.0,
           "iql_actor_lr": 0.0, "iql_value_lr": 0.0}
     agent = iql.IQLAgent(hp, 2, 1, total_updates=10)
     with torch.no_grad():  # V(s) = 3 everywhere
@@ -87,7 +88,7 @@ def test_iql_update_uses_the_updated_value_in_the_critic_target():
 
 
 def test_iql_cosine_actor_schedule_decays_to_zero():
-    hp = {**get_method("IQL").preset, "mlp_hidden": 4}
+    hp = {**full_record("IQL"), "mlp_hidden": 4}
     agent = iql.IQLAgent(hp, 2, 1, total_updates=4)
     lrs = []
     for _ in range(5):

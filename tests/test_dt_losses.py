@@ -10,13 +10,14 @@ import torch
 from odtbench.errors import OdtbenchError
 from odtbench.methods.dt_agent import DTAgent
 from odtbench.methods.optim import FlatParameters, Lamb, linear_warmup, polyak_
+from tests.hp_record import full_record
 
 torch.set_num_threads(1)
 S, A = 3, 2
 
 
 def _hp(**overrides) -> dict:
-    hp = dict(embed_dim=16, n_layer=1, n_head=2, dropout=0.0, embed_dropout=0.0, context_len=4, stochastic=False,
+    hp = full_record(embed_dim=16, n_layer=1, n_head=2, dropout=0.0, embed_dropout=0.0, context_len=4, stochastic=False,
               entropy_reg=False, init_temperature=0.1, lr_actor=1e-3, weight_decay=1e-4,
               warmup_steps=1, grad_clip=0.25, critic_hidden=8, critic_layernorm=False,
               n_critics=2, lr_critic=1e-3, critic_weight_decay=0.01, gamma=0.9, tau=0.005,

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from odtbench.hyperparameters.resolve import resolve
 from odtbench.methods.dt_agent import DTAgent
 from odtbench.methods.nets import CausalTransformer, DecisionTransformer, SquashedGaussian
+from tests.hp_record import full_record
 
 S, A, K = 3, 2, 4
 # left padding as the sampler makes it: 5 of 12 steps are padding (~42 %)
@@ -18,7 +19,7 @@ MASK = torch.tensor([[0, 0, 1, 1], [0, 0, 0, 1], [1, 1, 1, 1]], dtype=torch.floa
 
 
 def _hp(**overrides) -> dict:
-    hp = dict(embed_dim=16, n_layer=2, n_head=2, dropout=0.0, embed_dropout=0.0, context_len=K,
+    hp = full_record(embed_dim=16, n_layer=2, n_head=2, dropout=0.0, embed_dropout=0.0, context_len=K,
               stochastic=True, entropy_reg=True, init_temperature=0.1, lr_actor=1e-3,
               weight_decay=1e-4, warmup_steps=1, grad_clip=0.25, critic_hidden=8,
               critic_layernorm=False, n_critics=2, lr_critic=1e-3, critic_weight_decay=0.01,

@@ -102,35 +102,19 @@ def test_a_record_edited_after_resolve_gives_its_own_typed_object():
         dataclasses.replace(cfg, typed=None, hyperparameters={}).typed_as(DTHyperparameters)
 
 
-def test_the_components_key_views_are_fields_of_their_schemas():
-    """The keys an agent reads (its view) are its method's schema fields, of the same types;
-    the DT agent's required keys (HP_KEYS) come from its view."""
-    from odtbench.hyperparameters.schemas import DTAgentHyperparameters
-    from odtbench.methods.dt_agent import HP_KEYS
-    from odtbench_baselines import (
-        IQLAgentHyperparameters,
-        IQLHyperparameters,
-        PDTAgentHyperparameters,
-        PDTHyperparameters,
-    )
+def test_agents_and_their_kinds_read_the_runs_typed_object():
+    """No component keeps a list of its keys: the DT agent, its kind and PDT's agent hold
+    the run's typed object itself, and a complete record gives an equal one."""
+    from odtbench.methods.dt_agent import DTAgent
+    from odtbench_baselines.pdt import PDTAgent
 
-    for view, schema in ((DTAgentHyperparameters, DTHyperparameters),
-                         (IQLAgentHyperparameters, IQLHyperparameters),
-                         (PDTAgentHyperparameters, PDTHyperparameters)):
-        types = schema_types(schema)
-        for key, want in schema_types(view).items():
-            assert types[key] == want, (view.__name__, key)
-    assert "gamma" in HP_KEYS and "train_rtg_constant" not in HP_KEYS
-    typed = resolve(TASK, "TD3+ODT", "smoke").typed
-    view = DTAgentHyperparameters.of(typed)
-    assert all(getattr(view, k) is getattr(typed, k) for k in schema_types(DTAgentHyperparameters))
-
-
-def test_each_kinds_own_keys_are_its_schemas_own_fields():
-    from odtbench.methods.rl_kinds import kind_names, load_kind
-
-    for name in kind_names():
-        cls = load_kind(name)
-        own = getattr(__import__(cls.__module__, fromlist=["_"]), f"{cls.__name__}Keys", None)
-        fields = [f.name for f in dataclasses.fields(own)] if own else []
-        assert tuple(fields) == cls.own_keys(), name
+    for method in [m for m in list_methods() if get_method(m).family == "dt"]:
+        cfg = resolve(TASK, method, "smoke")
+        agent = DTAgent(cfg.typed, 3, 2)
+        assert agent.hp is cfg.typed and agent.kind.hp is cfg.typed, method
+        assert DTAgent(cfg.hyperparameters, 3, 2).kind.hp == cfg.typed, method
+    cfg = resolve(TASK, "PDT", "smoke")
+    assert PDTAgent(cfg.typed, 3, 2).hp is cfg.typed
+    with pytest.raises(OdtbenchError, match="rl_coeff has no value"):
+        DTAgent({k: v for k, v in resolve(TASK, "SAC", "smoke").hyperparameters.items()
+                 if k != "rl_coeff"}, 3, 2)

@@ -11,6 +11,7 @@ import torch
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
 from odtbench.methods import DTAgent, MethodSpec, get_method, list_methods, register, registry
+from tests.hp_record import full_record
 
 torch.set_num_threads(1)
 S, A, K = 3, 2, 5
@@ -18,7 +19,7 @@ DT_METHODS = ("ODT", "TD3", "DDPG+ODT", "TD3+ODT")
 
 
 def _hp(**overrides) -> dict:
-    hp = dict(embed_dim=16, n_layer=1, n_head=2, dropout=0.1, embed_dropout=0.1, context_len=K, stochastic=False,
+    hp = full_record(embed_dim=16, n_layer=1, n_head=2, dropout=0.1, embed_dropout=0.1, context_len=K, stochastic=False,
               entropy_reg=False, init_temperature=0.1, lr_actor=1e-3, weight_decay=1e-4,
               warmup_steps=3, grad_clip=0.25, critic_hidden=8, critic_layernorm=True,
               n_critics=2, lr_critic=1e-3, critic_weight_decay=0.01, gamma=0.99, tau=0.005,

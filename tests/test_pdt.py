@@ -14,10 +14,10 @@ import torch
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import OdtbenchError
 from odtbench.hyperparameters.resolve import resolve
-from odtbench.methods import get_method
 from odtbench.runcore import core as runcore  # the one update counter and its kill hook
 from odtbench.runfiles.results import validate_run
 from odtbench_baselines import pdt, pdt_loop
+from tests.hp_record import full_record
 
 torch.set_num_threads(1)
 TASK = "mujoco/hopper-random"
@@ -109,7 +109,7 @@ def _grads(model: pdt.PDTModel, loss: torch.Tensor) -> dict[str, bool]:
 def test_each_loss_term_reaches_exactly_the_parts_pdt_md_names():
     model = _model()
     out = pdt.compute_losses(model, _batch(), torch.tensor(0.1),
-                             get_method("PDT").preset, with_return=True)
+                             full_record("PDT"), with_return=True)
     enc = {"enc_embed_state", "enc_embed_action", "enc_ln", "encoder", "enc_head"}
     actor = {"transformer", "policy_head", "embed_action", "embed_ln"}
     g = _grads(model, out["kl_std"])  # KL to N(0, I): the encoder only
@@ -190,7 +190,7 @@ def test_return_weighting_and_fixed_trajectories():
 
 def _agent(**hp) -> pdt.PDTAgent:
     torch.manual_seed(0)
-    base = {**get_method("PDT").preset, "embed_dim": 8, "n_layer": 1, "n_head": 2,
+    base = {**full_record("PDT"), "embed_dim": 8, "n_layer": 1, "n_head": 2,
             "dropout": 0.0, "embed_dropout": 0.0, "pdt_z_dim": Z, "pdt_prior_samples": 16, **hp}
     return pdt.PDTAgent(base, S, A)
 

@@ -263,6 +263,7 @@ class _MeanQ(RLKind):
     as the target; L_RL = -scale * mean_real mean_i Q_i(s, a*); counts its rounds."""
 
     schema = _MeanQHyperparameters
+    hp: _MeanQHyperparameters
     target_actor = True
 
     def __init__(self, name, agent, hp):
@@ -283,7 +284,7 @@ class _MeanQ(RLKind):
         acts = out.mean if isinstance(out, SquashedGaussian) else out
         q = self.critics["critic"].net(batch["states"], acts, detach_params=True).mean(dim=0)
         stats["meanq_q"] = L.mean_real(q.detach(), batch["mask"])
-        return -self.hp["meanq_scale"] * L.mean_real(q, batch["mask"])
+        return -self.hp.meanq_scale * L.mean_real(q, batch["mask"])
 
     def begin_round(self):
         self.rounds += 1
@@ -311,7 +312,7 @@ def test_a_kind_defined_outside_the_library_trains_through_dt_agent(meanq_kind):
     torch.manual_seed(0)
     hp = _hp("TD3+ODT", rl_kind="meanq", meanq_scale=0.5)
     agent = DTAgent(hp, S, A)
-    assert isinstance(agent.kind, _MeanQ) and agent.kind.hp == {"meanq_scale": 0.5}
+    assert isinstance(agent.kind, _MeanQ) and agent.kind.hp.meanq_scale == 0.5
     critic0 = [p.detach().clone() for p in agent.critic.parameters()]
     actor0 = [p.detach().clone() for p in agent.actor.parameters()]
     seeds = iter(range(100))

@@ -258,65 +258,6 @@ class DTHyperparameters(TrajectoryTransformer):
 
 
 @dataclass(frozen=True, kw_only=True)
-class DTAgentHyperparameters:
-    """The keys the DT agent reads (`odtbench.methods.dt_agent.DTAgent`): a view of a run's
-    `DTHyperparameters`, or built from a mapping of these keys (tests, benchmarks). Each is a
-    field of `DTHyperparameters` of the same type (its bounds live there; a test checks)."""
-
-    embed_dim: int
-    n_layer: int
-    n_head: int
-    dropout: float
-    embed_dropout: float
-    context_len: int
-    stochastic: bool
-    entropy_reg: bool
-    init_temperature: float
-    lr_actor: float
-    weight_decay: float
-    warmup_steps: int
-    grad_clip: float
-    critic_hidden: int
-    critic_layernorm: bool
-    n_critics: int
-    lr_critic: float
-    critic_weight_decay: float
-    gamma: float
-    tau: float
-    policy_noise: float
-    noise_clip: float
-    rl_kind: str
-    actor_update_interval: int
-    actor_optimizer: str = "lamb"
-    train_rtg_constant: float | None = None
-
-    @classmethod
-    def of(cls, values: DTHyperparameters | DTAgentHyperparameters | Mapping[str, Any]
-           ) -> DTAgentHyperparameters:
-        """The agent's keys of a run's typed hyperparameters or of a mapping."""
-        return key_view(cls, values, "DTAgent")
-
-
-V = TypeVar("V")
-
-
-def key_view(view: type[V], values: Any, owner: str) -> V:
-    """The fields of `view` (a dataclass: the keys one component reads) taken from a typed
-    object's attributes or a mapping's keys; a mapping must hold every field without a
-    default (one line naming the missing ones)."""
-    if isinstance(values, view):
-        return values
-    fs = dataclasses.fields(view)  # type: ignore[arg-type]
-    if not isinstance(values, Mapping):
-        return view(**{f.name: getattr(values, f.name) for f in fs})
-    missing = [f.name for f in fs if f.name not in values and f.default is dataclasses.MISSING]
-    if missing:
-        raise OdtbenchError(f"{owner} hyperparameters lack {', '.join(missing)}; build them "
-                            "with odtbench.hyperparameters.resolve.resolve or pass every key")
-    return view(**{f.name: values[f.name] for f in fs if f.name in values})
-
-
-@dataclass(frozen=True, kw_only=True)
 class IQLODTHyperparameters(DTHyperparameters):
     """IQL+ODT (docs/methods/iql-odt.md): expectile V, advantage-weighted DT term."""
 

@@ -42,14 +42,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, cast
 
 import torch
 from torch import Tensor
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
-from odtbench.hyperparameters.schemas import DTAgentHyperparameters, DTHyperparameters
+from odtbench.hyperparameters.schemas import DTHyperparameters, as_schema
 from odtbench.methods.actor_parts import (
     ActorNoise,
     ActorOptimizer,
@@ -60,10 +60,6 @@ from odtbench.methods.nets import DecisionTransformer, DropoutMasks, QEnsemble, 
 from odtbench.methods.optim import FlatParameters, polyak_
 from odtbench.methods.rl_kinds import kind_entry, load_kind
 from odtbench.methods.rl_kinds.base import ACTION_BOUND, Critic, RLKind, frozen_copy
-
-# The keys the agent needs, from its schema (the fields without a default)
-HP_KEYS = tuple(f.name for f in fields(DTAgentHyperparameters) if f.default is MISSING)
-
 
 SPEED_ENV = "ODTBENCH_SPEED"  # the loop's default SpeedOptions, e.g. "bf16,fused_optim"
 SPEED_PATHS = ("reference", "fast")  # a run's `speed` (docs/performance.md)
@@ -136,11 +132,12 @@ class DTAgent(WithActorParts):
 
     def __init__(self, hp: DTHyperparameters | Mapping[str, Any], state_dim: int, act_dim: int,
                  device: str | torch.device = "cpu", speed: SpeedOptions | None = None):
-        # `hp`: a run's typed hyperparameters (RunConfig.typed_as), or a mapping of the agent's
-        # keys and its kind's (tests, benchmarks); the kind reads its own keys from it
-        self.hp = a = DTAgentHyperparameters.of(hp)
-        self.rl_kind = a.rl_kind
+        # `hp`: a run's typed hyperparameters (RunConfig.typed_as), or a complete record of
+        # them (a resolved run's `hyperparameters`: tests, benchmarks), typed here by the
+        # kind's schema; the kind reads its own keys from the same object
+        self.rl_kind = str(hp["rl_kind"] if isinstance(hp, Mapping) else hp.rl_kind)
         kind_cls = cast("type[RLKind]", load_kind(self.rl_kind))
+        self.hp = a = as_schema(hp, kind_cls.schema, f"DTAgent (rl_kind {self.rl_kind!r})")
         kind_cls.check(self.rl_kind, a)
         if kind_entry(self.rl_kind).needs_log_pi and not a.stochastic:
             raise OdtbenchError(f"rl_kind {self.rl_kind!r} needs log pi, i.e. the stochastic "
@@ -170,7 +167,7 @@ class DTAgent(WithActorParts):
 
         # the kind builds its critics after the actor: their initial weights draw from the
         # global generator after the DT's
-        self.kind: RLKind = kind_cls(self.rl_kind, self, hp)
+        self.kind: RLKind = kind_cls(self.rl_kind, self, a)
         self.critics: dict[str, Critic] = self.kind.critics
 
         # foreach=True: multi-tensor kernels, bit-identical to torch's CPU default (a Python

@@ -5,41 +5,21 @@ w = min(exp(A / lambda), max_weight), A = min_i Q_i(s, a) - min_i Q_i(s, a~), a~
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
-
 import torch
 from torch import Tensor
 
-from odtbench.hyperparameters.schemas import (
-    AWACHyperparameters,
-    DTAgentHyperparameters,
-    DTHyperparameters,
-)
+from odtbench.hyperparameters.schemas import AWACHyperparameters, DTHyperparameters
 from odtbench.methods import rl_losses as L
 from odtbench.methods.nets import SquashedGaussian
-from odtbench.methods.rl_kinds.base import Batch, Critic, KindHost, RLKind
-
-
-@dataclass(frozen=True)
-class AWACKeys:
-    """The kind's own keys (its schema's fields beyond the DT family's), as floats."""
-
-    awac_lambda: float
-    awac_max_weight: float
+from odtbench.methods.rl_kinds.base import Batch, Critic, RLKind
 
 
 class AWAC(RLKind):
     schema = AWACHyperparameters
+    hp: AWACHyperparameters
     target_actor = True
 
-    def __init__(self, name: str, agent: KindHost,
-                 hp: DTHyperparameters | Mapping[str, Any]):
-        super().__init__(name, agent, hp)
-        self.own = AWACKeys(**self.hp)
-
-    def build_critics(self, hp: DTAgentHyperparameters) -> dict[str, Critic]:
+    def build_critics(self, hp: DTHyperparameters) -> dict[str, Critic]:
         return {"critic": self.q_critic(hp)}
 
     def critic_loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
@@ -56,7 +36,7 @@ class AWAC(RLKind):
         with torch.no_grad():
             assert isinstance(out, SquashedGaussian)
             adv = self.q_min(states, actions) - self.q_min(states, out.rsample())
-            weights = L.exp_weights(adv, 1.0 / self.own.awac_lambda, self.own.awac_max_weight)
+            weights = L.exp_weights(adv, 1.0 / self.hp.awac_lambda, self.hp.awac_max_weight)
         return L.weighted_log_lik_loss(weights, log_lik, batch["mask"])
 
 

@@ -5,53 +5,32 @@ w = min(exp(A / beta), max_weight), A = G^lambda - V(s). No Q: the diagnostics' 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
-
 import torch
 from torch import Tensor
 
-from odtbench.hyperparameters.schemas import (
-    AWRHyperparameters,
-    DTAgentHyperparameters,
-    DTHyperparameters,
-)
+from odtbench.hyperparameters.schemas import AWRHyperparameters, DTHyperparameters
 from odtbench.methods import rl_losses as L
 from odtbench.methods.nets import SquashedGaussian
-from odtbench.methods.rl_kinds.base import Batch, Critic, KindHost, RLKind
-
-
-@dataclass(frozen=True)
-class AWRKeys:
-    """The kind's own keys (its schema's fields beyond the DT family's), as floats."""
-
-    awr_beta: float
-    awr_max_weight: float
-    awr_lambda: float
+from odtbench.methods.rl_kinds.base import Batch, Critic, RLKind
 
 
 class AWR(RLKind):
     schema = AWRHyperparameters
+    hp: AWRHyperparameters
 
-    def __init__(self, name: str, agent: KindHost,
-                 hp: DTHyperparameters | Mapping[str, Any]):
-        super().__init__(name, agent, hp)
-        self.own = AWRKeys(**self.hp)
-
-    def build_critics(self, hp: DTAgentHyperparameters) -> dict[str, Critic]:
+    def build_critics(self, hp: DTHyperparameters) -> dict[str, Critic]:
         return {"value": self.v_critic(hp)}
 
     def critic_loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        return self.lambda_value_loss(batch, self.own.awr_lambda)
+        return self.lambda_value_loss(batch, self.hp.awr_lambda)
 
     def rl_term(self, batch: Batch, out: Tensor | SquashedGaussian,
                 stats: dict[str, Tensor]) -> Tensor:
         log_lik = self.log_likelihood(out, batch["actions"])
         with torch.no_grad():
-            adv = (self.lambda_targets(batch, self.own.awr_lambda)
+            adv = (self.lambda_targets(batch, self.hp.awr_lambda)
                    - self.v(self.critics["value"].net, batch["states"]))
-            weights = L.exp_weights(adv, 1.0 / self.own.awr_beta, self.own.awr_max_weight)
+            weights = L.exp_weights(adv, 1.0 / self.hp.awr_beta, self.hp.awr_max_weight)
         return L.weighted_log_lik_loss(weights, log_lik, batch["mask"])
 
 

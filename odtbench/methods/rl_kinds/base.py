@@ -12,7 +12,6 @@ internals (and this module needs no import of the agent's).
 from __future__ import annotations
 
 import copy
-import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -20,7 +19,7 @@ import torch
 from torch import Tensor
 
 from odtbench.errors import OdtbenchError
-from odtbench.hyperparameters.schemas import DTAgentHyperparameters, DTHyperparameters
+from odtbench.hyperparameters.schemas import DTHyperparameters, as_schema
 from odtbench.methods import rl_losses as L
 from odtbench.methods.actor_parts import EntropyTemperature
 from odtbench.methods.nets import DecisionTransformer, QEnsemble, SquashedGaussian
@@ -97,8 +96,9 @@ class RLKind:
     state of its own.
 
     Class attributes: `schema`, the typed hyperparameters of its methods
-    (`odtbench.hyperparameters.schemas`; the fields beyond `DTHyperparameters` are its own keys,
-    read as floats into `self.hp`); `target_actor`, whether the agent Polyak-averages its
+    (`odtbench.hyperparameters.schemas`; the fields beyond `DTHyperparameters` are its own keys;
+    `self.hp` is the run's object of that schema, so a kind reads `self.hp.<key>`, typed);
+    `target_actor`, whether the agent Polyak-averages its
     target DT after each actor step; `moves_temperature`, whether the entropy temperature
     steps even where ODT's entropy term is off (SAC).
 
@@ -107,37 +107,25 @@ class RLKind:
     """
 
     is_rl_kind: ClassVar[bool] = True  # what the registry's load_kind checks
-    schema: ClassVar[type] = DTHyperparameters
+    schema: ClassVar[type[DTHyperparameters]] = DTHyperparameters
+    hp: DTHyperparameters  # an instance of `schema` (a kind narrows the annotation to it)
     target_actor: ClassVar[bool] = False
     moves_temperature: ClassVar[bool] = False
 
     def __init__(self, name: str, agent: KindHost,
                  hp: DTHyperparameters | Mapping[str, Any]):
-        """`hp`: the run's typed hyperparameters (an instance of `schema`), or a mapping of the
-        agent's keys and the kind's own (tests, benchmarks)."""
+        """`hp`: the run's typed hyperparameters (an instance of `schema`), or a complete
+        record of them (tests, benchmarks)."""
         self.name, self.agent = name, agent
-        keys = self.own_keys()
-        given = hp if isinstance(hp, Mapping) else {k: getattr(hp, k) for k in keys
-                                                     if hasattr(hp, k)}
-        missing = [k for k in keys if k not in given]
-        if missing:
-            raise OdtbenchError(f"rl_kind {name!r} needs hyperparameters {', '.join(missing)}; "
-                                "build them with odtbench.hyperparameters.resolve.resolve")
-        self.hp = {k: float(given[k]) for k in keys}
-        self.critics: dict[str, Critic] = self.build_critics(DTAgentHyperparameters.of(hp))
+        self.hp = as_schema(hp, self.schema, f"rl_kind {name!r}")
+        self.critics: dict[str, Critic] = self.build_critics(self.hp)
 
     @classmethod
-    def own_keys(cls) -> tuple[str, ...]:
-        """The kind's own hyperparameter keys: its schema's fields beyond the DT family's."""
-        shared = {f.name for f in dataclasses.fields(DTHyperparameters)}
-        return tuple(f.name for f in dataclasses.fields(cls.schema) if f.name not in shared)
-
-    @classmethod
-    def check(cls, name: str, hp: DTAgentHyperparameters) -> None:
+    def check(cls, name: str, hp: DTHyperparameters) -> None:
         """Refuse settings the kind cannot run (one line with the fix), before any network."""
 
     # ------------------------------------------------------------------ to override
-    def build_critics(self, hp: DTAgentHyperparameters) -> dict[str, Critic]:
+    def build_critics(self, hp: DTHyperparameters) -> dict[str, Critic]:
         return {}
 
     def critic_loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
@@ -168,13 +156,13 @@ class RLKind:
         """Restore what `state_dict` saved (`state` is the agent's whole checkpoint entry)."""
 
     # ------------------------------------------------------------------ shared parts
-    def q_critic(self, hp: DTAgentHyperparameters) -> Critic:
+    def q_critic(self, hp: DTHyperparameters) -> Critic:
         """The twin (or single, n_critics) Q critic of docs/methods/dt-family.md §3."""
         a = self.agent
         return Critic(QEnsemble(a.state_dim, a.act_dim, int(hp.n_critics),
                                 int(hp.critic_hidden), bool(hp.critic_layernorm)).to(a.device))
 
-    def v_critic(self, hp: DTAgentHyperparameters) -> Critic:
+    def v_critic(self, hp: DTHyperparameters) -> Critic:
         """V(s): the critic's MLP with no action input, one member."""
         a = self.agent
         return Critic(QEnsemble(a.state_dim, 0, 1, int(hp.critic_hidden),

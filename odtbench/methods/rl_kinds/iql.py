@@ -8,42 +8,21 @@ checkpoints hold the same entries."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
-
 import torch
 from torch import Tensor
 
-from odtbench.hyperparameters.schemas import (
-    DTAgentHyperparameters,
-    DTHyperparameters,
-    IQLODTHyperparameters,
-)
+from odtbench.hyperparameters.schemas import DTHyperparameters, IQLODTHyperparameters
 from odtbench.methods import rl_losses as L
 from odtbench.methods.nets import SquashedGaussian
-from odtbench.methods.rl_kinds.base import Batch, Critic, KindHost, RLKind
-
-
-@dataclass(frozen=True)
-class IQLKeys:
-    """The kind's own keys (its schema's fields beyond the DT family's), as floats."""
-
-    iql_expectile: float
-    iql_temperature: float
-    iql_max_weight: float
+from odtbench.methods.rl_kinds.base import Batch, Critic, RLKind
 
 
 class IQL(RLKind):
     schema = IQLODTHyperparameters
+    hp: IQLODTHyperparameters
     target_actor = True
 
-    def __init__(self, name: str, agent: KindHost,
-                 hp: DTHyperparameters | Mapping[str, Any]):
-        super().__init__(name, agent, hp)
-        self.own = IQLKeys(**self.hp)
-
-    def build_critics(self, hp: DTAgentHyperparameters) -> dict[str, Critic]:
+    def build_critics(self, hp: DTHyperparameters) -> dict[str, Critic]:
         return {"critic": self.q_critic(hp), "value": self.v_critic(hp)}
 
     def critic_loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
@@ -54,7 +33,7 @@ class IQL(RLKind):
         with torch.no_grad():
             q_data = q.target(batch["states"], batch["actions"]).min(dim=0).values
         u = q_data - self.v(v.net, batch["states"])
-        return loss + L.expectile_loss(u, self.own.iql_expectile, batch["mask"]), q_mean
+        return loss + L.expectile_loss(u, self.hp.iql_expectile, batch["mask"]), q_mean
 
     def rl_term(self, batch: Batch, out: Tensor | SquashedGaussian,
                 stats: dict[str, Tensor]) -> Tensor:
@@ -63,7 +42,7 @@ class IQL(RLKind):
         with torch.no_grad():
             adv = (self.critics["critic"].target(states, actions).min(dim=0).values
                    - self.v(self.critics["value"].net, states))
-            weights = L.exp_weights(adv, self.own.iql_temperature, self.own.iql_max_weight)
+            weights = L.exp_weights(adv, self.hp.iql_temperature, self.hp.iql_max_weight)
         return L.weighted_log_lik_loss(weights, log_lik, batch["mask"])
 
 

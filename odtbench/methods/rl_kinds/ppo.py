@@ -8,17 +8,12 @@ pi/pi_old of the actor steps since the last diagnostics row go to diagnostics.cs
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from odtbench.hyperparameters.schemas import (
-    DTAgentHyperparameters,
-    DTHyperparameters,
-    PPOHyperparameters,
-)
+from odtbench.hyperparameters.schemas import DTHyperparameters, PPOHyperparameters
 from odtbench.methods import rl_losses as L
 from odtbench.methods.nets import DecisionTransformer, SquashedGaussian
 from odtbench.methods.rl_kinds.base import Batch, Critic, KindHost, RLKind, frozen_copy
@@ -30,39 +25,31 @@ def _empty_ratio_acc() -> dict[str, Any]:
     return {"sum": 0.0, "max": 0.0, "log_max": 0.0, "n": 0}
 
 
-@dataclass(frozen=True)
-class PPOKeys:
-    """The kind's own keys (its schema's fields beyond the DT family's), as floats."""
-
-    ppo_clip: float
-    ppo_lambda: float
-
-
 class PPO(RLKind):
     schema = PPOHyperparameters
+    hp: PPOHyperparameters
 
     def __init__(self, name: str, agent: KindHost, hp: DTHyperparameters | Mapping[str, Any]):
         super().__init__(name, agent, hp)
-        self.own = PPOKeys(**self.hp)
         # pi_old (rebuilt at each round's start, so not checkpointed) and the ratios' sums
         self.actor_old: DecisionTransformer | None = None
         self._ratio_acc: dict[str, Any] = _empty_ratio_acc()
 
-    def build_critics(self, hp: DTAgentHyperparameters) -> dict[str, Critic]:
+    def build_critics(self, hp: DTHyperparameters) -> dict[str, Critic]:
         return {"value": self.v_critic(hp)}
 
     def critic_loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        return self.lambda_value_loss(batch, self.own.ppo_lambda)
+        return self.lambda_value_loss(batch, self.hp.ppo_lambda)
 
     def rl_term(self, batch: Batch, out: Tensor | SquashedGaussian,
                 stats: dict[str, Tensor]) -> Tensor:
         mask = batch["mask"]
         log_lik = self.log_likelihood(out, batch["actions"])
         with torch.no_grad():
-            adv = (self.lambda_targets(batch, self.own.ppo_lambda)
+            adv = (self.lambda_targets(batch, self.hp.ppo_lambda)
                    - self.v(self.critics["value"].net, batch["states"]))
         old_log_prob = self._old_log_prob(batch, log_lik)
-        rl, _ = L.ppo_clipped_loss(log_lik, old_log_prob, adv, self.own.ppo_clip, mask)
+        rl, _ = L.ppo_clipped_loss(log_lik, old_log_prob, adv, self.hp.ppo_clip, mask)
         # the recorded ratio in float64 from the log-ratio: a float32 ratio overflows at
         # exp(88), and the study's point (Fig. 10) is how large it gets
         log_ratio = (log_lik.detach() - old_log_prob).double().masked_fill(mask == 0, 0.0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from odtbench.hyperparameters.schemas import DTAgentHyperparameters
+from odtbench.hyperparameters.schemas import DTHyperparameters
 from odtbench.methods import rl_losses as L
 from odtbench.methods.nets import SquashedGaussian
 from odtbench.methods.rl_kinds.base import Batch, Critic, RLKind
@@ -19,7 +19,7 @@ class SAC(RLKind):
     target_actor = True
     moves_temperature = True
 
-    def build_critics(self, hp: DTAgentHyperparameters) -> dict[str, Critic]:
+    def build_critics(self, hp: DTHyperparameters) -> dict[str, Critic]:
         return {"critic": self.q_critic(hp)}
 
     def critic_loss(self, batch: Batch) -> tuple[Tensor, Tensor]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from odtbench.hyperparameters.schemas import DTAgentHyperparameters
+from odtbench.hyperparameters.schemas import DTHyperparameters
 from odtbench.methods.nets import SquashedGaussian
 from odtbench.methods.rl_kinds.base import ACTION_BOUND, Batch, Critic, RLKind
 
@@ -17,7 +17,7 @@ from odtbench.methods.rl_kinds.base import ACTION_BOUND, Batch, Critic, RLKind
 class TD3(RLKind):
     target_actor = True
 
-    def build_critics(self, hp: DTAgentHyperparameters) -> dict[str, Critic]:
+    def build_critics(self, hp: DTHyperparameters) -> dict[str, Critic]:
         return {"critic": self.q_critic(hp)}
 
     def critic_loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
