@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from hp_record import full_record  # tests/ is on sys.path (no __init__.py)
 
 from odtbench.errors import OdtbenchError
 from odtbench.hyperparameters.resolve import resolve
@@ -16,7 +17,6 @@ from odtbench.methods import get_method, list_methods
 from odtbench.runfiles.results import validate_run
 from odtbench_baselines import iql, td3bc
 from odtbench_baselines.mlp_loop import MLPRun
-from tests.hp_record import full_record
 
 torch.set_num_threads(1)
 TASK = "mujoco/hopper-random"

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from hp_record import full_record  # tests/ is on sys.path (no __init__.py)
 
 from odtbench.data.trajectories import Trajectory
 from odtbench.methods.dt_agent import DTAgent
@@ -21,7 +22,6 @@ from odtbench.runfiles.diagnostics import (
     pearson,
 )
 from odtbench.runfiles.results import DIAGNOSTIC_COLUMNS
-from tests.hp_record import full_record
 
 torch.set_num_threads(1)
 

@@ -6,11 +6,11 @@ import math
 
 import pytest
 import torch
+from hp_record import full_record  # tests/ is on sys.path (no __init__.py)
 
 from odtbench.errors import OdtbenchError
 from odtbench.methods.dt_agent import DTAgent
 from odtbench.methods.optim import FlatParameters, Lamb, linear_warmup, polyak_
-from tests.hp_record import full_record
 
 torch.set_num_threads(1)
 S, A = 3, 2

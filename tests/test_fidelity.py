@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from hp_record import full_record  # tests/ is on sys.path (no __init__.py)
 
 from odtbench.hyperparameters.resolve import resolve
 from odtbench.methods.dt_agent import DTAgent
 from odtbench.methods.nets import CausalTransformer, DecisionTransformer, SquashedGaussian
-from tests.hp_record import full_record
 
 S, A, K = 3, 2, 4
 # left padding as the sampler makes it: 5 of 12 steps are padding (~42 %)

@@ -8,6 +8,7 @@ import dataclasses
 import math
 
 import pytest
+from test_faults import _one_line, _run  # tests/ is on sys.path (no __init__.py)
 
 from odtbench.errors import OdtbenchError
 from odtbench.hyperparameters.checks import memory_limit_bytes
@@ -21,7 +22,6 @@ from odtbench.hyperparameters.schemas import (
     schema_types,
 )
 from odtbench.methods import get_method, list_methods
-from tests.test_faults import _one_line, _run
 
 TASK = "mujoco/hopper-random"
 HUGE = [("batch_size", "100000000000"), ("embed_dim", "1000000"), ("lr_actor", "1e300"),

@@ -8,10 +8,10 @@ import sys
 
 import pytest
 import torch
+from hp_record import full_record  # tests/ is on sys.path (no __init__.py)
 
 from odtbench.errors import OdtbenchError, UnknownChoiceError
 from odtbench.methods import DTAgent, MethodSpec, get_method, list_methods, register, registry
-from tests.hp_record import full_record
 
 torch.set_num_threads(1)
 S, A, K = 3, 2, 5

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from hp_record import full_record  # tests/ is on sys.path (no __init__.py)
 
 from odtbench.data.trajectories import Trajectory
 from odtbench.errors import OdtbenchError
@@ -17,7 +18,6 @@ from odtbench.hyperparameters.resolve import resolve
 from odtbench.runcore import core as runcore  # the one update counter and its kill hook
 from odtbench.runfiles.results import validate_run
 from odtbench_baselines import pdt, pdt_loop
-from tests.hp_record import full_record
 
 torch.set_num_threads(1)
 TASK = "mujoco/hopper-random"
