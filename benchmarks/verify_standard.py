@@ -77,16 +77,21 @@ def planned() -> dict[str, list]:
 
 
 def summary_table(runs: pd.DataFrame, seeds: list[int]) -> pd.DataFrame:
+    """One row per (dataset, method): each planned seed's final score in seed order ("running"
+    for a started run, "-" for one not started), the finished seeds' mean, min and max."""
     out = []
     for (ds, m), g in runs.groupby(["dataset", "method"], sort=False):
         done = g.dropna(subset=["final"]).sort_values("seed")
-        finals = " / ".join(f"{v:.2f}" for v in done["final"])
-        pending = sorted(set(g["seed"]) - set(done["seed"]))
-        out.append({"dataset": ds, "method": m, "final, seeds " + "/".join(map(str, seeds)): finals
-                    + (f" (seed {', '.join(map(str, pending))} running)" if pending else ""),
+        final = dict(zip(done["seed"], done["final"], strict=True))
+        started = set(g["seed"])
+        cells = [f"{final[s]:.2f}" if s in final else "running" if s in started else "-"
+                 for s in seeds]
+        out.append({"dataset": ds, "method": m, "final, seeds " + "/".join(map(str, seeds)):
+                    " / ".join(cells),
                     "mean": done["final"].mean() if len(done) else float("nan"),
                     "min": done["final"].min() if len(done) else float("nan"),
                     "max": done["final"].max() if len(done) else float("nan"),
+                    "finished": f"{len(done)} of {len(seeds)}",
                     "wall min per run": " / ".join(f"{w:.0f}" for w in done["wall_min"])})
     return pd.DataFrame(out)
 
@@ -102,14 +107,15 @@ def margins(summary: pd.DataFrame) -> list[str]:
         if pd.isna(b["mean"]) or pd.isna(w["mean"]):
             lines.append(f"{ds}: {better} vs {worse}: no finished run of one of them yet")
             continue
-        complete = "running" not in b.iloc[0] + w.iloc[0]
+        complete = all(r["finished"].split(" of ")[0] == r["finished"].split(" of ")[1]
+                       for r in (b, w))
         gap = b["mean"] - w["mean"]
         apart = b["min"] > w["max"]
         ok = gap >= margin and (apart or margin == 0)
         lines.append(f"{ds}: {better} mean {b['mean']:.2f} - {worse} mean {w['mean']:.2f} = "
                      f"{gap:.2f} (bar: >= {margin:g}{', ranges apart' if margin else ''}; "
                      f"ranges {'apart' if apart else 'overlap'}): "
-                     f"{'met' if ok else 'not met'}{'' if complete else ' so far (seeds running)'}")
+                     f"{'met' if ok else 'not met'}{'' if complete else ' so far (not every seed finished)'}")
     return lines
 
 
