@@ -3,10 +3,17 @@ evidence/, tabulate them, check the study's margins, and schedule the measured r
 
     python benchmarks/verify_standard.py collect --runs RUNS_ROOT --to evidence/standard
     python benchmarks/verify_standard.py table --runs evidence/standard [--md F]
+    python benchmarks/verify_standard.py install --runs evidence/standard --into CLONE
 
 RUNS_ROOT is a checkout's `results/runs` (the runs of `snakemake --cores N reports/mujoco.html`
 at the standard scale). `collect` copies each run's config.json, curve.csv, diagnostics.csv and
-summary.json (no checkpoints, no logs), also of unfinished runs (they have no summary.json).
+summary.json (no checkpoints, no logs), also of unfinished runs (they have no summary.json),
+and each finished run's Snakemake benchmark file (`results/benchmarks/...tsv`, the job's
+measured time; the rule `run` declares it an output, so a run without it is run again).
+`install` puts the finished runs back where the workflow keeps them in another checkout
+(CLONE/results/runs/..., CLONE/results/benchmarks/...), after its datasets are built: the
+files are written newer than the datasets' stats, so `snakemake reports/mujoco.html` there
+finds them complete and builds only the report.
 `table` prints, per dataset and method, the final scores of seeds 0-2, their mean and range,
 each run's wall time (the last curve row's wall_time_s), the margins the issue asks for, and
 the wall time of the whole suite on 2 and 8 cores when its runs are scheduled longest first
@@ -36,18 +43,52 @@ MARGINS = (("halfcheetah-random", "TD3+ODT", "ODT", 15.0),
            ("walker2d-random", "TD3+ODT", "ODT", 10.0))
 
 
+def _benchmark(runs_root: Path, run_rel: Path) -> Path:
+    """The Snakemake benchmark file of the run at `run_rel` (<dataset>/<method>/seed<k>)."""
+    return runs_root.parent / "benchmarks" / SCALE / SUITE / run_rel.parent / f"{run_rel.name}.tsv"
+
+
 def collect(runs: Path, dest: Path) -> int:
     root = runs / SCALE / SUITE
     n = 0
     for cfg in sorted(root.glob("*/*/seed*/config.json")):
         src = cfg.parent
-        out = dest / SUITE / src.relative_to(root)
+        rel = src.relative_to(root)
+        out = dest / SUITE / rel
         out.mkdir(parents=True, exist_ok=True)
         for name in RUN_FILES:
             if (src / name).is_file():
                 shutil.copy2(src / name, out / name)
+        bench = _benchmark(runs, rel)
+        if (src / "summary.json").is_file() and bench.is_file():
+            (dest / "benchmarks" / rel.parent).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(bench, dest / "benchmarks" / rel.parent / bench.name)
         n += 1
     print(f"copied {n} runs from {root} to {dest / SUITE}")
+    return 0
+
+
+def install(evidence: Path, clone: Path) -> int:
+    """The finished runs of `evidence` into `clone`'s results/ (see the module docstring)."""
+    stats = clone / "datasets" / "stats" / SCALE / SUITE
+    if not any(stats.glob("*.json")):
+        sys.exit(f"{stats} holds no dataset stats: build the datasets first "
+                 f"(snakemake --cores 2 --until dataset reports/{SUITE}.html in {clone})")
+    n = 0
+    for summary in sorted((evidence / SUITE).glob("*/*/seed*/summary.json")):
+        rel = summary.parent.relative_to(evidence / SUITE)
+        bench = evidence / "benchmarks" / rel.parent / f"{rel.name}.tsv"
+        if not bench.is_file():
+            sys.exit(f"{bench} is missing: collect the run again from its checkout")
+        out = clone / "results" / "runs" / SCALE / SUITE / rel
+        out.mkdir(parents=True, exist_ok=True)
+        for name in RUN_FILES:  # copied, not copy2: written now, newer than the stats
+            shutil.copyfile(summary.parent / name, out / name)
+        target = _benchmark(clone / "results" / "runs", rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(bench, target)
+        n += 1
+    print(f"installed {n} finished runs into {clone / 'results'}")
     return 0
 
 
@@ -133,12 +174,17 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("collect")
     c.add_argument("--runs", type=Path, required=True)
     c.add_argument("--to", type=Path, required=True)
+    i = sub.add_parser("install")
+    i.add_argument("--runs", type=Path, required=True)
+    i.add_argument("--into", type=Path, required=True)
     t = sub.add_parser("table")
     t.add_argument("--runs", type=Path, required=True)
     t.add_argument("--md", type=Path)
     a = p.parse_args(argv)
     if a.cmd == "collect":
         return collect(a.runs, a.to)
+    if a.cmd == "install":
+        return install(a.runs, a.into)
     runs = runs_table(a.runs)
     if runs.empty:
         print("(no runs yet)")
