@@ -81,6 +81,7 @@ def _flatten(state: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: state}
 
 
+@pytest.mark.slow  # four compiles: 110 s of a 323 s `-m "not slow"` run (load 3-4)
 @pytest.mark.parametrize("method", ["TD3+ODT", "DDPG+ODT", "TD3", "ODT"])
 def test_fast_unit_equals_reference_after_20_units(method):
     ref, ref_m = _train(method, "reference")
