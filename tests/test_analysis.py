@@ -117,7 +117,7 @@ def test_compute_aggregates_groups_and_json():
 
 # ----------------------------------------------------------------------------- tables
 
-# The study's Table 1 as paper.md marks it (bold = best final; underlined = > 90 % of best).
+# The study's Table 1 as the paper marks it (bold = best final; underlined = > 90 % of best).
 TABLE1_BOLD = {
     "hopper-medium-v2": "ODT", "hopper-medium-replay-v2": "TD3+BC", "hopper-random-v2": "TD3+ODT",
     "halfcheetah-medium-v2": "TD3+ODT", "halfcheetah-medium-replay-v2": "TD3+ODT",
