@@ -10,6 +10,9 @@ each timed in CPU time of this process (`time.process_time`; 1 thread by default
 time. The fast path's first call (its compile; the inductor cache may be warm or cold, see
 `--cold`) is timed apart. FLOPs of a unit are counted op by op on a fresh eager agent
 (bench_updates.flop_counter), and the fraction of the peak is FLOPs / time / peak.
+The time each path spends inside the matmul kernels (torch's profiler, one more block of
+units per path) gives a bound: no path that runs these matmuls can be faster than the
+reference's time over the fast path's matmul time ("bound" in the table).
 The original implementation is not in this repository, so it is not timed here.
 
     python benchmarks/bench_fastpath.py                         # quick size, TD3+ODT
@@ -68,6 +71,19 @@ def unit_flops(hp: dict[str, Any], device: torch.device, batches: list) -> int:
     return int(counter.get_total_flops())
 
 
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
+
+
+def matmul_ms_per_unit(run: Any, units: int, device: torch.device) -> float:
+    """Self CPU time per unit in the matmul kernels, from torch's profiler over `units` units
+    (CPU only: on a GPU the kernels run asynchronously, so this reads 0 there)."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        run(units)
+        bu._sync(device)
+    us = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in MATMUL_OPS)
+    return us / 1e3 / units
+
+
 def bench(method: str, size: str, device: torch.device, reps: int,
           units: int) -> dict[str, Any]:
     hp = _hp(method, size)
@@ -109,6 +125,8 @@ def bench(method: str, size: str, device: torch.device, reps: int,
             times[path].append((time.process_time() - t_cpu) / units)
             walls[path].append((time.perf_counter() - t_wall) / units)
     peak = statistics.median(peaks)
+    matmul_ms = {path: matmul_ms_per_unit(lambda n, a=agent: run(a, n), units, device)
+                 for path, agent in agents.items()}
     row: dict[str, Any] = {"method": method, "size": size, **SIZES[size], "units_per_rep": units,
                            "reps": reps, "critic_steps_per_unit": d if agents["fast"].uses_critic else 0,
                            "flops_per_unit": flops, "peak_gflops_median": peak, "trial_peaks_gflops": peaks,
@@ -119,7 +137,11 @@ def bench(method: str, size: str, device: torch.device, reps: int,
                      "cpu_ms_per_unit": [1e3 * t for t in times[path]],
                      "wall_ms_per_unit_median": 1e3 * statistics.median(walls[path]),
                      "first_call": first[path],
-                     "fraction_of_peak": flops / med / 1e9 / peak}
+                     "fraction_of_peak": flops / med / 1e9 / peak,
+                     "matmul_ms_per_unit": matmul_ms[path]}
+    # no path that runs these matmuls can beat this: the reference's time over the fast
+    # path's time inside the matmul kernels alone
+    row["speedup_bound_matmuls"] = row["reference"]["cpu_ms_per_unit_median"] / matmul_ms["fast"]
     row["speedup_cpu"] = row["reference"]["cpu_ms_per_unit_median"] / row["fast"]["cpu_ms_per_unit_median"]
     # the fast path's compile, amortised: units after which it has paid for itself
     gain_s = (row["reference"]["cpu_ms_per_unit_median"] - row["fast"]["cpu_ms_per_unit_median"]) / 1e3
@@ -130,15 +152,16 @@ def bench(method: str, size: str, device: torch.device, reps: int,
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| size | method | GFLOP/unit | reference ms | fast ms | speed-up | % peak ref | % peak fast | compile s | break-even units |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| size | method | GFLOP/unit | reference ms | fast ms | speed-up | % peak ref | % peak fast | fast ms in matmuls | bound | compile s | break-even units |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         be = r["break_even_units"]
         lines.append(
             f"| {r['size']} | {r['method']} | {r['flops_per_unit'] / 1e9:.3g} | "
             f"{r['reference']['cpu_ms_per_unit_median']:.2f} | {r['fast']['cpu_ms_per_unit_median']:.2f} | "
             f"{r['speedup_cpu']:.2f}x | {100 * r['reference']['fraction_of_peak']:.0f} % | "
-            f"{100 * r['fast']['fraction_of_peak']:.0f} % | {r['fast_compile_wall_s']:.1f} | "
+            f"{100 * r['fast']['fraction_of_peak']:.0f} % | {r['fast']['matmul_ms_per_unit']:.2f} | "
+            f"{r['speedup_bound_matmuls']:.2f}x | {r['fast_compile_wall_s']:.1f} | "
             f"{'-' if be is None else f'{be:.0f}'} |")
     return "\n".join(lines)
 
