@@ -341,6 +341,10 @@ TOY: dict[str, Any] = {
 # constant RTG input of 1 (the rollout RTG) in every batch instead of the data's RTG.
 _RL_METHOD = (("rl_kind", "!=", "none"), ("rl_coeff", ">", 0))
 TOY_RULES = (
+    # The toy's row again, over every method's preset: a method built for long episodes runs
+    # in the toy's sizes and cadence (PDT's preset would make it a 512-wide, K 20 DT with a
+    # 10K-step warm-up on one-step episodes). The DT family's presets set none of these keys.
+    HpRow(TOY, SRC_TOY),
     HpRow({"stochastic": False, "entropy_reg": False, "grad_clip": 0.0}, SRC_TOY,
           (("rl_kind", "not in", log_pi_kinds),)),
     HpRow({"grad_clip": 0.0}, SRC_TOY, (("rl_kind", "in", log_pi_kinds),)),

@@ -157,6 +157,21 @@ def test_toy_protocol_follows_motivation_py():
     assert not mujoco["fresh_optimizers_online"] and mujoco["train_rtg_constant"] is None
 
 
+def test_every_method_on_the_toy_runs_in_the_toys_sizes():
+    """A method's preset does not override the toy's row (PDT's would give a 512-wide, K 20
+    DT with a 10K-step warm-up on one-step episodes: an hour for a smoke run)."""
+    from odtbench.methods import list_methods
+    from odtbench.tasks import TOY
+
+    for scale in ("quick", "paper"):
+        for m in list_methods():
+            hp = resolve("toy/bandit", m, scale).hyperparameters
+            for k in ("embed_dim", "n_layer", "context_len", "batch_size", "warmup_steps",
+                      "reward_scale"):
+                if k in hp:
+                    assert hp[k] == TOY[k], (m, scale, k, hp[k])
+
+
 def test_constant_rtg_input_ignores_the_batch_rtg():
     torch.manual_seed(0)
     agent = DTAgent(_hp(stochastic=False, entropy_reg=False, rl_kind="td3",
