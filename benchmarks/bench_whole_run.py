@@ -5,12 +5,17 @@ fresh run directory, in turn, each a separate process, timed from outside.
 Per repetition three runs, alternating their order from one repetition to the next:
 `reference`; `fast` on a cold compile cache (a new, empty `TORCHINDUCTOR_CACHE_DIR`); `fast`
 on that cache warm (the same directory right after). Each is timed in wall seconds and in
-the child's CPU seconds (user + sys, `resource.getrusage(RUSAGE_CHILDREN)`), so the compile is
+the child's CPU seconds (user + sys of it and the descendants it reaped, `os.wait4`), so the compile is
 inside the figure. The load average before and after each run is recorded: on a shared
 machine quote the CPU-time ratios, the wall ones move with the load. The final score of each
 run is kept too (the two paths agree to rounding; a run's score is chaotic in its last digits).
 
     python benchmarks/bench_whole_run.py --task mujoco/hopper-random --scale quick --reps 2
+    python benchmarks/bench_whole_run.py --scale standard --reps 1 --together   # a long pair
+
+`--together` starts the reference and the cold fast run at the same time (one core each on an
+otherwise idle 2-core machine), each timed alone: its own CPU seconds (`os.wait4`) and wall
+seconds; no warm run then.
 
 Writes JSON (default benchmarks/out/bench_whole_run.json, an ignored folder), rewritten
 after every run so an interrupted benchmark keeps what it measured, and prints a table.
@@ -21,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -32,26 +36,33 @@ from pathlib import Path
 from typing import Any
 
 
-def _one(args: argparse.Namespace, speed: str, cache: Path, workdir: Path) -> dict[str, Any]:
-    out = workdir / "run"
+def _start(args: argparse.Namespace, speed: str, cache: Path, out: Path) -> dict[str, Any]:
     shutil.rmtree(out, ignore_errors=True)
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "odtbench.cli", "run", "--task", args.task, "--method", args.method,
            "--scale", args.scale, "--seed", str(args.seed), "--out", str(out), "--speed", speed]
-    load0 = os.getloadavg()[0]
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise SystemExit(f"bench_whole_run: {' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-2000:]}")
+    err = open(out.parent / f"{out.name}.stderr", "w")  # noqa: SIM115 (closed in _finish)
+    return {"speed": speed, "out": out, "cmd": cmd, "err": err, "load0": os.getloadavg()[0],
+            "t0": time.perf_counter(),
+            "proc": subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)}
+
+
+def _finish(run: dict[str, Any]) -> dict[str, Any]:
+    """Wait for one started run: its own CPU time (os.wait4: the child and the descendants it
+    reaped), its wall time and its score."""
+    _, status, usage = os.wait4(run["proc"].pid, 0)
+    wall = time.perf_counter() - run["t0"]
+    run["err"].close()
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        tail = Path(run["err"].name).read_text()[-2000:]
+        raise SystemExit(f"bench_whole_run: {' '.join(run['cmd'])} exited {code}:\n{tail}")
+    out = run["out"]
     summary = json.loads((out / "summary.json").read_text())
     config = json.loads((out / "config.json").read_text())
-    return {"speed_asked": speed, "speed_ran": config.get("provenance", {}).get("speed"),
-            "wall_s": wall,
-            "cpu_s": (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime),
-            "load_before": load0, "load_after": os.getloadavg()[0],
+    return {"speed_asked": run["speed"], "speed_ran": config.get("provenance", {}).get("speed"),
+            "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
+            "load_before": run["load0"], "load_after": os.getloadavg()[0],
             "final_score": summary.get("final_score")}
 
 
@@ -78,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", default="quick")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reps", type=int, default=2)
+    p.add_argument("--together", action="store_true",
+                   help="start the reference and the cold fast run at once (half the wall time "
+                   "of a long pair; each still timed alone: its own CPU and wall seconds)")
     p.add_argument("--machine", default="", help="the machine and its load, for the record")
     p.add_argument("--out", type=Path, default=Path("benchmarks/out/bench_whole_run.json"))
     args = p.parse_args(argv)
@@ -87,12 +101,20 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         for rep in range(args.reps):
             cache = work / f"inductor-{rep}"  # empty: the cold run fills it, the warm one reads it
-            plan = [("reference", "reference"), ("fast-cold", "fast"), ("fast-warm", "fast")]
-            # the reference first in even repetitions, last in odd ones; cold always before warm
-            for label, speed in plan if rep % 2 == 0 else plan[1:] + plan[:1]:
-                row = {"rep": rep, "label": label, **_one(args, speed, cache, work)}
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+            if args.together:  # reference and fast-cold at once, under the same load
+                runs = [(label, _start(args, speed, cache if speed == "fast" else work / "unused",
+                                       work / label))
+                        for label, speed in (("reference", "reference"), ("fast-cold", "fast"))]
+                done = [(label, _finish(run)) for label, run in runs]
+            else:
+                plan = [("reference", "reference"), ("fast-cold", "fast"), ("fast-warm", "fast")]
+                # the reference first in even repetitions, last in odd ones; cold before warm
+                order = plan if rep % 2 == 0 else plan[1:] + plan[:1]
+                done = [(label, _finish(_start(args, speed, cache, work / "run")))
+                        for label, speed in order]
+            for label, result in done:
+                rows.append({"rep": rep, "label": label, "together": args.together, **result})
+                print(json.dumps(rows[-1]), flush=True)
                 record = {"task": args.task, "method": args.method, "scale": args.scale,
                           "seed": args.seed, "machine": args.machine, "rows": rows}
                 tmp_out = args.out.with_suffix(".json.tmp")
