@@ -120,10 +120,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if "speed" in inspect.signature(runner).parameters:
         from dataclasses import replace
 
+        from odtbench.fastpath import auto_path
         from odtbench.methods.dt_agent import SPEED_ENV, SpeedOptions
 
-        kwargs["speed"] = replace(SpeedOptions.parse(os.environ.get(SPEED_ENV)), path=args.speed)
-    elif args.speed != "reference":
+        path = auto_path(args.device, cfg.scale) if args.speed == "auto" else args.speed
+        kwargs["speed"] = replace(SpeedOptions.parse(os.environ.get(SPEED_ENV)), path=path)
+    elif args.speed == "fast":
         print(f"odtbench: speed {args.speed}: method {cfg.method!r} has no fast path; running "
               "the reference path", file=sys.stderr)
     out = Path(args.out) if args.out else default_run_dir(cfg.task_key, cfg.method_dir, cfg.scale, cfg.seed)
@@ -434,10 +436,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one hyperparameter (JSON value, else string); repeatable")
     r.add_argument("--device", default="cpu", help="torch device for methods that support it (default cpu)")
-    r.add_argument("--speed", choices=("reference", "fast"), default="reference",
-                   help="update path: reference (eager, the default) or fast (each training "
-                   "unit one compiled function; equal to rounding; TD3+ODT, DDPG+ODT, TD3, "
-                   "ODT; docs/performance.md)")
+    r.add_argument("--speed", choices=("auto", "reference", "fast"), default="auto",
+                   help="update path: reference (eager) or fast (each training unit one "
+                   "compiled function; equal to rounding; TD3+ODT, DDPG+ODT, TD3, ODT); auto "
+                   "(default): fast where it was measured faster per whole run, compile "
+                   "included (the CPU at the standard scale), else reference "
+                   "(docs/performance.md)")
     r.add_argument("--threads", type=_positive_int, default=1, metavar="N",
                    help="torch CPU threads (default 1, as every workflow job; more pays only "
                    "on idle cores with a large DT)")

@@ -120,6 +120,47 @@ def test_kinds_without_a_fast_path_run_the_reference_and_say_so(capsys):
                    "running the reference path"]
 
 
+def test_auto_is_fast_only_where_measured_and_falls_back_without_a_word(capsys):
+    from odtbench.fastpath import auto_path
+
+    assert auto_path("cpu", "standard") == "auto"
+    # quick and smoke: a cold compile outweighs the gain; paper and GPUs: not measured
+    assert auto_path("cpu", "quick") == "reference" == auto_path("cpu", "smoke")
+    assert auto_path("cpu", "paper") == "reference"
+    assert auto_path("cuda", "standard") == "reference"
+    agent = DTAgent(_hp("SAC+ODT"), S, A, speed=SpeedOptions(path="auto"))
+    assert agent.fast is None and capsys.readouterr().err == ""
+    covered = DTAgent(_hp("TD3+ODT"), S, A, speed=SpeedOptions(path="auto"))
+    assert covered.fast is not None  # built here, compiled at its first unit
+
+
+def test_the_cli_default_is_auto(monkeypatch, tmp_path):
+    seen: dict[str, Any] = {}
+
+    def runner(cfg: Any, out_dir: Any, speed: SpeedOptions | None = None) -> dict:
+        seen["path"] = speed.path if speed else None
+        raise SystemExit(0)  # stop before the run begins
+
+    from odtbench.methods import get_method
+
+    class Spec:  # the method's spec with a runner that only records its speed
+        def __init__(self, spec: Any):
+            self.spec = spec
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.spec, name)
+
+        def load_runner(self) -> Any:
+            return runner
+
+    monkeypatch.setattr("odtbench.methods.get_method", lambda name: Spec(get_method(name)))
+    for scale, path in (("standard", "auto"), ("quick", "reference")):
+        with pytest.raises(SystemExit):
+            cli.main(["run", "--task", "mujoco/hopper-random", "--method", "TD3+ODT",
+                      "--seed", "0", "--scale", scale, "--out", str(tmp_path / scale)])
+        assert seen.pop("path") == path
+
+
 # ------------------------------------------------------------------ killed and resumed
 TASK = ["--task", "toy/bandit", "--method", "TD3+ODT", "--seed", "0", "--scale", "smoke",
         "--speed", "fast", "--set", "actor_optimizer=lamb"]  # the toy's Adam has no fast path

@@ -20,6 +20,21 @@ DTAgent = Any
 
 FAST_KINDS = ("td3", "ddpg", "none")
 
+# Where speed "auto" (the default) takes the fast path: (device type, scale) pairs on which a
+# whole run was measured faster with it, a cold compile included (docs/performance.md, "Whole
+# runs": halfcheetah-random TD3+ODT on the CPU). Not at quick: there a cold compile ate the
+# gain (wall 0.98x; warm 1.27x). Elsewhere not measured (a GPU, the paper size), or slower
+# (smoke: the compile outweighs a run of seconds).
+FAST_BY_DEFAULT = frozenset({("cpu", "standard")})
+
+
+def auto_path(device: str, scale: str) -> str:
+    """What speed "auto" means for a run on `device` at `scale`: "auto" (the agent takes the
+    fast path if it has one) where it was measured faster, else "reference"."""
+    import torch
+
+    return "auto" if (torch.device(device).type, scale) in FAST_BY_DEFAULT else "reference"
+
 
 def uncovered_reason(agent: DTAgent) -> str | None:
     """Why `agent` has no fast path (None: it has one)."""
@@ -32,10 +47,13 @@ def uncovered_reason(agent: DTAgent) -> str | None:
     return None
 
 
-def fast_unit_for(agent: DTAgent) -> FastUnit | None:
-    """The agent's compiled unit, or None (after one line on stderr) where it has none."""
+def fast_unit_for(agent: DTAgent, quiet: bool = False) -> FastUnit | None:
+    """The agent's compiled unit, or None where it has none (after one line on stderr, unless
+    `quiet`: speed "auto" falls back without a word)."""
     why = uncovered_reason(agent)
     if why is not None:
+        if quiet:
+            return None
         print(f"odtbench: speed fast: {why}; running the reference path", file=sys.stderr,
               flush=True)
         return None
@@ -44,4 +62,4 @@ def fast_unit_for(agent: DTAgent) -> FastUnit | None:
     return FastUnit(agent)
 
 
-__all__ = ["FAST_KINDS", "fast_unit_for", "uncovered_reason"]
+__all__ = ["FAST_BY_DEFAULT", "FAST_KINDS", "auto_path", "fast_unit_for", "uncovered_reason"]

@@ -62,7 +62,7 @@ from odtbench.methods.rl_kinds import kind_entry, load_kind
 from odtbench.methods.rl_kinds.base import ACTION_BOUND, Critic, RLKind, frozen_copy
 
 SPEED_ENV = "ODTBENCH_SPEED"  # the loop's default SpeedOptions, e.g. "bf16,fused_optim"
-SPEED_PATHS = ("reference", "fast")  # a run's `speed` (docs/performance.md)
+SPEED_PATHS = ("reference", "fast", "auto")  # a run's `speed` (docs/performance.md)
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,10 @@ class SpeedOptions:
     path: "reference" (this module's eager update, readable and the equivalence tests'
       yardstick) or "fast" (`odtbench.fastpath`: each training unit one compiled function,
       equal to the reference to float32 rounding; the DT methods with rl_kind td3, ddpg or
-      none, the others keep the reference path). Recorded in config.json as `speed`.
+      none, the others keep the reference path and say so), or "auto" (fast where the agent
+      has it, else reference without a word; the CLI passes it where the fast path was
+      measured faster per whole run, `odtbench.fastpath.auto_path`). config.json records the
+      path that ran as `speed`.
     bf16: bf16 autocast around the DT (trunk, embeddings, heads); the critic, the losses and
       every optimiser stay fp32.
     fused_optim: fused AdamW/Adam kernels for the critic and the temperature (LAMB is already
@@ -185,10 +188,10 @@ class DTAgent(WithActorParts):
         # speed "fast": the compiled units of odtbench.fastpath (None where the kind or the
         # options have none; the reference path then runs and the agent's log says so)
         self.fast: Any = None
-        if self.speed.path == "fast":
+        if self.speed.path in ("fast", "auto"):
             from odtbench.fastpath import fast_unit_for
 
-            self.fast = fast_unit_for(self)
+            self.fast = fast_unit_for(self, quiet=self.speed.path == "auto")
 
     def reset_optimizers(self) -> None:
         """Fresh optimiser and warm-up states for actor, critic and temperature (also what

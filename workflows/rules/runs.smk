@@ -23,7 +23,7 @@ rule run:
         # a resource, not a param: moving to another device must not re-run finished runs
         device=lambda wc: checked_device(),
         # likewise the update path (reference | fast): equal to rounding, not a new run
-        speed=config.get("speed", "reference"),
+        speed=config.get("speed", "auto"),
     params:
         hyperparameters=lambda wc: resolved_hyperparameters(
             wc.scale, wc.suite, wc.dataset, wc.method
