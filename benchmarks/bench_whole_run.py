@@ -47,23 +47,30 @@ def _start(args: argparse.Namespace, speed: str, cache: Path, out: Path) -> dict
             "proc": subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)}
 
 
-def _finish(run: dict[str, Any]) -> dict[str, Any]:
-    """Wait for one started run: its own CPU time (os.wait4: the child and the descendants it
-    reaped), its wall time and its score."""
-    _, status, usage = os.wait4(run["proc"].pid, 0)
-    wall = time.perf_counter() - run["t0"]
-    run["err"].close()
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        tail = Path(run["err"].name).read_text()[-2000:]
-        raise SystemExit(f"bench_whole_run: {' '.join(run['cmd'])} exited {code}:\n{tail}")
-    out = run["out"]
-    summary = json.loads((out / "summary.json").read_text())
-    config = json.loads((out / "config.json").read_text())
-    return {"speed_asked": run["speed"], "speed_ran": config.get("provenance", {}).get("speed"),
-            "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
-            "load_before": run["load0"], "load_after": os.getloadavg()[0],
-            "final_score": summary.get("final_score")}
+def _finish(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Wait for started runs in the order they end: each one's own CPU time (os.wait4: the
+    child and the descendants it reaped), its wall time and its score; in `runs`' order."""
+    by_pid = {run["proc"].pid: run for run in runs}
+    while any("result" not in run for run in runs):
+        pid, status, usage = os.wait4(-1, 0)
+        run = by_pid.get(pid)
+        if run is None:
+            continue
+        wall = time.perf_counter() - run["t0"]
+        run["err"].close()
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            tail = Path(run["err"].name).read_text()[-2000:]
+            raise SystemExit(f"bench_whole_run: {' '.join(run['cmd'])} exited {code}:\n{tail}")
+        out = run["out"]
+        summary = json.loads((out / "summary.json").read_text())
+        config = json.loads((out / "config.json").read_text())
+        run["result"] = {"speed_asked": run["speed"],
+                         "speed_ran": config.get("provenance", {}).get("speed"),
+                         "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
+                         "load_before": run["load0"], "load_after": os.getloadavg()[0],
+                         "final_score": summary.get("final_score")}
+    return [run["result"] for run in runs]
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -102,15 +109,16 @@ def main(argv: list[str] | None = None) -> int:
         for rep in range(args.reps):
             cache = work / f"inductor-{rep}"  # empty: the cold run fills it, the warm one reads it
             if args.together:  # reference and fast-cold at once, under the same load
-                runs = [(label, _start(args, speed, cache if speed == "fast" else work / "unused",
-                                       work / label))
-                        for label, speed in (("reference", "reference"), ("fast-cold", "fast"))]
-                done = [(label, _finish(run)) for label, run in runs]
+                labels = ("reference", "fast-cold")
+                runs = [_start(args, speed, cache if speed == "fast" else work / "unused",
+                               work / label)
+                        for label, speed in zip(labels, ("reference", "fast"), strict=True)]
+                done = list(zip(labels, _finish(runs), strict=True))
             else:
                 plan = [("reference", "reference"), ("fast-cold", "fast"), ("fast-warm", "fast")]
                 # the reference first in even repetitions, last in odd ones; cold before warm
                 order = plan if rep % 2 == 0 else plan[1:] + plan[:1]
-                done = [(label, _finish(_start(args, speed, cache, work / "run")))
+                done = [(label, _finish([_start(args, speed, cache, work / "run")])[0])
                         for label, speed in order]
             for label, result in done:
                 rows.append({"rep": rep, "label": label, "together": args.together, **result})
