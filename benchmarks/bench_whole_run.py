@@ -108,14 +108,11 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         for rep in range(args.reps):
             cache = work / f"inductor-{rep}"  # empty: the cold run fills it, the warm one reads it
+            plan = [("reference", "reference"), ("fast-cold", "fast"), ("fast-warm", "fast")]
             if args.together:  # reference and fast-cold at once, under the same load
-                labels = ("reference", "fast-cold")
-                runs = [_start(args, speed, cache if speed == "fast" else work / "unused",
-                               work / label)
-                        for label, speed in zip(labels, ("reference", "fast"), strict=True)]
-                done = list(zip(labels, _finish(runs), strict=True))
+                runs = [_start(args, speed, cache, work / label) for label, speed in plan[:2]]
+                done = [(label, result) for (label, _), result in zip(plan[:2], _finish(runs), strict=True)]
             else:
-                plan = [("reference", "reference"), ("fast-cold", "fast"), ("fast-warm", "fast")]
                 # the reference first in even repetitions, last in odd ones; cold before warm
                 order = plan if rep % 2 == 0 else plan[1:] + plan[:1]
                 done = [(label, _finish([_start(args, speed, cache, work / "run")])[0])

@@ -329,14 +329,15 @@ TOY: dict[str, Any] = {
     "eval_rtg": 1.0, "online_rtg": 1.0, "reward_scale": 1.0,
     "expl_noise": 0.1, "max_episode_len": 1, "actor_update_interval": 1,
     "checkpoint_every_updates": 100,
-    # motivation.py creates fresh Adam optimisers after pretraining, for every method
+    # the authors' toy creates fresh Adam optimisers after pretraining, for every method
+    # (docs/toy.md)
     "fresh_optimizers_online": True,
 }
 # The rules, after the method's presets. The study's toy actors are all deterministic with
 # tiny uniform exploration noise; its "ODT" is plain RTG-conditioned regression (App. F.2.1,
-# motivation.py). A kind whose RL term needs log pi keeps its stochastic head.
+# docs/toy.md). A kind whose RL term needs log pi keeps its stochastic head.
 # In the toy the study weights the supervised term 0.02 against the full Q term, and its RL
-# methods pretrain with that loss already (DDPG: -Q; ODT+DDPG: 0.02 MSE - Q; motivation.py).
+# methods pretrain with that loss already (DDPG: -Q; ODT+DDPG: 0.02 MSE - Q; docs/toy.md).
 # The RL-only method is the study's DDPG panel: no supervised term, and its actor is pi(1), a
 # constant RTG input of 1 (the rollout RTG) in every batch instead of the data's RTG.
 _RL_METHOD = (("rl_kind", "!=", "none"), ("rl_coeff", ">", 0))

@@ -14,7 +14,7 @@ import numpy as np
 from odtbench.data.trajectories import Trajectory
 
 ENV_ID = "odtbench/ToyBandit-v0"
-DATASET_SEED = 59  # the authors' seed (motivation.py)
+DATASET_SEED = 59  # the authors' seed (docs/toy.md)
 STATE = np.ones(1, dtype=np.float32)  # the single state
 
 

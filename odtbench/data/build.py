@@ -29,7 +29,7 @@ from odtbench.tasks import Task, get_task
 
 INFO_FILE = "odtbench_dataset.json"
 TOY_DATASET_ID = "odtbench/toy/bandit-v0"
-TOY_SEED = 59  # the authors' seed for the toy data (motivation.py)
+TOY_SEED = 59  # the authors' seed for the toy data (docs/toy.md)
 BEHAVIOUR_DIR = ".odtbench-behaviour"  # hidden: Minari skips hidden dirs when listing
 
 # (task, scale, datasets root, progress) -> (trajectories, recipe info, description, algorithm)

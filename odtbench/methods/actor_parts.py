@@ -19,13 +19,14 @@ from odtbench.methods.nets import DropoutMasks
 from odtbench.methods.optim import Lamb, adam, linear_warmup
 
 ACTOR_OPTIMIZERS = ("lamb", "adam")
-TEMPERATURE_LR = 1e-4  # Adam, betas (0.9, 0.999): fixed in the authors' code (§2)
+TEMPERATURE_LR = 1e-4  # Adam, betas (0.9, 0.999): fixed in the authors' code
+# (docs/methods/dt-family.md §2)
 
 
 class ActorOptimizer:
     """LAMB (weight decay on every tensor, per-tensor trust ratio) or Adam (the study's toy),
     a linear LR warm-up that continues across phases, and a global grad-norm clip before
-    each step (§4).
+    each step (docs/methods/dt-family.md §4).
 
     `segments`: the tensor lengths of a flat parameter (`FlatParameters.sizes`), so LAMB's
     trust ratio stays per tensor. `keep_grads`: zero gradients in place instead of setting
@@ -47,8 +48,8 @@ class ActorOptimizer:
             self.opt = adam(self.params, float(lr), kernel=adam_kernel,
                             weight_decay=float(weight_decay))
         elif kind == "lamb":
-            # LAMB's own global clip at 1.0 is a no-op after a grad-norm clip at <= 1.0 (§4:
-            # the divisor is exactly 1), so it is skipped.
+            # LAMB's own global clip at 1.0 is a no-op after a grad-norm clip at <= 1.0 (the
+            # divisor is exactly 1; docs/methods/dt-family.md §4), so it is skipped.
             redundant = 0 < self.grad_clip <= Lamb.DEFAULT_MAX_GRAD_NORM
             self.opt = Lamb(self.params, lr=float(lr), weight_decay=float(weight_decay),
                             max_grad_norm=None if redundant else Lamb.DEFAULT_MAX_GRAD_NORM,
@@ -70,7 +71,7 @@ class ActorOptimizer:
 class EntropyTemperature:
     """ODT's entropy temperature T = exp(log T): a standalone scalar with its own Adam, moved
     by loss_T = T * sg(H - H_target) with H_target = -act_dim, which lowers T while the
-    policy's entropy H exceeds the target (§2)."""
+    policy's entropy H exceeds the target (docs/methods/dt-family.md §2)."""
 
     def __init__(self, init_temperature: float, act_dim: int,
                  device: str | torch.device = "cpu", adam_kernel: str = "default"):

@@ -185,8 +185,9 @@ class DTAgent(WithActorParts):
         constant = a.train_rtg_constant
         self.train_rtg_constant = None if constant is None else float(constant)
 
-        # speed "fast": the compiled units of odtbench.fastpath (None where the kind or the
-        # options have none; the reference path then runs and the agent's log says so)
+        # speed "fast" / "auto": the compiled units of odtbench.fastpath (None where the kind
+        # or the options have none; the reference path then runs, under "fast" with a line
+        # saying so)
         self.fast: Any = None
         if self.speed.path in ("fast", "auto"):
             from odtbench.fastpath import fast_unit_for

@@ -22,7 +22,7 @@ rule run:
         gpu=0 if config["device"] == "cpu" else 1,
         # a resource, not a param: moving to another device must not re-run finished runs
         device=lambda wc: checked_device(),
-        # likewise the update path (reference | fast): equal to rounding, not a new run
+        # likewise the update path (auto | reference | fast): equal to rounding, not a new run
         speed=config.get("speed", "auto"),
     params:
         hyperparameters=lambda wc: resolved_hyperparameters(
