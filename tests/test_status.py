@@ -96,9 +96,12 @@ def test_states_progress_scores_and_workflow_eta(tmp_path: Path, monkeypatch, ca
               for r in workflow_status(config, "smoke", ["toy"], tmp_path, now, table_path=None)}
     assert states[("ODT", 2)] == "running"
     (tmp_path / ".snakemake/locks/0.input.lock").unlink()
-    states = {(r.method, r.seed): r.state
-              for r in workflow_status(config, "smoke", ["toy"], tmp_path, now, table_path=None)}
-    assert states[("ODT", 2)] == "failed"
+    # no Snakemake, the job log ending in progress (no error): killed from outside, resumable
+    ended = {(r.method, r.seed): r for r in workflow_status(config, "smoke", ["toy"], tmp_path, now,
+                                                            table_path=None)}
+    assert ended[("ODT", 2)].state == "stopped"
+    assert "resumes it from its checkpoint" in ended[("ODT", 2)].detail
+    assert ended[("TD3+ODT", 0)].state == "failed"  # its job log ends in an error
 
     monkeypatch.chdir(tmp_path)
     assert cli.main(["status", "--suite", "toy"]) == 0

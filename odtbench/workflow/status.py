@@ -11,9 +11,12 @@ from a database:
     interrupted           no summary; the run was stopped by Ctrl-C or SIGTERM: its log.txt
                           ends with an `interrupted` line (odtbench.runcore), or its job log
                           with `odtbench: interrupted`. Re-running resumes it.
-    failed                no summary, logs older than that: the job stopped (an error, a
-                          kill); the last line of its job log says why. Re-running the
-                          workflow resumes it from its checkpoint.
+    failed                no summary, logs older than that, the job log ending in an error
+                          (its last line, shown). Re-running the workflow resumes it from its
+                          checkpoint.
+    stopped               no summary, logs older than that, no error in them: killed from
+                          outside (SIGKILL, out of memory, the session or machine ended).
+                          Re-running resumes it from its checkpoint.
     not started           no log.txt yet
 
 Progress and the last score are the latest `progress` and `eval` lines of log.txt.
@@ -59,7 +62,9 @@ _EVAL = re.compile(r"^(?P<ts>\S+ \S+) eval (?P<phase>\S+) .*score=(?P<score>-?[\
 # written by odtbench.runcore.core (INTERRUPTED_PREFIX) when a run stops on SIGINT / SIGTERM
 _INTERRUPTED = re.compile(r"^(?P<ts>\S+ \S+) interrupted\b ?(?P<rest>.*)$")
 _RESUMED = re.compile(r"^(?P<ts>\S+ \S+) resumed from checkpoint")
-STATES = ("complete", "running", "interrupted", "diverged", "failed", "not started")
+STATES = ("complete", "running", "interrupted", "stopped", "diverged", "failed", "not started")
+_KILLED = ("killed without an error in its log (SIGKILL, out of memory, the session ended); "
+           "re-running resumes it from its checkpoint")
 
 
 @dataclass
@@ -295,7 +300,8 @@ def run_status(config: dict, scale: str, suite: str, dataset: str, method: str, 
             rs.state, rs.detail = "interrupted", "before it began; re-running starts it"
         elif job_log.is_file() and (now - job_log.stat().st_mtime >= STALE_S
                                     or not _snakemake_active(root)):
-            rs.state, rs.detail = "failed", last or "stopped before it began"
+            rs.state, rs.detail = ("failed", last) if last else (
+                "stopped", "killed before it began; re-running starts it")
         elif job_log.is_file():
             rs.state, rs.detail = "running", "starting"
     else:
@@ -313,10 +319,10 @@ def run_status(config: dict, scale: str, suite: str, dataset: str, method: str, 
         elif alive:
             rs.state = "running"
             rs.detail = "" if interrupted_at is None else "resuming"
+        elif last and LINE_PREFIX not in last:  # a job log ending in anything but progress
+            rs.state, rs.detail = "failed", last
         else:
-            rs.state = "failed"
-            rs.detail = last if last and LINE_PREFIX not in last else \
-                "stopped; re-running resumes it from its checkpoint"
+            rs.state, rs.detail = "stopped", _KILLED
     sources = [t for t in (
         _peer_times(root, scale, suite, dataset, method, "finished runs"),
         table.get((scale, suite, dataset, method)),
@@ -359,7 +365,7 @@ def format_status(runs: list[RunStatus], scale: str, jobs: int | None) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     for r in runs:
-        if r.state in ("failed", "diverged", "interrupted") and r.detail:
+        if r.state in ("failed", "diverged", "interrupted", "stopped") and r.detail:
             lines.append(f"{r.state}: {r.suite}/{r.dataset} {r.method} seed {r.seed}: {r.detail}")
     n_jobs = jobs or max(counts["running"], 1)
     summary = (f"{len(runs)} planned runs at scale {scale}: "
