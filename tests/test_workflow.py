@@ -131,7 +131,7 @@ def test_the_main_command_plans_the_standard_mujoco_suite(tmp_path):
     runs = _run_outputs(res.stdout)
     parts = [r.split("/") for r in runs]  # results/runs/<scale>/<suite>/<dataset>/<method>/seed<k>
     assert {p[2] for p in parts} == {"standard"}
-    assert {p[4] for p in parts} == {"halfcheetah-random", "walker2d-random"}
+    assert {p[4] for p in parts} == {"halfcheetah-random", "halfcheetah-medium-replay"}
     assert {p[5] for p in parts} == {"TD3+BC", "IQL", "ODT", "PDT", "TD3", "DDPG+ODT", "TD3+ODT",
                                      "TD3-scratch"}
     assert {p[6] for p in parts} == {"seed0", "seed1", "seed2"} and len(runs) == 2 * 8 * 3
