@@ -40,6 +40,9 @@ RUN_FILES = ("config.json", "curve.csv", "diagnostics.csv", "summary.json")
 # (dataset, better, worse, margin): the issue's bars; a margin also needs the seeds' ranges apart
 MARGINS = (("halfcheetah-random", "TD3+ODT", "ODT", 15.0),
            ("halfcheetah-random", "TD3", "ODT", 0.0),
+           # the second dataset's bar; walker2d-random was the second until its verification
+           # (docs/scales.md), its bar kept so the table still says it was not met
+           ("halfcheetah-medium-replay", "TD3+ODT", "ODT", 10.0),
            ("walker2d-random", "TD3+ODT", "ODT", 10.0))
 
 
