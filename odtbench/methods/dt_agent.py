@@ -9,21 +9,23 @@ Polyak steps, `act`, the policy delay) and calls its kind. The study's ablations
 App. C) are the kinds 'sac' (SAC+ODT, SAC: twin soft critics), 'iql' (IQL+ODT: twin Q +
 expectile V), 'awac' (twin Q), 'awr' and 'ppo' (a V critic on TD(lambda) targets).
 
-Where this code follows the authors' code rather than the paper's text (section numbers refer
-to docs/methods/dt-family.md; its §8 is the full ledger):
+Where this code follows the authors' code rather than the paper's text (each "dt-family §N"
+is a section of docs/methods/dt-family.md; its §8 is the full ledger):
 - Critic loss: mask-weighted squared error averaged over all B*K entries, so padded entries
-  count in the denominator (§3); the paper writes a plain sum over t.
-- Actor losses average over real (non-padded) positions only, not over T_train (§2, §4);
-  the stochastic head's entropy term averages over all positions, padding included (§2).
+  count in the denominator (dt-family §3); the paper writes a plain sum over t.
+- Actor losses average over real (non-padded) positions only, not over T_train (dt-family §2,
+  §4); the stochastic head's entropy term averages over all positions, padding included
+  (dt-family §2).
 - The target DT's next actions come from the segment shifted by one step with an all-ones
-  padding mask (§3), not from a separately built "next-state context" z_t.
-- Target actions are clamped to +-(1-1e-6) before and after the smoothing noise (§3).
+  padding mask (dt-family §3), not from a separately built "next-state context" z_t.
+- Target actions are clamped to +-(1-1e-6) before and after the smoothing noise (dt-family §3).
 - Actor optimiser: LAMB (weight decay on every tensor + trust ratio) with a 10k-step linear
   warm-up that continues across phases, grad-norm clip 0.25; critic: AdamW with weight decay
-  0.01 (§3, §4); the paper names LAMB only and no critic optimiser.
+  0.01 (dt-family §3, §4); the paper names LAMB only and no critic optimiser.
 - Both targets are Polyak-updated after every actor step (not every critic step), and are
-  hard-reset at the offline->online switch via `reset_targets` (§4, §5).
-- With the stochastic head, L_RL uses tanh(mu) and critic targets use a sample (§3, §4).
+  hard-reset at the offline->online switch via `reset_targets` (dt-family §4, §5).
+- With the stochastic head, L_RL uses tanh(mu) and critic targets use a sample (dt-family §3,
+  §4).
 - DDPG+ODT is not in the authors' code; it is built as TD3 with a single
   critic, no target smoothing and actor update interval 1 (the interval is the loop's).
 Two deliberate deviations that change nothing numerically:
