@@ -75,11 +75,16 @@ def install(evidence: Path, clone: Path) -> int:
     """The finished runs of `evidence` into `clone`'s results/ (see the module docstring)."""
     stats = clone / "datasets" / "stats" / SCALE / SUITE
     if not any(stats.glob("*.json")):
-        sys.exit(f"{stats} holds no dataset stats: build the datasets first "
-                 f"(snakemake --cores 2 --until dataset reports/{SUITE}.html in {clone})")
+        sys.exit(f"{stats} holds no dataset stats: build the datasets first (in {clone}: "
+                 f"snakemake --cores 2 {stats.relative_to(clone)}/<dataset>.json for each "
+                 "dataset of the report)")
     n = 0
+    skipped: set[str] = set()
     for summary in sorted((evidence / SUITE).glob("*/*/seed*/summary.json")):
         rel = summary.parent.relative_to(evidence / SUITE)
+        if not (stats / f"{rel.parts[0]}.json").is_file():  # a dataset outside the clone's plan
+            skipped.add(rel.parts[0])
+            continue
         bench = evidence / "benchmarks" / rel.parent / f"{rel.name}.tsv"
         if not bench.is_file():
             sys.exit(f"{bench} is missing: collect the run again from its checkout")
@@ -92,6 +97,8 @@ def install(evidence: Path, clone: Path) -> int:
         shutil.copyfile(bench, target)
         n += 1
     print(f"installed {n} finished runs into {clone / 'results'}")
+    for name in sorted(skipped):
+        print(f"skipped {name}: no {stats / name}.json in the clone (build it to install its runs)")
     return 0
 
 
