@@ -111,11 +111,12 @@ def runs_table(root: Path) -> pd.DataFrame:
         curve = pd.read_csv(d / "curve.csv")
         summary = d / "summary.json"
         final = json.loads(summary.read_text())["final_score"] if summary.is_file() else None
+        last = curve.iloc[-1] if len(curve) else None  # no evaluation yet: a run just started
         rows.append({"dataset": d.parent.parent.name, "method": d.parent.name,
                      "seed": int(d.name.removeprefix("seed")), "final": final,
-                     "transitions": int(curve["online_transitions"].iloc[-1]),
-                     "last_score": float(curve["score_mean"].iloc[-1]),
-                     "wall_min": float(curve["wall_time_s"].iloc[-1]) / 60})
+                     "transitions": 0 if last is None else int(last["online_transitions"]),
+                     "last_score": None if last is None else float(last["score_mean"]),
+                     "wall_min": 0.0 if last is None else float(last["wall_time_s"]) / 60})
     return pd.DataFrame(rows)
 
 
@@ -128,14 +129,14 @@ def planned() -> dict[str, list]:
 
 
 def summary_table(runs: pd.DataFrame, seeds: list[int]) -> pd.DataFrame:
-    """One row per (dataset, method): each planned seed's final score in seed order ("running"
+    """One row per (dataset, method): each planned seed's final score in seed order ("unfinished"
     for a started run, "-" for one not started), the finished seeds' mean, min and max."""
     out = []
     for (ds, m), g in runs.groupby(["dataset", "method"], sort=False):
         done = g.dropna(subset=["final"]).sort_values("seed")
         final = dict(zip(done["seed"], done["final"], strict=True))
         started = set(g["seed"])
-        cells = [f"{final[s]:.2f}" if s in final else "running" if s in started else "-"
+        cells = [f"{final[s]:.2f}" if s in final else "unfinished" if s in started else "-"
                  for s in seeds]
         out.append({"dataset": ds, "method": m, "final, seeds " + "/".join(map(str, seeds)):
                     " / ".join(cells),
@@ -203,13 +204,17 @@ def main(argv: list[str] | None = None) -> int:
     summary = summary_table(runs, plan["seeds"])
     parts = [summary.to_markdown(index=False, floatfmt=".2f"), ""]
     parts += [f"- {line}" for line in margins(summary)]
-    done = runs.dropna(subset=["final"])
     for r in runs[runs["final"].isna()].itertuples():
-        parts.append(f"- running: {r.dataset} {r.method} seed {r.seed} at {r.transitions:,} "
-                     f"transitions, last score {r.last_score:.2f}, {r.wall_min:.0f} min so far")
+        score = "no evaluation yet" if pd.isna(r.last_score) else f"last score {r.last_score:.2f}"
+        parts.append(f"- unfinished: {r.dataset} {r.method} seed {r.seed} at {r.transitions:,} "
+                     f"transitions, {score}, {r.wall_min:.0f} min so far")
+    in_plan = runs["dataset"].isin(plan["datasets"]) & runs["method"].isin(plan["methods"])
+    done = runs[in_plan].dropna(subset=["final"])
+    others = len(runs[~in_plan].dropna(subset=["final"]))
     n_planned = len(plan["datasets"]) * len(plan["methods"]) * len(plan["seeds"])
-    parts += ["", f"{len(done)} of {n_planned} planned runs finished; their wall times sum to "
-              f"{done['wall_min'].sum() / 60:.1f} h of one core."]
+    parts += ["", f"{len(done)} of {n_planned} planned runs finished"
+              + (f" (and {others} of datasets outside the plan)" if others else "")
+              + f"; their wall times sum to {done['wall_min'].sum() / 60:.1f} h of one core."]
     if len(done) == n_planned:
         for cores in (2, 8):
             parts.append(f"- the whole suite on {cores} cores, longest first: "
