@@ -312,7 +312,7 @@ def _reference_fields(domain: str, name: str) -> dict[str, Any]:
 
 
 # ---- the toy (docs/toy.md): its row, its rules and its probe ---------------------------
-SRC_TOY = "toy preset (paper App. F.2.1 / motivation.py, adapted to the DT agent: docs/toy.md)"
+SRC_TOY = "toy preset (paper App. F.2.1, adapted to the DT agent: docs/toy.md)"
 # The study's toy uses 2x128 MLPs, Adam lr 1e-3, batch 32, 20 pretraining steps, 16 online
 # epochs of 64 rollouts each trained for one pass over the growing dataset, RTG 1,
 # exploration noise of width 0.01. Here the same protocol drives the suite's DT agent.

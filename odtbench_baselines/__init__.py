@@ -168,7 +168,7 @@ MLP_SCALES: dict[str, dict[str, Any]] = {
               "mlp_pretrain_eval_every": 10, "mlp_eval_every": 40, "mlp_checkpoint_every": 10},
 }
 
-# TD3+BC: Fujimoto & Gu 2021, official code defaults (TD3_BC/main.py)
+# TD3+BC: Fujimoto & Gu 2021, official code defaults (docs/methods/td3-bc.md)
 TD3BC_PRESET: dict[str, Any] = {
     **MLP_COMMON,
     "td3bc_alpha": 2.5, "td3bc_normalize_states": True,
@@ -177,7 +177,7 @@ TD3BC_PRESET: dict[str, Any] = {
     "td3bc_expl_noise": 0.1,  # online only: TD3's (Fujimoto et al. 2018) exploration default
 }
 
-# IQL: Kostrikov et al. 2022, hyperparameter table + official configs (mujoco_config.py)
+# IQL: Kostrikov et al. 2022, hyperparameter table + official configs (docs/methods/iql.md)
 IQL_PRESET: dict[str, Any] = {
     **MLP_COMMON,
     "iql_expectile": 0.7, "iql_temperature": 3.0,  # MuJoCo
@@ -187,20 +187,20 @@ IQL_PRESET: dict[str, Any] = {
     # (docs/fidelity.md)
     "iql_actor_schedule": "cosine", "iql_max_weight": 100.0,
     "iql_dropout": 0.0,  # actor MLP dropout (official: none on MuJoCo and AntMaze)
-    "mlp_replay_size": 1_000_000,  # train_finetune.py: a 1M-transition FIFO
+    "mlp_replay_size": 1_000_000,  # official finetuning: a 1M-transition FIFO (docs/fidelity.md)
     "iql_log_std_min": -5.0, "iql_log_std_max": 2.0,
     "iql_normalize_rewards": True, "iql_scale_online_rewards": False,
 }
 IQL_SUITES: dict[str, dict[str, Any]] = {
-    # antmaze_finetune_config.py: tau 0.9, beta 10, no learning-rate decay when finetuning
+    # official AntMaze finetuning config: tau 0.9, beta 10, no learning-rate decay (docs/methods/iql.md)
     "antmaze": {"iql_expectile": 0.9, "iql_temperature": 10.0, "iql_actor_schedule": "constant"},
     # paper: kitchen/adroit row; the official Adroit/kitchen config's actor dropout 0.1
     "adroit": {"iql_expectile": 0.7, "iql_temperature": 0.5, "iql_dropout": 0.1},
 }
 
-# TD3-scratch: Fujimoto et al. 2018, the published code's defaults (github.com/sfujim/TD3,
-# main.py / TD3.py); the mlp_* sizes are the MLP protocol's, without its pretraining keys
-TD3_CODE = "TD3 published code (Fujimoto et al. 2018; sfujim/TD3 main.py, TD3.py)"
+# TD3-scratch: Fujimoto et al. 2018, the published code's defaults (docs/methods/td3-scratch.md);
+# the mlp_* sizes are the MLP protocol's, without its pretraining keys
+TD3_CODE = "TD3 published code (Fujimoto et al. 2018; docs/methods/td3-scratch.md)"
 _OFFLINE_ONLY = ("mlp_pretrain_steps", "mlp_pretrain_eval_every")
 TD3_SCRATCH_PRESET: dict[str, Any] = {
     **{k: v for k, v in MLP_COMMON.items() if k not in _OFFLINE_ONLY},

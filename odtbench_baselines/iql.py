@@ -14,7 +14,7 @@ twin critic (`odtbench.agents.td3.TwinCritic`); the policy is N(tanh(f(s)), diag
 a state-independent log sigma clipped to [-5, 2]; Adam 3e-4 everywhere, the actor's learning
 rate on a cosine decay to 0. Nets keep PyTorch's default init (the JAX code uses orthogonal).
 
-Offline-to-online details (official `train_finetune.py`):
+Offline-to-online details (the official finetuning script; docs/methods/iql.md):
 - MuJoCo rewards (hopper, halfcheetah, walker2d only; not ant) are scaled by
   1000 / (max - min episode return) of the offline data. That script scales only the offline
   data; online rewards enter unscaled. `iql_scale_online_rewards` (False = the code) applies
@@ -53,7 +53,7 @@ from odtbench.methods.optim import adam, polyak_
 from odtbench_baselines import IQL_SCHEDULES, IQLHyperparameters
 from odtbench_baselines.mlp_loop import MLPMethod, Preprocessing, run_mlp
 
-# train_finetune.py normalises the rewards of these locomotion domains only.
+# The official finetuning script (docs/methods/iql.md) normalises the rewards of these locomotion domains only.
 REWARD_NORM_DOMAINS = ("hopper", "halfcheetah", "walker2d")
 SCHEDULES = IQL_SCHEDULES  # the schema's choices (odtbench_baselines.IQLHyperparameters)
 
@@ -169,7 +169,7 @@ class IQLAgent:
                 "critic_loss": critic_loss.item(), "q_mean": q[0].mean().item()}
 
     def explore(self, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """A policy sample, clipped to the action box (train_finetune.py)."""
+        """A policy sample, clipped to the action box (as the official finetuning script)."""
         with torch.no_grad():
             mean, log_std = self.actor(torch.as_tensor(obs, dtype=torch.float32))
         a = mean.numpy() + np.exp(log_std.numpy()) * rng.standard_normal(mean.shape)

@@ -23,7 +23,7 @@ from odtbench.hyperparameters.schemas import (
 )
 
 # The authors' code defaults and paper Tab. 8 (docs/methods/dt-family.md §6).
-SRC_CODE = "authors' code get_args.py (docs/methods/dt-family.md §6)"
+SRC_CODE = "authors' code defaults (docs/methods/dt-family.md §6)"
 DEFAULTS: dict[str, Any] = {
     # Decision transformer (Tab. 8: 512/4/4, dropout 0.1, ReLU, no positional embedding)
     "embed_dim": 512, "n_layer": 4, "n_head": 4, "dropout": 0.1, "embed_dropout": 0.1,
@@ -53,7 +53,7 @@ DEFAULTS: dict[str, Any] = {
     "fresh_optimizers_online": False, "train_rtg_constant": None,
 }
 
-# Defaults whose source is not get_args.py (docs/fidelity.md).
+# Defaults whose source is not the authors' code defaults (docs/fidelity.md).
 DEFAULT_SOURCES: dict[str, str] = {
     "embed_dropout": "authors' GPT-2 config: embd_pdrop never set, HF default 0.1 "
                      "(docs/fidelity.md)",
