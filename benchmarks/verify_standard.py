@@ -17,7 +17,8 @@ finds them complete and builds only the report.
 `table` prints, per dataset and method, the final scores of seeds 0-2, their mean and range,
 each run's wall time (the last curve row's wall_time_s), the margins the issue asks for, and
 the wall time of the whole suite on 2 and 8 cores when its runs are scheduled longest first
-from the measured per-run times (an estimate from measurements: Snakemake's own order may
+from the measured per-run times, once from every run's and once from each dataset x method's
+fastest seed (an estimate from measurements: Snakemake's own order may
 differ).
 """
 
@@ -216,9 +217,15 @@ def main(argv: list[str] | None = None) -> int:
               + (f" (and {others} of datasets outside the plan)" if others else "")
               + f"; their wall times sum to {done['wall_min'].sum() / 60:.1f} h of one core."]
     if len(done) == n_planned:
+        # Every seed of a dataset x method does the same work (fixed episode length, updates
+        # and budget), so its fastest seed is the time on an otherwise idle core; the measured
+        # times include the runs that shared the cores with other work (an upper bound).
+        fastest = done.groupby(["dataset", "method"])["wall_min"].transform("min")
         for cores in (2, 8):
             parts.append(f"- the whole suite on {cores} cores, longest first: "
-                         f"{schedule(list(done['wall_min']), cores) / 60:.1f} h")
+                         f"{schedule(list(fastest), cores) / 60:.1f} h from each dataset x "
+                         f"method's fastest seed, {schedule(list(done['wall_min']), cores) / 60:.1f}"
+                         " h from every run's measured time")
     text = "\n".join(parts)
     if a.md:
         a.md.write_text(text + "\n")
